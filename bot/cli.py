@@ -1,0 +1,102 @@
+"""Command-line modes: console, serve, socket, simulator, history."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from bot.config import REQUIRED, ConfigError, load_settings
+from bot.core.policy import PolicyError
+
+MODES = {
+    "console": "play the Slack side in this terminal (embedded Uplynk simulator by default)",
+    "serve": "Slack's HTTP endpoint: POST /slack/events, GET /healthz on $PORT",
+    "socket": "Slack Socket Mode (needs SLACK_APP_TOKEN)",
+    "simulator": "the Uplynk API emulator alone on a port",
+    "history": "export the operation log (audit trail) as JSON lines",
+}
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(
+        prog="python -m bot",
+        description="addtolib: add Uplynk assets to a library from Slack, with preview and undo.",
+    )
+    modes = root.add_subparsers(dest="mode", metavar="MODE")
+    for name, help_text in MODES.items():
+        modes.add_parser(name, help=help_text, description=help_text, add_help=False)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args, rest = parser().parse_known_args(argv[:1])
+    rest = argv[1:]
+    if args.mode is None:
+        parser().print_help()
+        return 2
+    try:
+        return RUNNERS[args.mode](rest)
+    except (ConfigError, PolicyError) as exc:
+        print(f"addtolib: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def run_serve(argv: list[str]) -> int:
+    options = argparse.ArgumentParser(prog="python -m bot serve")
+    options.add_argument("--port", type=int, help="default: $PORT or 3000")
+    args = options.parse_args(argv)
+    from bot.server import start_http
+
+    settings = load_settings(require=REQUIRED["serve"])
+    start_http(settings, port=args.port or settings.port)
+    return 0
+
+
+def run_socket(argv: list[str]) -> int:
+    argparse.ArgumentParser(prog="python -m bot socket").parse_args(argv)
+    from bot.server import start_socket_mode
+
+    start_socket_mode(load_settings(require=REQUIRED["socket"]))
+    return 0
+
+
+def run_simulator(argv: list[str]) -> int:
+    from bot.simulator.server import main as simulator_main
+
+    return simulator_main(argv)
+
+
+def run_console(argv: list[str]) -> int:
+    from bot.console.main import main as console_main
+
+    return console_main(argv)
+
+
+def run_history(argv: list[str]) -> int:
+    options = argparse.ArgumentParser(
+        prog="python -m bot history", description="Export operations as JSON lines, newest first."
+    )
+    options.add_argument("--user", help="only this Slack user id's operations")
+    options.add_argument("--library", help="only this library id")
+    options.add_argument("--limit", type=int, default=1000)
+    args = options.parse_args(argv)
+    from bot.core.store import OperationStore
+
+    store = OperationStore(load_settings().database_url)
+    store.create_schema()
+    for operation in store.recent(user_id=args.user, library_id=args.library, limit=args.limit):
+        print(json.dumps(operation.to_dict(), default=str))
+    return 0
+
+
+RUNNERS = {
+    "serve": run_serve,
+    "socket": run_socket,
+    "simulator": run_simulator,
+    "console": run_console,
+    "history": run_history,
+}

@@ -1,0 +1,100 @@
+"""Settings read from the environment (and a .env file), with one-line errors for missing ones."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, fields
+
+from dotenv import load_dotenv
+
+DEMO_UPLYNK_USER_ID = "5a1c0ffee5a1c0ffee5a1c0ffee5a1c0"
+DEMO_UPLYNK_API_KEY = "demo-api-key-not-a-secret"
+
+
+class ConfigError(Exception):
+    """A configuration problem, phrased as one line for the operator."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob of the bot; see .env.example for what each one means."""
+
+    slack_bot_token: str | None = None
+    slack_signing_secret: str | None = None
+    slack_app_token: str | None = None
+    slack_api_url: str = "https://slack.com/api/"
+    uplynk_user_id: str | None = None
+    uplynk_api_key: str | None = None
+    uplynk_api_url: str = "https://services.uplynk.com"
+    uplynk_batch_size: int = 100
+    database_url: str = "sqlite:///addtolib.db"
+    policy_path: str = "policy.toml"
+    notify_channel: str | None = None
+    max_assets: int = 5000
+    confirm_ttl: int = 900
+    undo_window: int = 86400
+    workers: int = 32
+    lease_seconds: int = 60
+    port: int = 3000
+
+
+# Settings field -> environment variable.
+ENV_NAMES = {
+    "slack_bot_token": "SLACK_BOT_TOKEN",
+    "slack_signing_secret": "SLACK_SIGNING_SECRET",
+    "slack_app_token": "SLACK_APP_TOKEN",
+    "slack_api_url": "SLACK_API_URL",
+    "uplynk_user_id": "UPLYNK_USER_ID",
+    "uplynk_api_key": "UPLYNK_API_KEY",
+    "uplynk_api_url": "UPLYNK_API_URL",
+    "uplynk_batch_size": "UPLYNK_BATCH_SIZE",
+    "database_url": "DATABASE_URL",
+    "policy_path": "ADDTOLIB_POLICY",
+    "notify_channel": "ADDTOLIB_NOTIFY_CHANNEL",
+    "max_assets": "ADDTOLIB_MAX_ASSETS",
+    "confirm_ttl": "ADDTOLIB_CONFIRM_TTL",
+    "undo_window": "ADDTOLIB_UNDO_WINDOW",
+    "workers": "ADDTOLIB_WORKERS",
+    "lease_seconds": "ADDTOLIB_LEASE_SECONDS",
+    "port": "PORT",
+}
+
+# What each run mode cannot start without.
+REQUIRED = {
+    "serve": ("slack_bot_token", "slack_signing_secret", "uplynk_user_id", "uplynk_api_key"),
+    "socket": ("slack_bot_token", "slack_app_token", "uplynk_user_id", "uplynk_api_key"),
+}
+
+
+def load_settings(
+    env: Mapping[str, str] | None = None,
+    require: Iterable[str] = (),
+    dotenv: bool = True,
+) -> Settings:
+    """Build Settings from `env` (default: os.environ after loading .env); raise ConfigError."""
+    if env is None:
+        if dotenv:
+            load_dotenv(override=False)
+        env = os.environ
+    values: dict[str, object] = {}
+    for field in fields(Settings):
+        name = ENV_NAMES[field.name]
+        raw = env.get(name, "").strip()
+        if not raw:
+            continue
+        if field.type == "int":
+            try:
+                number = int(raw)
+            except ValueError:
+                raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+            if number <= 0:
+                raise ConfigError(f"{name} must be greater than zero, got {number}")
+            values[field.name] = number
+        else:
+            values[field.name] = raw
+    settings = Settings(**values)
+    for field_name in require:
+        if not getattr(settings, field_name):
+            raise ConfigError(f"missing required environment variable {ENV_NAMES[field_name]}")
+    return settings

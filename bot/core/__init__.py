@@ -1,0 +1,1 @@
+"""Plain, Slack-free logic: command parsing, permission policy, operation store, workflow."""

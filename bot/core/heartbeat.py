@@ -1,0 +1,59 @@
+"""Keeps this process's running operations alive in the store and sweeps up abandoned ones."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import timedelta
+
+from bot.core.store import Operation
+from bot.core.workflow import Workflow
+
+log = logging.getLogger(__name__)
+
+
+class Heartbeat:
+    """A lease: a running operation is touched every lease/4 s by the process running it.
+
+    One left untouched for a whole lease belongs to a process that died; any instance's sweep
+    marks it interrupted (a compare-and-set, so exactly one instance reports it).
+    """
+
+    def __init__(
+        self,
+        workflow: Workflow,
+        lease_seconds: float,
+        on_interrupted: Callable[[list[Operation]], None],
+    ):
+        self.workflow = workflow
+        self.lease = timedelta(seconds=lease_seconds)
+        self.on_interrupted = on_interrupted
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="addtolib-heartbeat", daemon=True)
+
+    def start(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def beat(self) -> list[Operation]:
+        """Touch our running operations, then sweep; returns the ones found abandoned."""
+        for operation_id in self.workflow.running_here():
+            self.workflow.store.update(operation_id)
+        found = self.workflow.recover(idle_for=self.lease)
+        if found:
+            self.on_interrupted(found)
+        return found
+
+    def _run(self) -> None:
+        interval = self.lease.total_seconds() / 4
+        while True:
+            try:
+                self.beat()
+            except Exception:
+                log.exception("heartbeat failed; will try again")
+            if self._stop.wait(interval):
+                return

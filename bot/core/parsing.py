@@ -1,0 +1,323 @@
+"""Turn the text of an `/addtolib` slash command into a command object (SPEC 2)."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+__all__ = [
+    "USAGE",
+    "AddCommand",
+    "Command",
+    "HelpCommand",
+    "HistoryCommand",
+    "LibraryRef",
+    "ParseError",
+    "parse_command",
+]
+
+USAGE = (
+    "*Usage*\n"
+    "• `/addtolib LIBRARY ASSET [ASSET ...]`: add assets to a library. LIBRARY is a library id"
+    " or its name (quote a name with spaces); assets are ids or links to them, separated by"
+    " spaces, commas, semicolons or new lines.\n"
+    "• `/addtolib help`: this message, and the libraries you may add to.\n"
+    "• `/addtolib history [LIBRARY]`: your recent operations.\n"
+    "*Examples*\n"
+    '• `/addtolib "Marketing Library" 7a08bca2 41ee4f5a`\n'
+    "• `/addtolib 8b69f969c65e481385281331520cf1e2 7a08bca2, 41ee4f5a`\n"
+    "• `/addtolib help`\n"
+    "• `/addtolib history`"
+)
+
+_USAGE_HINT = (
+    "Usage: `/addtolib LIBRARY ASSET [ASSET ...]`,"
+    ' e.g. `/addtolib "Marketing Library" 7a08bca2 41ee4f5a`'
+)
+
+MIN_ID_LENGTH = 8
+MAX_ID_LENGTH = 32
+MAX_NAME_LENGTH = 256
+MAX_SHOWN_TOKENS = 10
+MAX_SHOWN_TOKEN_LENGTH = 40
+
+# Zero-width characters often come along when ids are pasted from web pages or documents.
+_SEP_CHARS = r"\s,;\u200b\u2060\ufeff"
+_SEPARATORS = re.compile(f"[{_SEP_CHARS}]+")
+# A Slack-formatted link may carry a label with spaces (`<https://...|my label>`), so it is
+# one token; anything else runs to the next separator.
+_TOKEN = re.compile(f"<[^<>]*>|[^{_SEP_CHARS}]+")
+_HEX_ID = re.compile(f"[0-9a-fA-F]{{{MIN_ID_LENGTH},{MAX_ID_LENGTH}}}")
+_HEX32 = re.compile(r"[0-9a-fA-F]{32}")
+_HEX32_IN_TEXT = re.compile(r"(?<![0-9a-fA-F])[0-9a-fA-F]{32}(?![0-9a-fA-F])")
+_HEX32_SEGMENT = re.compile(r"([0-9a-fA-F]{32})(?:\.\w+)?")
+_URL_LIKE = re.compile(r"^(?:[a-zA-Z][a-zA-Z0-9+.-]*://|www\.)")
+
+# Each opening quote may be closed by any quote of its family, so that “Name" or "Name”
+# (a Slack client's autocorrect touching only one side) still work.
+_DOUBLE_QUOTES = '"“”'
+_SINGLE_QUOTES = "'‘’"
+_QUOTE_FAMILY = {q: _DOUBLE_QUOTES for q in _DOUBLE_QUOTES} | {
+    q: _SINGLE_QUOTES for q in _SINGLE_QUOTES
+}
+
+# Slack escapes these three characters in the text of a slash command.
+_SLACK_ENTITIES = (("&lt;", "<"), ("&gt;", ">"), ("&amp;", "&"))
+
+
+class ParseError(ValueError):
+    """The command text is malformed; `.message` is fit to show the user (Slack mrkdwn)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass(frozen=True)
+class HelpCommand:
+    """`/addtolib help` or `/addtolib` with no text."""
+
+
+@dataclass(frozen=True)
+class HistoryCommand:
+    """`/addtolib history [LIBRARY]`; `library` is a lowercased id, a name, or None."""
+
+    library: str | None = None
+
+
+@dataclass(frozen=True)
+class LibraryRef:
+    """A library given by id (lowercased) or by name: exactly one of the two is set."""
+
+    id: str | None = None
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        if (self.id is None) == (self.name is None):
+            raise ValueError("LibraryRef needs exactly one of id and name")
+
+
+@dataclass(frozen=True)
+class AddCommand:
+    """`/addtolib LIBRARY ASSET...`: distinct asset ids in the order given, and the duplicates."""
+
+    library: LibraryRef
+    asset_ids: tuple[str, ...]
+    duplicates: tuple[str, ...] = ()
+
+
+Command = HelpCommand | HistoryCommand | AddCommand
+
+
+def parse_command(text: str, max_assets: int = 5000) -> Command:
+    """Parse the slash command text; raises only ParseError."""
+    text = _strip(text or "")
+    if not text:
+        return HelpCommand()
+    first_word = _first_word(text)
+    if first_word.lower() == "help":
+        return HelpCommand()
+    if first_word.lower() == "history":
+        return _parse_history(text[len(first_word) :])
+    library, rest = _parse_library(text)
+    asset_ids, duplicates = _parse_assets(rest, library, max_assets)
+    return AddCommand(library=library, asset_ids=asset_ids, duplicates=duplicates)
+
+
+_NON_SPACE_SEPARATORS = ",;\u200b\u2060\ufeff"
+
+
+def _strip(text: str) -> str:
+    """Remove separators at both ends (str.strip() and re's \\s agree on what is a space)."""
+    while True:
+        stripped = text.strip().strip(_NON_SPACE_SEPARATORS)
+        if stripped == text:
+            return text
+        text = stripped
+
+
+def _first_word(text: str) -> str:
+    return _SEPARATORS.split(text, maxsplit=1)[0]
+
+
+def _parse_history(rest: str) -> HistoryCommand:
+    rest = _strip(rest)
+    if not rest:
+        return HistoryCommand(library=None)
+    library, extra = _parse_library(rest)
+    extra = _strip(extra)
+    if extra:
+        raise ParseError(
+            f"`history` takes at most one library, but there is more after it: "
+            f"{_show(extra)}. Quote a library name that has spaces, "
+            'e.g. `/addtolib history "Marketing Library"`.'
+        )
+    return HistoryCommand(library=library.id if library.id is not None else library.name)
+
+
+def _parse_library(text: str) -> tuple[LibraryRef, str]:
+    """Split `text` into the library (first token, maybe quoted) and the rest."""
+    if text[0] in _QUOTE_FAMILY:
+        name, rest = _split_quoted(text)
+        return LibraryRef(name=_clean_name(name)), rest
+    token = _TOKEN.match(text)  # text is stripped, so this matches; guard anyway
+    if token is None:
+        raise ParseError(f"The command must start with a library id or name. {_USAGE_HINT}")
+    word, rest = token.group(), text[token.end() :]
+    return _library_from_word(word), rest
+
+
+def _split_quoted(text: str) -> tuple[str, str]:
+    opening, family = text[0], _QUOTE_FAMILY[text[0]]
+    closing_positions = [i for i in range(1, len(text)) if text[i] in family]
+    if not closing_positions:
+        raise ParseError(
+            f"The library name's quote is not closed: {_show(text)}. "
+            f"Put the name between quotes, e.g. `{opening}Marketing Library{opening}`."
+        )
+    # Prefer a quote that ends a word, so that an apostrophe inside ('Bob's Library') is kept.
+    ending = [i for i in closing_positions if i + 1 == len(text) or _is_separator(text[i + 1])]
+    end = (ending or closing_positions)[0]
+    return text[1:end], text[end + 1 :]
+
+
+def _is_separator(char: str) -> bool:
+    return _SEPARATORS.fullmatch(char) is not None
+
+
+def _clean_name(name: str) -> str:
+    for entity, char in _SLACK_ENTITIES:
+        name = name.replace(entity, char)
+    name = " ".join(name.split())
+    if not name:
+        raise ParseError(f"The library name is empty. {_USAGE_HINT}")
+    if len(name) > MAX_NAME_LENGTH:
+        raise ParseError(
+            f"The library name is too long ({len(name)} characters; at most {MAX_NAME_LENGTH})."
+            " Did you forget to close its quote?"
+        )
+    if any(unicodedata.category(c) == "Cc" for c in name):
+        raise ParseError(f"The library name {_show(name)} contains control characters.")
+    return name
+
+
+def _library_from_word(word: str) -> LibraryRef:
+    if _HEX32.fullmatch(word):
+        return LibraryRef(id=word.lower())
+    if word.startswith("<") or _URL_LIKE.match(word):
+        library_id = _id_from_link(_link_target(word))
+        if library_id is None:
+            raise ParseError(
+                f"The command must start with a library id or name, not {_show(word)}. "
+                + _USAGE_HINT
+            )
+        return LibraryRef(id=library_id)
+    if _HEX_ID.fullmatch(word):
+        raise ParseError(
+            f"{_show(word)} looks like an asset id, but the first word must be the library "
+            "(its 32-character id or its name). If it really is a library's name, quote it. "
+            + _USAGE_HINT
+        )
+    return LibraryRef(name=_clean_name(word))
+
+
+def _parse_assets(
+    text: str, library: LibraryRef, max_assets: int
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    ids: dict[str, None] = {}  # insertion-ordered set
+    duplicates: dict[str, None] = {}
+    not_ids: list[str] = []
+    links_without_id: list[str] = []
+    for token in _TOKEN.findall(text):
+        if token.startswith("<") or _URL_LIKE.match(token):
+            asset_id = _id_from_link(_link_target(token))
+            if asset_id is None:
+                links_without_id.append(token)
+                continue
+        elif _HEX_ID.fullmatch(token):
+            asset_id = token.lower()
+        else:
+            not_ids.append(token)
+            continue
+        if asset_id in ids:
+            duplicates[asset_id] = None
+        else:
+            ids[asset_id] = None
+    _check_bad_tokens(not_ids, links_without_id)
+    if not ids:
+        shown = _show(library.id or library.name or "")
+        raise ParseError(f"No asset ids given for library {shown}. {_USAGE_HINT}")
+    if len(ids) > max_assets:
+        raise ParseError(
+            f"Too many assets: {len(ids)} distinct ids, but at most {max_assets} may be added "
+            "in one command. Split them into several commands."
+        )
+    return tuple(ids), tuple(duplicates)
+
+
+def _check_bad_tokens(not_ids: list[str], links_without_id: list[str]) -> None:
+    problems = []
+    if not_ids:
+        problems.append(
+            f"{_plural(len(not_ids), 'is not an asset id', 'are not asset ids')}: "
+            f"{_show_list(not_ids)}. An asset id is hexadecimal, {MIN_ID_LENGTH} to "
+            f"{MAX_ID_LENGTH} characters."
+        )
+    if links_without_id:
+        problems.append(
+            f"{_plural(len(links_without_id), 'link has', 'links have')} no 32-character asset "
+            f"id in {_plural(len(links_without_id), 'it', 'them', bare=True)}: "
+            f"{_show_list(links_without_id)}."
+        )
+    if problems:
+        raise ParseError(" ".join(problems) + " Nothing was added.")
+
+
+def _plural(count: int, one: str, many: str, bare: bool = False) -> str:
+    word = one if count == 1 else many
+    return word if bare else (f"This {word}" if count == 1 else f"These {count} {word}")
+
+
+def _link_target(token: str) -> str:
+    """The URL of a Slack link token (`<url>` or `<url|label>`), or a bare URL unchanged."""
+    if token.startswith("<"):
+        token = token[1:].removesuffix(">")
+        token = token.split("|", 1)[0]
+    return token
+
+
+def _id_from_link(url: str) -> str | None:
+    """The asset id in a link: its last path (or fragment) segment that is a 32-hex id, else
+    the last 32-hex id anywhere in it."""
+    base, _, fragment = url.partition("#")
+    segments = base.partition("?")[0].split("/") + fragment.partition("?")[0].split("/")
+    for segment in reversed(segments):
+        match = _HEX32_SEGMENT.fullmatch(segment)
+        if match:
+            return match.group(1).lower()
+    found = _HEX32_IN_TEXT.findall(url)
+    return found[-1].lower() if found else None
+
+
+def _show_list(tokens: list[str]) -> str:
+    shown = ", ".join(_show(t) for t in tokens[:MAX_SHOWN_TOKENS])
+    hidden = len(tokens) - MAX_SHOWN_TOKENS
+    return f"{shown} and {hidden} more" if hidden > 0 else shown
+
+
+def _show(token: str) -> str:
+    """A user-supplied token, made safe and short for a Slack mrkdwn code span."""
+    for entity, char in _SLACK_ENTITIES:
+        token = token.replace(entity, char)
+    if len(token) > MAX_SHOWN_TOKEN_LENGTH:
+        token = token[: MAX_SHOWN_TOKEN_LENGTH - 1] + "…"
+    token = "".join(_escape_invisible(c) for c in token)
+    token = token.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return "`" + token.replace("`", "'") + "`"
+
+
+def _escape_invisible(char: str) -> str:
+    if unicodedata.category(char) not in ("Cc", "Cf", "Cs", "Zl", "Zp"):
+        return char
+    return f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}"

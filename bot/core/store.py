@@ -1,0 +1,520 @@
+"""The operations table (SPEC 5): SQLAlchemy Core storage with compare-and-set state changes."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import threading
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Index,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    create_engine,
+    event,
+    select,
+)
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.pool import StaticPool
+
+__all__ = [
+    "ACTIVE",
+    "STATES",
+    "TERMINAL",
+    "Operation",
+    "OperationStore",
+    "metadata",
+    "normalize_url",
+    "operations",
+]
+
+#: Every state an operation can be in. The normal path is
+#: pending -> confirmed -> running -> done | partial | failed.
+STATES: tuple[str, ...] = (
+    "pending",
+    "confirmed",
+    "running",
+    "done",
+    "partial",
+    "failed",
+    "cancelled",
+    "expired",
+    "denied",
+    "undone",
+    "interrupted",
+)
+
+#: States in which nothing is in progress. Some still allow a follow-up action that
+#: starts a new transition (done -> undone, partial/failed/interrupted -> running on retry).
+TERMINAL: frozenset[str] = frozenset(
+    {"done", "partial", "failed", "cancelled", "expired", "denied", "undone", "interrupted"}
+)
+
+#: States in which an operation is waiting for a click or being executed.
+ACTIVE: frozenset[str] = frozenset(STATES) - TERMINAL
+
+_ID_RE = re.compile(r"^[0-9a-f]{32}$")
+
+# Timestamps set automatically by transition() unless the caller passes them.
+_CONFIRMED_AT_STATES = frozenset({"confirmed"})
+_FINISHED_AT_STATES = TERMINAL - {"undone"}
+_UNDONE_AT_STATES = frozenset({"undone"})
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator):
+    """A timezone-aware UTC datetime on every backend (SQLite stores naive UTC)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if not isinstance(value, datetime):
+            raise TypeError(f"expected a datetime, got {type(value).__name__}")
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        value = value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            # SQLite has no time zones: store naive UTC so that strings compare in order.
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: Any, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+metadata = MetaData()
+
+operations = Table(
+    "operations",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("state", String(16), nullable=False, index=True),
+    Column("team_id", String(64), nullable=True),
+    Column("channel_id", String(64), nullable=True),
+    Column("user_id", String(64), nullable=False),
+    Column("library_id", String(64), nullable=True),
+    Column("library_name", Text, nullable=True),
+    Column("requested_ids", JSON, nullable=False, default=list),
+    Column("new_ids", JSON, nullable=False, default=list),
+    Column("present_ids", JSON, nullable=False, default=list),
+    Column("missing_ids", JSON, nullable=False, default=list),
+    Column("added_ids", JSON, nullable=False, default=list),
+    Column("failed_ids", JSON, nullable=False, default=list),
+    Column("removed_ids", JSON, nullable=False, default=list),
+    Column("outcome", JSON, nullable=False, default=dict),
+    Column("errors", JSON, nullable=False, default=list),
+    Column("response_url", Text, nullable=True),
+    Column("summary_channel", String(64), nullable=True),
+    Column("summary_ts", String(32), nullable=True),
+    Column("notify_channel", String(64), nullable=True),
+    Column("notify_ts", String(32), nullable=True),
+    Column("confirmed_by", String(64), nullable=True),
+    Column("undone_by", String(64), nullable=True),
+    Column("denial_reason", Text, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("confirmed_at", UTCDateTime, nullable=True),
+    Column("finished_at", UTCDateTime, nullable=True),
+    Column("undone_at", UTCDateTime, nullable=True),
+    Index("ix_operations_user_created", "user_id", "created_at"),
+    Index("ix_operations_library_created", "library_id", "created_at"),
+)
+
+COLUMNS: tuple[str, ...] = tuple(c.name for c in operations.columns)
+_LIST_COLUMNS = frozenset(
+    {
+        "requested_ids",
+        "new_ids",
+        "present_ids",
+        "missing_ids",
+        "added_ids",
+        "failed_ids",
+        "removed_ids",
+        "errors",
+    }
+)
+_DICT_COLUMNS = frozenset({"outcome"})
+_TIME_COLUMNS = frozenset({"created_at", "updated_at", "confirmed_at", "finished_at", "undone_at"})
+# Columns a caller may never set directly.
+_PROTECTED = frozenset({"id"})
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One row of the operations table; datetimes are timezone-aware UTC."""
+
+    id: str
+    state: str
+    user_id: str
+    created_at: datetime
+    updated_at: datetime
+    team_id: str | None = None
+    channel_id: str | None = None
+    library_id: str | None = None
+    library_name: str | None = None
+    requested_ids: list[str] = field(default_factory=list)
+    new_ids: list[str] = field(default_factory=list)
+    present_ids: list[str] = field(default_factory=list)
+    missing_ids: list[str] = field(default_factory=list)
+    added_ids: list[str] = field(default_factory=list)
+    failed_ids: list[str] = field(default_factory=list)
+    removed_ids: list[str] = field(default_factory=list)
+    outcome: dict[str, str] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    response_url: str | None = None
+    summary_channel: str | None = None
+    summary_ts: str | None = None
+    notify_channel: str | None = None
+    notify_ts: str | None = None
+    confirmed_by: str | None = None
+    undone_by: str | None = None
+    denial_reason: str | None = None
+    error: str | None = None
+    confirmed_at: datetime | None = None
+    finished_at: datetime | None = None
+    undone_at: datetime | None = None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Operation:
+        values = dict(row)
+        for name in _LIST_COLUMNS:
+            values[name] = list(values.get(name) or [])
+        for name in _DICT_COLUMNS:
+            values[name] = dict(values.get(name) or {})
+        for name in _TIME_COLUMNS:
+            value = values.get(name)
+            if value is not None and value.tzinfo is None:
+                values[name] = value.replace(tzinfo=UTC)
+        return cls(**values)
+
+    @property
+    def short_id(self) -> str:
+        """The first 8 hex digits, for logs and messages."""
+        return self.id[:8]
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.state in TERMINAL
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in ACTIVE
+
+    def age(self, now: datetime | None = None) -> timedelta:
+        """Time since the operation was created."""
+        return (now or _utcnow()) - self.created_at
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain dict of every field (lists and dicts copied)."""
+        return dataclasses.asdict(self)
+
+
+def _check_fields_match_table() -> None:
+    names = {f.name for f in dataclasses.fields(Operation)}
+    if names != set(COLUMNS):  # pragma: no cover - a programming error caught at import
+        raise RuntimeError(f"Operation fields and table columns differ: {names ^ set(COLUMNS)}")
+
+
+_check_fields_match_table()
+
+
+def normalize_url(url: str | URL) -> URL:
+    """Parse a database URL; plain postgres:// and postgresql:// URLs use psycopg 3."""
+    if isinstance(url, str):
+        url = url.strip()
+        if url.startswith("postgres://"):
+            url = "postgresql://" + url[len("postgres://") :]
+    parsed = make_url(url)
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def _is_memory_sqlite(url: URL) -> bool:
+    return url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
+
+
+def _coerce_value(name: str, value: Any) -> Any:
+    if name in _LIST_COLUMNS:
+        if value is None:
+            return []
+        if isinstance(value, str | bytes):
+            raise TypeError(f"{name} must be a list of strings, not a string")
+        if isinstance(value, set | frozenset):
+            return sorted(value)
+        return list(value)
+    if name in _DICT_COLUMNS:
+        return dict(value or {})
+    if name in _TIME_COLUMNS and value is not None and not isinstance(value, datetime):
+        raise TypeError(f"{name} must be a datetime, got {type(value).__name__}")
+    return value
+
+
+def _check_fields(fields: Mapping[str, Any], *, allow_state: bool) -> dict[str, Any]:
+    unknown = sorted(set(fields) - set(COLUMNS))
+    if unknown:
+        raise TypeError(f"unknown operation field(s): {', '.join(unknown)}")
+    protected = sorted(set(fields) & _PROTECTED)
+    if protected:
+        raise TypeError(f"operation field(s) cannot be set: {', '.join(protected)}")
+    if "state" in fields:
+        if not allow_state:
+            raise ValueError("state changes go through transition(), not update()")
+        _check_state(fields["state"])
+    return {name: _coerce_value(name, value) for name, value in fields.items()}
+
+
+def _check_state(state: Any) -> str:
+    if state not in STATES:
+        raise ValueError(f"unknown operation state: {state!r}")
+    return state
+
+
+def _states(from_states: str | Iterable[str]) -> list[str]:
+    states = [from_states] if isinstance(from_states, str) else list(from_states)
+    if not states:
+        raise ValueError("from_states must name at least one state")
+    for state in states:
+        _check_state(state)
+    return sorted(set(states))
+
+
+def _valid_id(op_id: Any) -> bool:
+    return isinstance(op_id, str) and _ID_RE.match(op_id) is not None
+
+
+class OperationStore:
+    """Operations in a SQL database; every state change is an atomic compare-and-set."""
+
+    def __init__(self, url: str | URL, *, echo: bool = False) -> None:
+        self.url = normalize_url(url)
+        kwargs: dict[str, Any] = {"echo": echo, "pool_pre_ping": True}
+        backend = self.url.get_backend_name()
+        if backend == "sqlite":
+            kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+            if _is_memory_sqlite(self.url):
+                # One shared connection, or every thread would see its own empty database.
+                kwargs["poolclass"] = StaticPool
+        elif backend == "postgresql":
+            kwargs["connect_args"] = {"connect_timeout": 10}
+        self.engine: Engine = create_engine(self.url, **kwargs)
+        if backend == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_on_connect(_is_memory_sqlite(self.url)))
+        self._returning = bool(self.engine.dialect.update_returning)
+        # An in-memory SQLite database is one shared connection: use it one thread at a time.
+        self._lock = threading.RLock() if _is_memory_sqlite(self.url) else None
+
+    def __repr__(self) -> str:
+        return f"OperationStore({self.url.render_as_string(hide_password=True)!r})"
+
+    def __enter__(self) -> OperationStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.dispose()
+
+    # -- schema and lifecycle -------------------------------------------------------------
+
+    def create_schema(self) -> None:
+        """Create the table and its indexes if they do not exist."""
+        metadata.create_all(self.engine, checkfirst=True)
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+    # -- reads ----------------------------------------------------------------------------
+
+    def get(self, op_id: str) -> Operation | None:
+        """The operation with this id, or None (also for ids that are not 32 hex digits)."""
+        if not _valid_id(op_id):
+            return None
+        with self._connect(begin=False) as conn:
+            row = (
+                conn.execute(select(operations).where(operations.c.id == op_id)).mappings().first()
+            )
+        return Operation.from_row(row) if row is not None else None
+
+    def recent(
+        self, user_id: str | None = None, library_id: str | None = None, limit: int = 20
+    ) -> list[Operation]:
+        """Operations in any state, newest first, optionally for one user and/or library."""
+        if limit < 1:
+            return []
+        query = select(operations)
+        if user_id is not None:
+            query = query.where(operations.c.user_id == user_id)
+        if library_id is not None:
+            query = query.where(operations.c.library_id == library_id)
+        query = query.order_by(operations.c.created_at.desc(), operations.c.id.desc()).limit(limit)
+        with self._connect(begin=False) as conn:
+            rows = conn.execute(query).mappings().all()
+        return [Operation.from_row(row) for row in rows]
+
+    # -- writes ---------------------------------------------------------------------------
+
+    def create(self, **fields: Any) -> Operation:
+        """Insert a new operation (state "pending" unless given) and return it.
+
+        ``user_id`` is required; ``created_at`` may be given (tests, imports).
+        """
+        values = _check_fields(fields, allow_state=True)
+        if not values.get("user_id"):
+            raise TypeError("create() requires user_id")
+        now = _utcnow()
+        values.setdefault("state", "pending")
+        values.setdefault("created_at", now)
+        values.setdefault("updated_at", values["created_at"])
+        values["id"] = uuid.uuid4().hex
+        for name in _LIST_COLUMNS:
+            values.setdefault(name, [])
+        for name in _DICT_COLUMNS:
+            values.setdefault(name, {})
+        with self._connect(begin=True) as conn:
+            conn.execute(operations.insert().values(**values))
+        full = {name: values.get(name) for name in COLUMNS}
+        return Operation.from_row(full)
+
+    def transition(
+        self, op_id: str, from_states: str | Iterable[str], to_state: str, **fields: Any
+    ) -> Operation | None:
+        """Move op_id from one of from_states to to_state, setting fields, atomically.
+
+        One ``UPDATE ... WHERE id = :id AND state IN (:from_states)``: the caller that changes
+        the row gets the fresh Operation; None means another actor won the race, the row is in
+        another state, or it does not exist. ``confirmed_at`` (-> confirmed), ``finished_at``
+        (-> a terminal state other than undone) and ``undone_at`` (-> undone) are set to now
+        unless given.
+        """
+        states = _states(from_states)
+        _check_state(to_state)
+        if "state" in fields:
+            raise TypeError("pass the new state as to_state, not as a field")
+        values = _check_fields(fields, allow_state=False)
+        if not _valid_id(op_id):
+            return None
+        now = _utcnow()
+        values["state"] = to_state
+        values.setdefault("updated_at", now)
+        if to_state in _CONFIRMED_AT_STATES:
+            values.setdefault("confirmed_at", now)
+        if to_state in _FINISHED_AT_STATES:
+            values.setdefault("finished_at", now)
+        if to_state in _UNDONE_AT_STATES:
+            values.setdefault("undone_at", now)
+        stmt = (
+            operations.update()
+            .where(operations.c.id == op_id, operations.c.state.in_(states))
+            .values(**values)
+        )
+        return self._update_one(stmt, op_id)
+
+    def update(self, op_id: str, **fields: Any) -> Operation | None:
+        """Set non-state fields (and updated_at); returns the fresh row, None if there is none.
+
+        Raises ValueError for ``state`` (use transition()) and TypeError for unknown fields.
+        """
+        values = _check_fields(fields, allow_state=False)
+        if not _valid_id(op_id):
+            return None
+        values.setdefault("updated_at", _utcnow())
+        stmt = operations.update().where(operations.c.id == op_id).values(**values)
+        return self._update_one(stmt, op_id)
+
+    def interrupt_running(self, idle_for: timedelta | None = None) -> list[Operation]:
+        """Mark operations left 'running' as 'interrupted' and return those this call moved.
+
+        With ``idle_for``, only operations whose updated_at is older than that are moved, so
+        that one instance starting up leaves another live instance's work alone as long as
+        that work keeps touching its row (update() bumps updated_at).
+        """
+        now = _utcnow()
+        where = [operations.c.state == "running"]
+        if idle_for is not None:
+            where.append(operations.c.updated_at < now - idle_for)
+        values = {"state": "interrupted", "updated_at": now, "finished_at": now}
+        if self._returning:
+            stmt = operations.update().where(*where).values(**values).returning(*operations.c)
+            with self._connect(begin=True) as conn:
+                rows = conn.execute(stmt).mappings().all()
+            found = [Operation.from_row(row) for row in rows]
+        else:  # pragma: no cover - only for databases without UPDATE ... RETURNING
+            with self._connect(begin=False) as conn:
+                ids = conn.execute(select(operations.c.id).where(*where)).scalars().all()
+            found = []
+            for op_id in ids:
+                op = self.transition(op_id, "running", "interrupted", updated_at=now)
+                if op is not None:
+                    found.append(op)
+        found.sort(key=lambda op: (op.created_at, op.id))
+        return found
+
+    def expire_pending(self, older_than: datetime) -> int:
+        """Mark 'pending' operations created before older_than as 'expired'; returns how many."""
+        now = _utcnow()
+        stmt = (
+            operations.update()
+            .where(operations.c.state == "pending", operations.c.created_at < older_than)
+            .values(state="expired", updated_at=now, finished_at=now)
+        )
+        with self._connect(begin=True) as conn:
+            return conn.execute(stmt).rowcount
+
+    # -- internals ------------------------------------------------------------------------
+
+    @contextmanager
+    def _connect(self, *, begin: bool) -> Iterator[Any]:
+        with self._lock or nullcontext():
+            opener = self.engine.begin if begin else self.engine.connect
+            with opener() as conn:
+                yield conn
+
+    def _update_one(self, stmt: Any, op_id: str) -> Operation | None:
+        with self._connect(begin=True) as conn:
+            if self._returning:
+                row = conn.execute(stmt.returning(*operations.c)).mappings().first()
+                return Operation.from_row(row) if row is not None else None
+            if conn.execute(stmt).rowcount != 1:  # pragma: no cover - no RETURNING support
+                return None
+            # Same transaction: the row is still locked by our UPDATE.
+            row = (  # pragma: no cover
+                conn.execute(select(operations).where(operations.c.id == op_id)).mappings().one()
+            )
+            return Operation.from_row(row)  # pragma: no cover
+
+
+def _sqlite_on_connect(memory: bool):
+    def on_connect(dbapi_connection: Any, connection_record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA busy_timeout = 30000")
+            if not memory:
+                cursor.execute("PRAGMA journal_mode = WAL")
+                cursor.execute("PRAGMA synchronous = NORMAL")
+        finally:
+            cursor.close()
+
+    return on_connect

@@ -1,0 +1,57 @@
+"""A logging filter that keeps secrets (tokens, signing secret, API key, sig) out of logs."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from bot.config import Settings
+
+PATTERNS = [
+    re.compile(r"xox[abposr]-[A-Za-z0-9-]+"),
+    re.compile(r"xapp-[A-Za-z0-9-]+"),
+    re.compile(r"(?<=[?&]sig=)[0-9a-fA-F]+"),
+    re.compile(r"(?<=[?&]msg=)[A-Za-z0-9%+/=]+"),
+]
+MASK = "***"
+
+
+class RedactSecrets(logging.Filter):
+    """Rewrites each record's message with the settings' secrets and token shapes masked."""
+
+    def __init__(self, settings: Settings):
+        super().__init__()
+        secrets = [
+            settings.slack_bot_token,
+            settings.slack_signing_secret,
+            settings.slack_app_token,
+            settings.uplynk_api_key,
+        ]
+        self.secrets = sorted({s for s in secrets if s and len(s) >= 6}, key=len, reverse=True)
+
+    def redact(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, MASK)
+        for pattern in PATTERNS:
+            text = pattern.sub(MASK, text)
+        return text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        cleaned = self.redact(message)
+        if record.exc_text:
+            record.exc_text = self.redact(record.exc_text)
+        record.msg, record.args = cleaned, None
+        return True
+
+
+def configure_logging(settings: Settings, level: int = logging.INFO) -> None:
+    """Log to stderr through the redacting filter (attached to every root handler)."""
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True
+    )
+    redactor = RedactSecrets(settings)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(redactor)

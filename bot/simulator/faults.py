@@ -1,0 +1,100 @@
+"""Per-call latency and failure injection for the Uplynk simulator (thread-safe)."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+CALLS = ("add", "remove", "get_library", "find_libraries", "get_assets", "*")
+
+
+@dataclass
+class Action:
+    """What the simulator should do with one request before (or instead of) answering it."""
+
+    delay: float = 0.0
+    status: int | None = None  # answer this error status instead of the real answer
+    retry_after: str | None = None
+    hang: float = 0.0  # sleep this long, then drop the connection without answering
+
+
+@dataclass
+class _Countdown:
+    times: int
+    status: int | None = None
+    retry_after: str | None = None
+    hang: float = 0.0
+
+
+def _check_call(call: str) -> str:
+    if call not in CALLS:
+        raise ValueError(f"unknown call {call!r}; expected one of {', '.join(CALLS)}")
+    return call
+
+
+class Faults:
+    """Latency per call, and N-times failures or hangs per call ("*" matches every call)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._latency: dict[str, float] = {}
+        self._pending: dict[str, list[_Countdown]] = {}
+
+    def set_latency(self, call: str, seconds: float) -> None:
+        with self._lock:
+            self._latency[_check_call(call)] = max(0.0, float(seconds))
+
+    def fail(
+        self, call: str, status: int, times: int = 1, retry_after: float | str | None = None
+    ) -> None:
+        """The next `times` requests of `call` answer `status` (with Retry-After if given)."""
+        if times < 1:
+            return
+        after = None
+        if retry_after is not None:
+            after = f"{retry_after:g}" if isinstance(retry_after, float) else str(retry_after)
+        with self._lock:
+            self._pending.setdefault(_check_call(call), []).append(
+                _Countdown(times=int(times), status=int(status), retry_after=after)
+            )
+
+    def timeout(self, call: str, seconds: float, times: int = 1) -> None:
+        """The next `times` requests of `call` hang `seconds` and then get no answer."""
+        if times < 1:
+            return
+        with self._lock:
+            self._pending.setdefault(_check_call(call), []).append(
+                _Countdown(times=int(times), hang=float(seconds))
+            )
+
+    def clear(self) -> None:
+        with self._lock:
+            self._latency.clear()
+            self._pending.clear()
+
+    def configure(self, spec: dict[str, Any]) -> None:
+        """Apply a control-endpoint spec: {"latency": {...}, "fail": [...], "timeout": [...]}."""
+        if spec.get("clear"):
+            self.clear()
+        for call, seconds in (spec.get("latency") or {}).items():
+            self.set_latency(call, seconds)
+        for item in spec.get("fail") or []:
+            self.fail(item["call"], item["status"], item.get("times", 1), item.get("retry_after"))
+        for item in spec.get("timeout") or []:
+            self.timeout(item["call"], item["seconds"], item.get("times", 1))
+
+    def next_action(self, call: str) -> Action:
+        """Consume one injected fault for this request (the call's own before "*")."""
+        with self._lock:
+            delay = self._latency.get(call, self._latency.get("*", 0.0))
+            for key in (call, "*"):
+                queue = self._pending.get(key)
+                if not queue:
+                    continue
+                head = queue[0]
+                head.times -= 1
+                if head.times <= 0:
+                    queue.pop(0)
+                return Action(delay, head.status, head.retry_after, head.hang)
+            return Action(delay)

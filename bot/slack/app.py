@@ -1,0 +1,40 @@
+"""Build the Bolt app: one place where every listener is registered."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+from slack_bolt import App, BoltContext
+
+from bot.slack import blocks, listeners
+from bot.slack.services import Services
+
+
+def build_app(services: Services, process_before_response: bool = False) -> App:
+    """A Bolt app whose listeners reach the shared services through the context.
+
+    Listeners only acknowledge and hand work to the services' pool, so running them before
+    the response (the console does, to know when a job was queued) costs nothing.
+    """
+    settings = services.settings
+    app = App(
+        signing_secret=settings.slack_signing_secret,
+        client=services.client,
+        # Start-up must not depend on reaching Slack; a bad token shows on the first call.
+        token_verification_enabled=False,
+        process_before_response=process_before_response,
+        listener_executor=ThreadPoolExecutor(max_workers=16, thread_name_prefix="bolt-listener"),
+    )
+
+    @app.middleware
+    def provide_services(context: BoltContext, next) -> None:  # noqa: A002 - Bolt's name
+        context["services"] = services
+        next()
+
+    app.command("/addtolib")(listeners.on_command)
+    app.action(blocks.CONFIRM)(listeners.on_confirm)
+    app.action(blocks.CANCEL)(listeners.on_cancel)
+    app.action(blocks.UNDO)(listeners.on_undo)
+    app.action(blocks.RETRY)(listeners.on_retry)
+    app.action(blocks.PICK_LIBRARY)(listeners.on_pick_library)
+    return app

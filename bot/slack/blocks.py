@@ -1,0 +1,322 @@
+"""Every Slack message the bot sends, as Block Kit built with slack_sdk's models."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ContextBlock,
+    DividerBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    SectionBlock,
+)
+
+from bot.core.store import Operation
+from bot.uplynk.models import Library
+
+CONFIRM = "addtolib_confirm"
+CANCEL = "addtolib_cancel"
+UNDO = "addtolib_undo"
+RETRY = "addtolib_retry"
+PICK_LIBRARY = "addtolib_pick_library"
+
+SHOWN_IDS = 10
+BAR_WIDTH = 8
+
+
+@dataclass(frozen=True)
+class Message:
+    """A message: fallback text plus blocks (as dicts, ready for the Web API)."""
+
+    text: str
+    blocks: list[dict]
+
+    def kwargs(self) -> dict:
+        return {"text": self.text, "blocks": self.blocks}
+
+
+def _message(text: str, blocks: Iterable[Block]) -> Message:
+    return Message(text=text, blocks=[b.to_dict() for b in blocks])
+
+
+def _section(markdown: str) -> SectionBlock:
+    return SectionBlock(text=MarkdownTextObject(text=markdown[:3000]))
+
+
+def _context(markdown: str) -> ContextBlock:
+    return ContextBlock(elements=[MarkdownTextObject(text=markdown[:3000])])
+
+
+def _button(label: str, action_id: str, value: str, style: str | None = None) -> ButtonElement:
+    return ButtonElement(text=label[:75], action_id=action_id, value=value, style=style)
+
+
+def id_list(ids: Iterable[str], shown: int = SHOWN_IDS) -> str:
+    """`a`, `b`, … and N more."""
+    ids = list(ids)
+    if not ids:
+        return "none"
+    text = ", ".join(f"`{i}`" for i in ids[:shown])
+    if len(ids) > shown:
+        text += f" … and {len(ids) - shown} more"
+    return text
+
+
+def plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def slack_date(value: str | datetime | None) -> str:
+    """Render a date with Slack's date formatting (readers see it in their own time zone)."""
+    if value is None:
+        return "unknown"
+    if isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return value
+    else:
+        moment = value
+    fallback = moment.strftime("%Y-%m-%d %H:%M UTC")
+    return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} at {{time}}|{fallback}>"
+
+
+def progress_bar(done: int, total: int, width: int = BAR_WIDTH) -> str:
+    """▓▓▓▓░░░░ 400/1000"""
+    filled = round(width * done / total) if total else width
+    return "▓" * filled + "░" * (width - filled) + f" {done}/{total}"
+
+
+# -- simple replies ------------------------------------------------------------------------
+
+
+def error(text: str) -> Message:
+    return _message(text, [_section(f":warning: {text}")])
+
+
+def info(text: str) -> Message:
+    return _message(text, [_section(text)])
+
+
+def working(text: str) -> Message:
+    return _message(text, [_context(f":hourglass_flowing_sand: {text}")])
+
+
+def help_message(usage: str, libraries: list[Library] | None, everything: bool) -> Message:
+    if everything:
+        where = "You may add to *every* library."
+    elif libraries:
+        where = "You may add to: " + ", ".join(f"*{lib.desc}* (`{lib.id}`)" for lib in libraries)
+    else:
+        where = "You may not add to any library yet; ask an administrator to add you to the policy."
+    return _message(
+        "addtolib help",
+        [
+            HeaderBlock(text="addtolib: add assets to an Uplynk library"),
+            _section(f"```{usage}```"),
+            _section(where),
+        ],
+    )
+
+
+# -- the flow ------------------------------------------------------------------------------
+
+
+def preview(operation: Operation, library: Library, duplicates: Iterable[str] = ()) -> Message:
+    new, present, missing = operation.new_ids, operation.present_ids, operation.missing_ids
+    lines = [
+        f"*{library.desc}* (`{library.id}`)",
+        f"• Will add: *{plural(len(new), 'asset')}* {id_list(new) if new else ''}".rstrip(),
+    ]
+    if present:
+        lines.append(f"• Already in the library (skipped): {len(present)}: {id_list(present)}")
+    if missing:
+        lines.append(f"• Not found in Uplynk (skipped): {len(missing)}: {id_list(missing)}")
+    duplicates = list(duplicates)
+    if duplicates:
+        lines.append(f"• Duplicates dropped: {id_list(duplicates)}")
+    blocks: list[Block] = [_section("\n".join(lines))]
+    if new:
+        blocks.append(
+            ActionsBlock(
+                elements=[
+                    _button(
+                        f"Add {plural(len(new), 'asset')}", CONFIRM, operation.id, style="primary"
+                    ),
+                    _button("Cancel", CANCEL, operation.id),
+                ]
+            )
+        )
+        text = f"Add {plural(len(new), 'asset')} to {library.desc}?"
+    else:
+        blocks.append(_context("Nothing to add, so there is nothing to confirm."))
+        text = f"Nothing to add to {library.desc}."
+    return _message(text, blocks)
+
+
+def pick_library(operation: Operation, name: str, candidates: list[Library]) -> Message:
+    blocks: list[Block] = [
+        _section(f"Several libraries match *{name}*. Which one did you mean?"),
+    ]
+    for lib in candidates:
+        blocks.append(
+            SectionBlock(
+                text=MarkdownTextObject(text=f"*{lib.desc}*\n`{lib.id}`"),
+                accessory=_button("Pick", PICK_LIBRARY, f"{operation.id}:{lib.id}"),
+            )
+        )
+    return _message(f"Several libraries match {name}", blocks)
+
+
+def progress(done: int, total: int, library_name: str) -> Message:
+    bar = progress_bar(done, total)
+    return _message(
+        f"Adding to {library_name}: {bar}", [_section(f"`{bar}` adding to *{library_name}*")]
+    )
+
+
+def cancelled(operation: Operation) -> Message:
+    return info(f"Cancelled; nothing was added to *{operation.library_name or 'the library'}*.")
+
+
+def outcome(operation: Operation) -> Message:
+    """The requester's ephemeral answer once the operation ran."""
+    name = operation.library_name
+    added, failed = len(operation.added_ids), len(operation.failed_ids)
+    if operation.state == "done":
+        text = f":white_check_mark: Added {plural(added, 'asset')} to *{name}*."
+    elif operation.state == "partial":
+        text = f":warning: Added {added} of {added + failed} assets to *{name}*; {failed} failed."
+    else:
+        text = f":x: Nothing was added to *{name}*: {operation.error or 'Uplynk refused'}"
+    return info(text)
+
+
+def summary(operation: Operation, library: Library | None) -> Message:
+    """The Library summary posted in the channel for everyone."""
+    name = library.desc if library else operation.library_name or operation.library_id
+    blocks: list[Block] = [HeaderBlock(text=(name or "Library")[:150])]
+    if library:
+        blocks.append(
+            SectionBlock(
+                fields=[
+                    MarkdownTextObject(text=f"*id*\n`{library.id}`"),
+                    MarkdownTextObject(text=f"*allow_copy*\n{library.allow_copy}"),
+                    MarkdownTextObject(text=f"*is_ad*\n{library.is_ad}"),
+                    MarkdownTextObject(text=f"*created*\n{slack_date(library.created)}"),
+                ]
+            )
+        )
+    lines = [f"*Added ({len(operation.added_ids)}):* {id_list(operation.added_ids)}"]
+    if operation.present_ids:
+        lines.append(
+            f"*Skipped, already in the library ({len(operation.present_ids)}):* "
+            f"{id_list(operation.present_ids)}"
+        )
+    if operation.missing_ids:
+        lines.append(
+            f"*Skipped, not found in Uplynk ({len(operation.missing_ids)}):* "
+            f"{id_list(operation.missing_ids)}"
+        )
+    if operation.failed_ids:
+        lines.append(f"*Failed ({len(operation.failed_ids)}):* {id_list(operation.failed_ids)}")
+        lines.extend(f"  • {e}" for e in operation.errors[-5:])
+    blocks.append(_section("\n".join(lines)))
+    who = f"Asked by <@{operation.user_id}>"
+    if operation.confirmed_by and operation.confirmed_by != operation.user_id:
+        who += f", confirmed by <@{operation.confirmed_by}>"
+    blocks.append(_context(f"{who} · operation `{operation.id}`"))
+    if operation.state == "undone":
+        blocks.append(
+            _section(
+                f":leftwards_arrow_with_hook: *Undone* by <@{operation.undone_by}> "
+                f"{slack_date(operation.undone_at)}: removed {id_list(operation.removed_ids)}"
+            )
+        )
+    buttons = []
+    if operation.state in ("done", "partial") and operation.added_ids:
+        buttons.append(_button("Undo", UNDO, operation.id))
+    if operation.state in ("partial", "failed", "interrupted"):
+        failed = len(operation.failed_ids) or len(operation.new_ids) - len(operation.added_ids)
+        buttons.append(_button(f"Retry {plural(failed, 'asset')}", RETRY, operation.id, "primary"))
+    if buttons:
+        blocks.append(ActionsBlock(elements=buttons))
+    text = f"{name}: {plural(len(operation.added_ids), 'asset')} added by <@{operation.user_id}>"
+    return _message(text, blocks)
+
+
+def interrupted(operation: Operation) -> Message:
+    remaining = len(operation.new_ids) - len(operation.added_ids)
+    return _message(
+        f"Your operation on {operation.library_name} was interrupted",
+        [
+            _section(
+                f":warning: Your operation adding to *{operation.library_name}* was "
+                f"interrupted by a restart after {len(operation.added_ids)} of "
+                f"{len(operation.new_ids)} assets. "
+                f"Retry adds the remaining {remaining}; assets already added are not added twice."
+            ),
+            ActionsBlock(elements=[_button("Retry", RETRY, operation.id, "primary")]),
+        ],
+    )
+
+
+# -- notification thread ---------------------------------------------------------------------
+
+
+def notify_parent(operation: Operation) -> Message:
+    count = len(operation.new_ids)
+    text = f"<@{operation.user_id}> added {plural(count, 'asset')} to *{operation.library_name}*"
+    return _message(text, [_section(text)])
+
+
+def notify_details(operation: Operation) -> Message:
+    lines = [
+        f"Operation `{operation.id}`: *{operation.state}*",
+        f"Added ({len(operation.added_ids)}): {id_list(operation.added_ids, shown=50)}",
+    ]
+    if operation.failed_ids:
+        lines.append(f"Failed ({len(operation.failed_ids)}): {id_list(operation.failed_ids, 50)}")
+        lines.extend(f"• {e}" for e in operation.errors[-5:])
+    if operation.present_ids:
+        lines.append(f"Already present: {id_list(operation.present_ids, shown=50)}")
+    if operation.missing_ids:
+        lines.append(f"Not found: {id_list(operation.missing_ids, shown=50)}")
+    text = "\n".join(lines)
+    return _message(text, [_section(text)])
+
+
+def notify_event(text: str) -> Message:
+    return _message(text, [_section(text)])
+
+
+# -- history --------------------------------------------------------------------------------
+
+
+def history(operations: list[Operation], links: dict[str, str], everyone: bool) -> Message:
+    if not operations:
+        return info("No operations yet.")
+    title = "Recent operations (everyone)" if everyone else "Your recent operations"
+    blocks: list[Block] = [HeaderBlock(text=title)]
+    for op in operations:
+        counts = f"{len(op.added_ids)} added"
+        if op.failed_ids:
+            counts += f", {len(op.failed_ids)} failed"
+        if op.removed_ids:
+            counts += f", {len(op.removed_ids)} removed"
+        line = (
+            f"{slack_date(op.created_at)} · <@{op.user_id}> · "
+            f"*{op.library_name or op.library_id or '?'}* · "
+            f"{len(op.requested_ids)} requested, {counts} · `{op.state}`"
+        )
+        if op.id in links:
+            line += f" · <{links[op.id]}|thread>"
+        blocks.append(_section(line))
+    blocks.append(DividerBlock())
+    return _message(title, blocks[:50])

@@ -1,0 +1,233 @@
+"""Work done after Slack's acknowledgement: call the workflow, answer with blocks."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from slack_sdk.errors import SlackApiError
+
+from bot.core.parsing import USAGE, AddCommand, HistoryCommand
+from bot.core.store import Operation
+from bot.core.workflow import Executed, NeedsPick, Planned, Refused, Requester
+from bot.slack import blocks
+from bot.slack.services import Services
+from bot.uplynk.errors import UplynkError
+
+log = logging.getLogger(__name__)
+
+Respond = Callable[..., object]
+
+# Slack allows 5 posts per response_url: the first progress line, these marks, and the outcome
+# leave one spare for a late problem report.
+PROGRESS_MARKS = (1 / 3, 2 / 3)
+
+
+def _ephemeral(respond: Respond, message: blocks.Message, replace: bool = False) -> None:
+    respond(response_type="ephemeral", replace_original=replace, **message.kwargs())
+
+
+def _safely(job: Callable[..., None]) -> Callable[..., None]:
+    """Log a job's crash and tell the user, instead of failing silently in a worker thread."""
+
+    def run(services: Services, respond: Respond, *args) -> None:
+        try:
+            job(services, respond, *args)
+        except UplynkError as exc:
+            _ephemeral(respond, blocks.error(exc.user_message))
+        except Exception:
+            log.exception("job %s failed", job.__name__)
+            try:
+                _ephemeral(respond, blocks.error("Something went wrong on my side; see the logs."))
+            except Exception:
+                log.exception("could not report the failure")
+
+    run.__name__ = job.__name__
+    return run
+
+
+@_safely
+def send_help(services: Services, respond: Respond, user_id: str, channel_id: str) -> None:
+    allowed = services.policy.allowed_libraries(user_id, channel_id, services.groups_of)
+    libraries = []
+    if allowed != "*":
+        for library_id in sorted(allowed):
+            try:
+                libraries.append(services.uplynk.get_library(library_id))
+            except UplynkError as exc:
+                log.info("help: library %s not shown: %s", library_id, exc)
+    _ephemeral(respond, blocks.help_message(USAGE, libraries, everything=allowed == "*"))
+
+
+@_safely
+def send_history(
+    services: Services, respond: Respond, user_id: str, command: HistoryCommand
+) -> None:
+    operations = services.workflow.history(user_id, command.library)
+    links = {}
+    for op in operations:
+        link = services.notifier.permalink(op)
+        if link:
+            links[op.id] = link
+    everyone = services.policy.is_admin(user_id)
+    _ephemeral(respond, blocks.history(operations, links, everyone))
+
+
+@_safely
+def plan(services: Services, respond: Respond, who: Requester, command: AddCommand, url) -> None:
+    result = services.workflow.plan(who, command, url)
+    _answer_plan(respond, result, command.duplicates)
+
+
+@_safely
+def pick_library(services: Services, respond: Respond, value: str, user_id: str) -> None:
+    operation_id, _, library_id = value.partition(":")
+    result = services.workflow.pick_library(operation_id, library_id, user_id)
+    _answer_plan(respond, result, (), replace=True)
+
+
+def _answer_plan(respond: Respond, result, duplicates, replace: bool = False) -> None:
+    if isinstance(result, Refused):
+        _ephemeral(respond, blocks.error(result.message), replace)
+    elif isinstance(result, NeedsPick):
+        _ephemeral(respond, blocks.pick_library(result.operation, result.name, result.candidates))
+    elif isinstance(result, Planned):
+        _ephemeral(respond, blocks.preview(result.operation, result.library, duplicates), replace)
+
+
+@_safely
+def cancel(services: Services, respond: Respond, operation_id: str, user_id: str) -> None:
+    result = services.workflow.cancel(operation_id, user_id)
+    if isinstance(result, Refused):
+        _ephemeral(respond, blocks.error(result.message))
+    else:
+        _ephemeral(respond, blocks.cancelled(result), replace=True)
+
+
+@_safely
+def confirm(services: Services, respond: Respond, operation_id: str, user_id: str) -> None:
+    confirmed = services.workflow.confirm(operation_id, user_id)
+    if isinstance(confirmed, Refused):
+        _ephemeral(respond, blocks.error(confirmed.message))
+        return
+    name = confirmed.library_name or confirmed.library_id
+    progress = ProgressLine(respond, name, services.settings.uplynk_batch_size)
+    executed = services.workflow.execute(confirmed, progress)
+    _report(services, respond, executed)
+
+
+@_safely
+def retry(services: Services, respond: Respond, operation_id: str, user_id: str) -> None:
+    operation = services.workflow.store.get(operation_id) if operation_id else None
+    name = operation.library_name if operation else ""
+    # The Retry button sits on a shared message: progress goes to the clicker only.
+    progress = ProgressLine(respond, name, services.settings.uplynk_batch_size, replace=False)
+    executed = services.workflow.retry(operation_id, user_id, progress)
+    if isinstance(executed, Refused):
+        _ephemeral(respond, blocks.error(executed.message))
+        return
+    respond(replace_original=True, **blocks.summary(executed.operation, executed.library).kwargs())
+    _notify(services, executed.operation, f"<@{user_id}> retried: {_counts(executed.operation)}")
+
+
+@_safely
+def undo(services: Services, respond: Respond, operation_id: str, user_id: str) -> None:
+    result = services.workflow.undo(operation_id, user_id)
+    if isinstance(result, Refused):
+        _ephemeral(respond, blocks.error(result.message))
+        return
+    operation = result.operation
+    respond(replace_original=True, **blocks.summary(operation, result.library).kwargs())
+    text = f"<@{user_id}> undid this: removed {blocks.id_list(operation.removed_ids, 50)}"
+    if result.errors:
+        text += "\nErrors: " + "; ".join(result.errors)
+    _notify(services, operation, text)
+
+
+def _report(services: Services, respond: Respond, executed: Executed) -> None:
+    """Replace the confirmation with the outcome, post the summary, announce it."""
+    operation = executed.operation
+    _ephemeral(respond, blocks.outcome(operation), replace=True)
+    summary = blocks.summary(operation, executed.library)
+    try:
+        posted = services.client.chat_postMessage(channel=operation.channel_id, **summary.kwargs())
+        services.store.update(
+            operation.id, summary_channel=posted["channel"], summary_ts=posted["ts"]
+        )
+    except SlackApiError as exc:
+        # Not in that channel (a DM, a private channel): the response_url still reaches it.
+        log.info("summary via chat.postMessage failed (%s); using response_url", exc.response)
+        respond(response_type="in_channel", replace_original=False, **summary.kwargs())
+    problem = services.notifier.executed(services.store.get(operation.id) or operation)
+    if problem:
+        _tell(services, operation, problem)
+
+
+def _notify(services: Services, operation: Operation, text: str) -> None:
+    problem = services.notifier.event(operation, text)
+    if problem:
+        _tell(services, operation, problem)
+
+
+def _tell(services: Services, operation: Operation, text: str) -> None:
+    try:
+        services.client.chat_postEphemeral(
+            channel=operation.channel_id, user=operation.user_id, text=text
+        )
+    except SlackApiError as exc:
+        log.warning("could not tell %s: %s", operation.user_id, exc.response.get("error"))
+
+
+def _counts(operation: Operation) -> str:
+    text = f"{len(operation.added_ids)} added"
+    if operation.failed_ids:
+        text += f", {len(operation.failed_ids)} still failing"
+    return f"{text} (`{operation.state}`)"
+
+
+def report_interrupted(services: Services, operations: list[Operation]) -> None:
+    """Tell each requester (by DM, with Retry) and each thread that an operation was cut off."""
+    for operation in operations:
+        log.warning("operation %s was interrupted", operation.id)
+        try:
+            services.client.chat_postMessage(
+                channel=operation.user_id, **blocks.interrupted(operation).kwargs()
+            )
+        except SlackApiError as exc:
+            log.warning("could not tell %s: %s", operation.user_id, exc.response.get("error"))
+        _notify(
+            services,
+            operation,
+            f"Interrupted by a restart after {len(operation.added_ids)} of "
+            f"{len(operation.new_ids)} assets; <@{operation.user_id}> can retry.",
+        )
+
+
+class ProgressLine:
+    """Replaces the confirmation with a progress bar, throttled to Slack's response_url limit."""
+
+    def __init__(self, respond: Respond, library_name: str, batch_size: int, replace: bool = True):
+        self.respond = respond
+        self.library_name = library_name
+        self.batch_size = batch_size
+        self.replace = replace
+        self.marks: list[float] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, done: int, total: int) -> None:
+        if done == 0:
+            self.marks = list(PROGRESS_MARKS) if total > self.batch_size else []
+            if self.replace or self.marks:
+                self._send(0, total)
+            return
+        with self.lock:
+            if not self.marks or done >= total or done / total < self.marks[0]:
+                return
+            while self.marks and done / total >= self.marks[0]:
+                self.marks.pop(0)
+        self._send(done, total)
+
+    def _send(self, done: int, total: int) -> None:
+        message = blocks.progress(done, total, self.library_name)
+        _ephemeral(self.respond, message, replace=self.replace)

@@ -1,0 +1,93 @@
+"""The long-lived objects listeners and jobs share: settings, clients, store, policy, pools."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+
+from slack_sdk import WebClient
+from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
+
+from bot.config import Settings
+from bot.core.policy import Policy, UsergroupCache
+from bot.core.store import OperationStore
+from bot.core.workflow import Workflow
+from bot.slack.notify import Notifier
+from bot.uplynk.client import UplynkClient
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    """Everything a job needs; built once per process by build_services()."""
+
+    settings: Settings
+    client: WebClient
+    store: OperationStore
+    uplynk: UplynkClient
+    policy: Policy
+    usergroups: UsergroupCache
+    workflow: Workflow
+    notifier: Notifier
+    pool: ThreadPoolExecutor
+    heartbeat: object | None = None  # bot.core.heartbeat.Heartbeat, once a server starts it
+    inflight: set[Future] = field(default_factory=set)
+
+    def groups_of(self, user_id: str) -> set[str]:
+        return self.usergroups.groups_of(user_id)
+
+    def submit(self, job: Callable[..., None], *args) -> Future:
+        """Run network work off Bolt's listener threads, so acknowledgements never wait."""
+        future = self.pool.submit(job, self, *args)
+        self.inflight.add(future)
+        future.add_done_callback(self.inflight.discard)
+        return future
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Wait until every submitted job has finished (the console and tests use this)."""
+        done, not_done = wait(list(self.inflight), timeout=timeout)
+        return not not_done
+
+    def close(self) -> None:
+        if self.heartbeat is not None:
+            self.heartbeat.stop()
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.store.dispose()
+
+
+def slack_client(settings: Settings) -> WebClient:
+    client = WebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url)
+    client.retry_handlers.append(RateLimitErrorRetryHandler(max_retry_count=2))
+    return client
+
+
+def build_services(settings: Settings, policy: Policy | None = None) -> Services:
+    """Wire the parts together from settings (policy loaded from ADDTOLIB_POLICY if not given)."""
+    client = slack_client(settings)
+    store = OperationStore(settings.database_url)
+    store.create_schema()
+    uplynk = UplynkClient.from_settings(settings)
+    policy = policy or Policy.load(settings.policy_path)
+    usergroups = UsergroupCache(client, group_ids=policy.usergroups)
+    workflow = Workflow(
+        store,
+        uplynk,
+        policy,
+        usergroups.groups_of,
+        confirm_ttl=settings.confirm_ttl,
+        undo_window=settings.undo_window,
+    )
+    return Services(
+        settings=settings,
+        client=client,
+        store=store,
+        uplynk=uplynk,
+        policy=policy,
+        usergroups=usergroups,
+        workflow=workflow,
+        notifier=Notifier(client, store, settings.notify_channel),
+        pool=ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="addtolib-job"),
+    )

@@ -1,0 +1,318 @@
+"""UplynkClient: signed, retried, time-limited calls to the Uplynk API, with batching."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
+from urllib.parse import quote
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from bot.uplynk.errors import (
+    UplynkError,
+    UplynkForbidden,
+    UplynkNotFound,
+    UplynkTimeout,
+    UplynkUnauthorized,
+    UplynkUnavailable,
+    error_for_status,
+    error_for_v2,
+)
+from bot.uplynk.models import Asset, BatchResult, BulkResult, Library
+from bot.uplynk.signing import sign
+
+log = logging.getLogger("bot.uplynk")
+
+LOOKUP_BATCH = 1000
+RETRY_STATUSES = (429, 502, 503, 504)
+# Errors after which the remaining batches would fail the same way: stop sending them.
+STOPPING_ERRORS = (UplynkNotFound, UplynkUnauthorized, UplynkForbidden)
+
+OnBatch = Callable[[BatchResult, int, int], None]
+
+_SECRET_QUERY = re.compile(r"(?i)\b(sig|msg)=[^&\s'\"]*")
+
+
+class _CappedRetry(Retry):
+    """urllib3 Retry whose Retry-After wait never exceeds backoff_max."""
+
+    def parse_retry_after(self, retry_after: str) -> float:
+        return min(super().parse_retry_after(retry_after), self.backoff_max)
+
+
+class _RedactQuery(logging.Filter):
+    """Scrub msg=/sig= from urllib3's own debug lines (they log full URLs)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            text = record.getMessage()
+        except Exception:  # noqa: BLE001 - a broken record is not ours to fix
+            return True
+        if "sig=" in text or "msg=" in text:
+            record.msg = _SECRET_QUERY.sub(r"\1=[redacted]", text)
+            record.args = None
+        return True
+
+
+def _install_urllib3_redaction() -> None:
+    for name in ("urllib3.connectionpool", "urllib3.util.retry", "urllib3.connection"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _RedactQuery) for f in logger.filters):
+            logger.addFilter(_RedactQuery())
+
+
+_install_urllib3_redaction()
+
+
+def _seconds(value: float) -> str:
+    return f"{value:g} s"
+
+
+def _chunks(items: Sequence[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield list(items[start : start + size])
+
+
+def _unique(ids: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(ids))
+
+
+class UplynkClient:
+    """A thread-safe client for the Uplynk calls of SPEC 1."""
+
+    def __init__(
+        self,
+        base_url: str,
+        user_id: str,
+        api_key: str,
+        batch_size: int = 100,
+        timeout: tuple[float, float] = (3.05, 30.0),
+        max_retries: int = 4,
+        backoff_factor: float = 0.5,
+        backoff_max: float = 8.0,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        self.base_url = base_url.rstrip("/")
+        self.user_id = user_id
+        self._api_key = api_key
+        self.batch_size = batch_size
+        self.timeout = timeout
+        self.max_retries = max_retries
+        retry = _CappedRetry(
+            total=max_retries,
+            connect=max_retries,
+            read=False,
+            status=max_retries,
+            status_forcelist=RETRY_STATUSES,
+            allowed_methods=None,
+            backoff_factor=backoff_factor,
+            backoff_max=backoff_max,
+            respect_retry_after_header=True,
+            raise_on_status=False,
+        )
+        self._session = requests.Session()
+        adapter = HTTPAdapter(max_retries=retry, pool_connections=4, pool_maxsize=32)
+        self._session.mount("http://", adapter)
+        self._session.mount("https://", adapter)
+        self._session.headers.update({"Accept": "application/json", "User-Agent": "addtolib"})
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> UplynkClient:
+        """Build from bot.config.Settings; ConfigError when the Uplynk credentials are missing."""
+        from bot.config import ENV_NAMES, ConfigError
+
+        for name in ("uplynk_user_id", "uplynk_api_key"):
+            if not getattr(settings, name):
+                raise ConfigError(f"missing required environment variable {ENV_NAMES[name]}")
+        return cls(
+            settings.uplynk_api_url,
+            settings.uplynk_user_id,
+            settings.uplynk_api_key,
+            batch_size=settings.uplynk_batch_size,
+        )
+
+    def __repr__(self) -> str:
+        return f"UplynkClient({self.base_url!r}, user_id={self.user_id!r})"
+
+    def close(self) -> None:
+        self._session.close()
+
+    def __enter__(self) -> UplynkClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ----------------------------------------------------------------- calls
+
+    def get_library(self, library_id: str) -> Library:
+        """GET /api/v4/libraries/{id}."""
+        body = self._request("GET", f"/api/v4/libraries/{quote(library_id, safe='')}")
+        return Library.from_api(body)
+
+    def find_libraries(
+        self, search: str, page_size: int = 100, max_pages: int = 10
+    ) -> list[Library]:
+        """Libraries whose name contains `search`, following pages up to `max_pages`."""
+        found: list[Library] = []
+        for page in range(1, max_pages + 1):
+            body = self._request(
+                "GET",
+                "/api/v4/libraries",
+                query={"search": search, "page": page, "page_size": page_size},
+            )
+            items = body.get("items") or []
+            found.extend(Library.from_api(item) for item in items if isinstance(item, dict))
+            total = body.get("total_items")
+            if not items or (isinstance(total, int) and len(found) >= total):
+                break
+        return found
+
+    def get_assets(self, asset_ids: Iterable[str]) -> dict[str, Asset]:
+        """Look assets up, 1000 ids a call; ids Uplynk does not know are absent."""
+        found: dict[str, Asset] = {}
+        for chunk in _chunks(_unique(asset_ids), LOOKUP_BATCH):
+            body = self._request("GET", "/api2/asset/get", v2_params={"ids": chunk}, what="asset")
+            for item in body.get("assets") or []:
+                if isinstance(item, dict) and item.get("id"):
+                    asset = Asset.from_api(item)
+                    found[asset.id] = asset
+        return found
+
+    def add_assets(
+        self, library_id: str, asset_ids: Iterable[str], on_batch: OnBatch | None = None
+    ) -> BulkResult:
+        """Add assets in batches: {"asset_id"} for one, {"asset_ids"} for several."""
+        path = f"/api/v4/libraries/{quote(library_id, safe='')}/assets"
+
+        def send(batch: list[str]) -> dict[str, Any]:
+            body = {"asset_id": batch[0]} if len(batch) == 1 else {"asset_ids": batch}
+            return self._request("PATCH", path, json_body=body)
+
+        return self._bulk(_unique(asset_ids), send, on_batch)
+
+    def remove_assets(
+        self, library_id: str, asset_ids: Iterable[str], on_batch: OnBatch | None = None
+    ) -> BulkResult:
+        """Remove assets in batches: DELETE ...?ids=a,b."""
+        path = f"/api/v4/libraries/{quote(library_id, safe='')}/assets"
+
+        def send(batch: list[str]) -> dict[str, Any]:
+            return self._request("DELETE", path, query={"ids": ",".join(batch)})
+
+        return self._bulk(_unique(asset_ids), send, on_batch)
+
+    # -------------------------------------------------------------- plumbing
+
+    def _bulk(
+        self,
+        ids: list[str],
+        send: Callable[[list[str]], dict[str, Any]],
+        on_batch: OnBatch | None,
+    ) -> BulkResult:
+        result = BulkResult()
+        stopped: UplynkError | None = None
+        done = 0
+        for batch in _chunks(ids, self.batch_size):
+            if stopped is not None:
+                outcome = BatchResult(batch, None, stopped)
+            else:
+                try:
+                    outcome = BatchResult(batch, Library.from_api(send(batch)), None)
+                except UplynkError as exc:
+                    outcome = BatchResult(batch, None, exc)
+                    if isinstance(exc, STOPPING_ERRORS):
+                        stopped = exc
+            result.batches.append(outcome)
+            done += len(batch)
+            if on_batch is not None:
+                try:
+                    on_batch(outcome, done, len(ids))
+                except Exception:
+                    log.exception("on_batch callback failed (%d/%d)", done, len(ids))
+        return result
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: dict[str, Any] | None = None,
+        json_body: Any = None,
+        v2_params: dict[str, Any] | None = None,
+        what: str = "library",
+    ) -> dict[str, Any]:
+        params = {**(query or {}), **sign(v2_params or {}, self.user_id, self._api_key)}
+        started = time.monotonic()
+        try:
+            response = self._session.request(
+                method,
+                self.base_url + path,
+                params=params,
+                json=json_body,
+                timeout=self.timeout,
+            )
+        except requests.exceptions.ConnectTimeout:
+            error: UplynkError = UplynkTimeout(
+                f"Uplynk did not accept a connection within {_seconds(self.timeout[0])}; "
+                f"tried {self.max_retries + 1} times"
+            )
+        except requests.exceptions.Timeout:
+            error = UplynkTimeout(f"Uplynk did not answer within {_seconds(self.timeout[1])}")
+        except requests.exceptions.RetryError:
+            error = UplynkUnavailable(f"Uplynk kept failing; tried {self.max_retries + 1} times")
+        except requests.exceptions.ConnectionError:
+            error = UplynkUnavailable(
+                f"Could not reach Uplynk (connection failed); tried {self.max_retries + 1} times"
+            )
+        except requests.exceptions.RequestException as exc:
+            error = UplynkUnavailable(f"Could not call Uplynk ({type(exc).__name__})")
+        else:
+            return self._handle(method, path, response, started, what)
+        elapsed = (time.monotonic() - started) * 1000
+        log.warning("uplynk %s %s failed after %.0f ms: %s", method, path, elapsed, error)
+        raise error
+
+    def _handle(
+        self, method: str, path: str, response: requests.Response, started: float, what: str
+    ) -> dict[str, Any]:
+        elapsed = (time.monotonic() - started) * 1000
+        status = response.status_code
+        attempts = self._attempts(response)
+        level = logging.DEBUG if status < 400 else logging.WARNING
+        log.log(
+            level,
+            "uplynk %s %s -> %d in %.0f ms (%d attempt%s)",
+            method,
+            path,
+            status,
+            elapsed,
+            attempts,
+            "" if attempts == 1 else "s",
+        )
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if status >= 400:
+            raise error_for_status(status, body, what=what, attempts=attempts)
+        if not isinstance(body, dict):
+            raise UplynkError(
+                f"Uplynk sent an answer the bot could not read ({status})", status=status
+            )
+        if path.startswith("/api2/") and body.get("error"):
+            raise error_for_v2(body, status=status)
+        return body
+
+    def _attempts(self, response: requests.Response) -> int:
+        retries = getattr(response.raw, "retries", None)
+        history = getattr(retries, "history", None)
+        if history is None:
+            return 1
+        return len(history) + 1

@@ -1,0 +1,199 @@
+"""WSGI app for Slack's HTTP endpoint (POST /slack/events, GET /healthz) and a threaded server."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import signal
+import threading
+from collections.abc import Callable, Iterable
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from slack_bolt.adapter.wsgi import SlackRequestHandler
+
+log = logging.getLogger(__name__)
+
+EVENTS_PATH = "/slack/events"
+HEALTH_PATH = "/healthz"
+#: Slack's payloads are small; anything larger is refused before it reaches Bolt.
+MAX_BODY_BYTES = 1024 * 1024
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def _json_response(
+    start_response: Callable[..., Any],
+    status: str,
+    obj: Any,
+    extra_headers: list[tuple[str, str]] | None = None,
+) -> list[bytes]:
+    body = json.dumps(obj).encode()
+    headers = [
+        ("Content-Type", "application/json; charset=utf-8"),
+        ("Content-Length", str(len(body))),
+    ]
+    start_response(status, headers + (extra_headers or []))
+    return [body]
+
+
+def make_wsgi_app(
+    bolt_app: Any,
+    *,
+    path: str = EVENTS_PATH,
+    max_body: int = MAX_BODY_BYTES,
+    health: Callable[[], dict[str, Any]] | None = None,
+) -> WSGIApp:
+    """A WSGI callable: ``POST path`` to Bolt, ``GET /healthz``, 404 otherwise.
+
+    Bodies over ``max_body`` bytes get 413 without reaching Bolt. Bolt verifies Slack's
+    signature itself (401 on failure). ``health`` may add fields to the /healthz answer.
+    """
+    handler = SlackRequestHandler(bolt_app, path=path)
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        method = environ.get("REQUEST_METHOD", "GET")
+        route = environ.get("PATH_INFO", "")
+        if route == HEALTH_PATH:
+            if method not in ("GET", "HEAD"):
+                return _json_response(
+                    start_response,
+                    "405 Method Not Allowed",
+                    {"ok": False, "error": "method_not_allowed"},
+                    [("Allow", "GET, HEAD")],
+                )
+            status = {"ok": True}
+            if health is not None:
+                status.update(health())
+            return _json_response(start_response, "200 OK", status)
+        if route != path:
+            return _json_response(
+                start_response, "404 Not Found", {"ok": False, "error": "not_found"}
+            )
+        if method != "POST":
+            return _json_response(
+                start_response,
+                "405 Method Not Allowed",
+                {"ok": False, "error": "method_not_allowed"},
+                [("Allow", "POST")],
+            )
+        environ, too_large = _bounded_body(environ, max_body)
+        if too_large is None:
+            return _json_response(
+                start_response, "400 Bad Request", {"ok": False, "error": "bad_content_length"}
+            )
+        if too_large:
+            log.warning("refused a %s request body over %d bytes", path, max_body)
+            return _json_response(
+                start_response,
+                "413 Content Too Large",
+                {"ok": False, "error": "request_too_large"},
+            )
+        try:
+            return handler(environ, start_response)
+        except Exception:
+            log.exception("unhandled error dispatching a Slack request")
+            return _json_response(
+                start_response,
+                "500 Internal Server Error",
+                {"ok": False, "error": "internal_error"},
+            )
+
+    return app
+
+
+def _bounded_body(environ: dict[str, Any], max_body: int) -> tuple[dict[str, Any], bool | None]:
+    """(environ, too_large); too_large is None for a malformed Content-Length.
+
+    A chunked body (no Content-Length) is read up to the limit and handed on buffered.
+    """
+    raw_length = environ.get("CONTENT_LENGTH") or ""
+    if raw_length.strip():
+        try:
+            length = int(raw_length)
+        except ValueError:
+            return environ, None
+        if length < 0:
+            return environ, None
+        return environ, length > max_body
+    stream = environ.get("wsgi.input")
+    if stream is None or "chunked" not in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+        return environ, False
+    data = stream.read(max_body + 1)
+    if len(data) > max_body:
+        return environ, True
+    environ = dict(environ)
+    environ["wsgi.input"] = io.BytesIO(data)
+    environ["CONTENT_LENGTH"] = str(len(data))
+    return environ, False
+
+
+class ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
+    """wsgiref's server, one daemon thread per connection."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+
+class QuietRequestHandler(WSGIRequestHandler):
+    """Logs each request through ``logging``, without query strings, instead of stderr."""
+
+    access_log = logging.getLogger("bot.web.access")
+
+    def log_request(self, code: Any = "-", size: Any = "-") -> None:
+        path = self.path.split("?", 1)[0] if isinstance(self.path, str) else "-"
+        self.access_log.info("%s %s %s %s", self.client_address[0], self.command, path, code)
+
+    def log_error(self, format: str, *args: Any) -> None:  # noqa: A002
+        log.warning("%s " + format, self.client_address[0], *args)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        log.info("%s " + format, self.client_address[0], *args)
+
+
+def make_threaded_server(
+    wsgi_app: WSGIApp, host: str = "0.0.0.0", port: int = 3000
+) -> ThreadingWSGIServer:
+    """A bound, not yet serving, threaded WSGI server (port 0 picks a free port)."""
+    return make_server(
+        host, port, wsgi_app, server_class=ThreadingWSGIServer, handler_class=QuietRequestHandler
+    )
+
+
+def serve(
+    wsgi_app: WSGIApp,
+    host: str = "0.0.0.0",
+    port: int = 3000,
+    *,
+    on_ready: Callable[[ThreadingWSGIServer], None] | None = None,
+) -> None:
+    """Serve ``wsgi_app`` until SIGTERM/SIGINT (or ``server.shutdown()`` from another thread).
+
+    Signal handlers are installed only when called from the main thread. ``on_ready``
+    receives the bound server before serving starts (tests use it to learn the port).
+    """
+    server = make_threaded_server(wsgi_app, host, port)
+    bound_host, bound_port = server.server_address[:2]
+    log.info("listening on http://%s:%d (POST %s)", bound_host, bound_port, EVENTS_PATH)
+
+    def request_shutdown(signum: int, frame: Any) -> None:
+        log.info("received signal %d, shutting down", signum)
+        # shutdown() waits for serve_forever() to return, so it must not run on this thread.
+        threading.Thread(target=server.shutdown, name="web-shutdown", daemon=True).start()
+
+    previous: dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            previous[sig] = signal.signal(sig, request_shutdown)
+    try:
+        if on_ready is not None:
+            on_ready(server)
+        server.serve_forever(poll_interval=0.2)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        server.server_close()
+        log.info("stopped")

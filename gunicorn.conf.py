@@ -1,0 +1,13 @@
+"""gunicorn settings for `gunicorn bot.wsgi:app` (the Procfile's web process)."""
+
+import os
+
+bind = f"0.0.0.0:{os.environ.get('PORT', '3000')}"
+# Threads, not processes, carry concurrency: listeners acknowledge at once and the slow
+# Uplynk work runs on the bot's own pool, so one worker with threads keeps memory low.
+workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
+worker_class = "gthread"
+threads = int(os.environ.get("GUNICORN_THREADS", "16"))
+timeout = 60
+graceful_timeout = 30
+accesslog = None

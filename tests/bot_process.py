@@ -1,0 +1,190 @@
+"""Run the bot (or any WSGI app) as a real subprocess and wait for GET /healthz."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import requests
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def gunicorn_path() -> str:
+    candidate = Path(sys.executable).parent / "gunicorn"
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which("gunicorn")
+    if found is None:
+        raise RuntimeError("gunicorn is not installed")
+    return found
+
+
+class BotProcess:
+    """A server subprocess: ``python -m bot serve`` by default, or gunicorn.
+
+    ``env`` is added to the current environment (``PORT`` is set to ``port``).
+    ``argv`` replaces the command line; ``gunicorn=True`` runs ``gunicorn <app>``
+    with one worker and 8 threads. Output goes to ``log_path`` (a temp file by default).
+    """
+
+    def __init__(
+        self,
+        env: dict[str, str] | None = None,
+        *,
+        port: int | None = None,
+        argv: Sequence[str] | None = None,
+        gunicorn: bool = False,
+        app: str = "bot.wsgi:app",
+        host: str = "127.0.0.1",
+        cwd: str | Path = REPO_ROOT,
+        log_path: str | Path | None = None,
+        startup_timeout: float = 15.0,
+    ) -> None:
+        self.host = host
+        self.port = port or free_port(host)
+        if argv is not None:
+            self.argv = list(argv)
+        elif gunicorn:
+            self.argv = [
+                gunicorn_path(),
+                app,
+                "-b",
+                f"{host}:{self.port}",
+                "--threads",
+                "8",
+                "-w",
+                "1",
+                "--graceful-timeout",
+                "5",
+                "--chdir",
+                str(cwd),
+            ]
+        else:
+            self.argv = [sys.executable, "-m", "bot", "serve"]
+        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", "PORT": str(self.port)}
+        self.env.update(env or {})
+        self.cwd = str(cwd)
+        if log_path is None:
+            fd, name = tempfile.mkstemp(prefix="botprocess-", suffix=".log")
+            os.close(fd)
+            log_path = name
+        self.log_path = Path(log_path)
+        self.startup_timeout = startup_timeout
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def events_url(self) -> str:
+        return f"{self.url}/slack/events"
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    @property
+    def returncode(self) -> int | None:
+        return self.proc.poll() if self.proc else None
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def output(self) -> str:
+        """Everything the process wrote to stdout/stderr so far."""
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def print_output(self, label: str = "") -> None:
+        print(f"----- {label or ' '.join(self.argv)} (log {self.log_path}) -----")
+        print(self.output())
+        print("----- end -----")
+
+    def start(self) -> BotProcess:
+        """Start and wait for ``GET /healthz`` to answer 200; on failure print the log."""
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                self.argv,
+                cwd=self.cwd,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # own process group: kill() reaches gunicorn's workers
+            )
+        deadline = time.monotonic() + self.startup_timeout
+        last_error: object = None
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                self.print_output("exited during start-up")
+                raise RuntimeError(
+                    f"{self.argv!r} exited with {self.proc.returncode} during start-up:\n"
+                    + self.output()[-4000:]
+                )
+            try:
+                if requests.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return self
+            except requests.RequestException as exc:
+                last_error = exc
+            time.sleep(0.05)
+        self.print_output("did not become healthy")
+        self.stop()
+        raise RuntimeError(
+            f"{self.argv!r} not healthy within {self.startup_timeout}s ({last_error}):\n"
+            + self.output()[-4000:]
+        )
+
+    def _signal_group(self, sig: int) -> None:
+        if self.proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, sig)
+
+    def stop(self, timeout: float = 10.0) -> int | None:
+        """SIGTERM, wait up to ``timeout`` s, then SIGKILL. Returns the exit code."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self._signal_group(signal.SIGKILL)
+                self.proc.wait(5)
+        self._signal_group(signal.SIGKILL)  # stray children of this process's group
+        return self.proc.returncode
+
+    def kill(self) -> int | None:
+        """SIGKILL the whole process group at once (a crash)."""
+        if self.proc is None:
+            return None
+        self._signal_group(signal.SIGKILL)
+        self.proc.wait(5)
+        return self.proc.returncode
+
+    def __enter__(self) -> BotProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,182 @@
+"""Pytest fixtures for end-to-end tests: the real bot server wired to the simulator and stand-in."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.simulator import DEMO_ASSET_IDS, DEMO_LIBRARY_IDS, UplynkSimulator
+from bot.slack_standin import SlackCall, SlackStandIn
+from tests.bot_process import BotProcess
+from tests.fixtures_slack import SIGNING_SECRET
+from tests.slack_requests import SlackSender
+
+MARKETING = DEMO_LIBRARY_IDS["Marketing Library"]
+ARCHIVE = DEMO_LIBRARY_IDS["Marketing Library Archive"]
+AD_BREAKS = DEMO_LIBRARY_IDS["Ad Breaks"]
+SPORTS = DEMO_LIBRARY_IDS["Sports Highlights"]
+USER = "U0USER"
+OTHER = "U0OTHER"
+ADMIN = "U0ADMIN"
+NOTIFY = "C0NOTIFY"
+
+POLICY = f"""
+admins = ["{ADMIN}"]
+
+[[allow]]
+libraries = ["{MARKETING}", "{ARCHIVE}", "{AD_BREAKS}"]
+users = ["{USER}", "{OTHER}"]
+
+[[allow]]
+libraries = ["*"]
+usergroups = ["S0EDITORS"]
+channels = ["C0EDIT"]
+"""
+
+
+def free_assets(simulator: UplynkSimulator, library_id: str, count: int) -> list[str]:
+    """Demo assets that exist and are not yet in `library_id`."""
+    held = simulator.catalogue.library_assets(library_id)
+    found = [a for a in DEMO_ASSET_IDS if a not in held][:count]
+    assert len(found) == count, "the demo catalogue is too small for this test"
+    return found
+
+
+@dataclass
+class Bot:
+    """A running bot server plus the two fakes it talks to, and helpers to drive it."""
+
+    process: BotProcess
+    slack: SlackStandIn
+    simulator: UplynkSimulator
+    sender: SlackSender
+    env: dict[str, str]
+    seen: list[str] = field(default_factory=list)
+
+    def command(self, text: str, user_id: str = USER, **kwargs: Any):
+        """Send a signed /addtolib; returns (HTTP response, response_url key)."""
+        response = self.sender.command(text, user_id=user_id, **kwargs)
+        return response, response.slack_response_url.rsplit("/", 1)[-1]
+
+    def click(self, action_id: str, value: str, user_id: str = USER, **kwargs: Any):
+        response = self.sender.click(action_id, value, user_id=user_id, **kwargs)
+        assert response.status_code == 200, response.text
+        return response, response.slack_response_url.rsplit("/", 1)[-1]
+
+    def reply(self, key: str, contains: str = "", timeout: float = 15) -> SlackCall:
+        """The first response_url post on `key` whose text or blocks contain `contains`."""
+        return self.slack.wait_for(
+            lambda c: c.method == "response_url" and c.key == key and contains in dump(c),
+            timeout=timeout,
+        )
+
+    def replies(self, key: str) -> list[SlackCall]:
+        return [c for c in self.slack.calls_of("response_url") if c.key == key]
+
+    def preview(self, text: str, user_id: str = USER, **kwargs: Any) -> tuple[SlackCall, str]:
+        """Run a command and wait for its preview; returns (call, operation id or '')."""
+        response, key = self.command(text, user_id=user_id, **kwargs)
+        assert response.status_code == 200, response.text
+        call = self.slack.wait_for(
+            lambda c: c.key == key and ("addtolib_" in dump(c) or ":warning:" in dump(c)),
+            timeout=15,
+        )
+        return call, button_value(call, "addtolib_confirm") or ""
+
+    def summary(self, operation_id: str, timeout: float = 20) -> SlackCall:
+        return self.slack.wait_for(
+            lambda c: c.method == "chat.postMessage"
+            and operation_id in dump(c)
+            and c.payload.get("channel") != NOTIFY,
+            timeout=timeout,
+        )
+
+
+def dump(call: SlackCall) -> str:
+    return json.dumps(call.payload)
+
+
+def button_value(call: SlackCall, action_id: str) -> str | None:
+    for block in call.payload.get("blocks") or []:
+        elements = list(block.get("elements") or [])
+        if block.get("accessory"):
+            elements.append(block["accessory"])
+        for element in elements:
+            if element.get("action_id") == action_id:
+                return element.get("value")
+    return None
+
+
+def text_of(call: SlackCall) -> str:
+    """Every text in a message's blocks, joined (for assertions on what a user reads)."""
+    texts: list[str] = [call.payload.get("text") or ""]
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if isinstance(node.get("text"), str):
+                texts.append(node["text"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(call.payload.get("blocks") or [])
+    return "\n".join(texts)
+
+
+OPERATION_ID = re.compile(r"\b[0-9a-f]{32}\b")
+
+
+@pytest.fixture
+def policy_file(tmp_path: Path) -> Path:
+    path = tmp_path / "policy.toml"
+    path.write_text(POLICY)
+    return path
+
+
+@pytest.fixture
+def bot_env(
+    simulator: UplynkSimulator, slack: SlackStandIn, database_url: str, policy_file: Path
+) -> dict[str, str]:
+    return {
+        "SLACK_BOT_TOKEN": "xoxb-test-token-e2e",
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": slack.url,
+        "UPLYNK_API_URL": simulator.url,
+        "UPLYNK_USER_ID": simulator.user_id,
+        "UPLYNK_API_KEY": simulator.api_key,
+        "DATABASE_URL": database_url,
+        "ADDTOLIB_POLICY": str(policy_file),
+        "ADDTOLIB_NOTIFY_CHANNEL": NOTIFY,
+    }
+
+
+@pytest.fixture
+def start_bot(
+    bot_process: Callable[..., BotProcess],
+    bot_env: dict[str, str],
+    simulator: UplynkSimulator,
+    slack: SlackStandIn,
+) -> Iterator[Callable[..., Bot]]:
+    """Factory: start_bot(**env overrides, gunicorn=False) -> a running Bot."""
+
+    def start(gunicorn: bool = False, **overrides: str) -> Bot:
+        env = {**bot_env, **overrides}
+        process = bot_process(env, gunicorn=gunicorn)
+        sender = SlackSender(process.url, SIGNING_SECRET, standin=slack)
+        return Bot(process, slack, simulator, sender, env)
+
+    yield start
+
+
+@pytest.fixture
+def bot(start_bot: Callable[..., Bot]) -> Bot:
+    """A running `python -m bot serve` against the simulator and the Slack stand-in."""
+    return start_bot()

@@ -1,0 +1,224 @@
+"""Send real, Slack-signed slash commands and button clicks to the bot over HTTP."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+import uuid
+from typing import Any
+from urllib.parse import urlencode
+
+import requests
+from slack_sdk.signature import SignatureVerifier
+
+API_APP_ID = "A0ADDTOLIB"
+VERIFICATION_TOKEN = "legacy-verification-token"
+TEAM_DOMAIN = "demo"
+
+
+class SlackSender:
+    """Plays Slack's side of the Events/Interactivity endpoint.
+
+    ``base_url`` is the bot's root (``http://127.0.0.1:PORT``) or its full events URL.
+    With ``standin`` (a SlackStandIn), requests get a response_url on the stand-in by
+    default, so posts to it are recorded; the URL used is ``resp.slack_response_url``.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        signing_secret: str,
+        *,
+        standin: Any = None,
+        path: str = "/slack/events",
+        timeout: float = 10.0,
+    ) -> None:
+        base_url = base_url.rstrip("/")
+        self.url = base_url if base_url.endswith(path) else base_url + path
+        self.signing_secret = signing_secret
+        self.verifier = SignatureVerifier(signing_secret)
+        self.standin = standin
+        self.timeout = timeout
+        self._counter = itertools.count(1)
+
+    # -- building blocks ---------------------------------------------------
+
+    def sign(self, body: bytes | str, timestamp: int | None = None) -> dict[str, str]:
+        """The X-Slack-Signature / X-Slack-Request-Timestamp headers for ``body``."""
+        ts = str(int(time.time()) if timestamp is None else int(timestamp))
+        body_str = body.decode() if isinstance(body, bytes) else body
+        return {
+            "X-Slack-Request-Timestamp": ts,
+            "X-Slack-Signature": self.verifier.generate_signature(timestamp=ts, body=body_str),
+        }
+
+    def new_response_url(self, prefix: str = "r") -> str:
+        """A fresh response_url (on the stand-in when there is one)."""
+        n = next(self._counter)
+        key = f"{prefix}{n}-{uuid.uuid4().hex[:8]}"
+        if self.standin is not None:
+            return self.standin.response_url(key)
+        return f"https://hooks.slack.com/commands/T0001/{n}/{key}"
+
+    @staticmethod
+    def trigger_id() -> str:
+        return f"{int(time.time())}.{uuid.uuid4().int % 10**12}.{uuid.uuid4().hex}"
+
+    def raw(self, body: bytes | str, headers: dict[str, str] | None = None) -> requests.Response:
+        """POST ``body`` as-is with only ``headers`` (no signing): forged or malformed requests."""
+        data = body.encode() if isinstance(body, str) else body
+        return requests.post(self.url, data=data, headers=headers or {}, timeout=self.timeout)
+
+    def send_form(
+        self,
+        fields: dict[str, str],
+        *,
+        headers: dict[str, str] | None = None,
+        timestamp: int | None = None,
+    ) -> requests.Response:
+        """Form-encode ``fields``, sign them and POST them."""
+        body = urlencode(fields)
+        all_headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        all_headers.update(self.sign(body, timestamp))
+        all_headers.update(headers or {})
+        return requests.post(
+            self.url, data=body.encode(), headers=all_headers, timeout=self.timeout
+        )
+
+    # -- what Slack sends ----------------------------------------------------
+
+    def command(
+        self,
+        text: str,
+        *,
+        user_id: str = "U0USER",
+        user_name: str = "alice",
+        channel_id: str = "C0GENERAL",
+        channel_name: str = "general",
+        team_id: str = "T0001",
+        response_url: str | None = None,
+        command: str = "/addtolib",
+        trigger_id: str | None = None,
+        extra_headers: dict[str, str] | None = None,
+        timestamp: int | None = None,
+    ) -> requests.Response:
+        """A slash command invocation, with exactly the fields Slack sends."""
+        response_url = response_url or self.new_response_url("cmd")
+        fields = {
+            "token": VERIFICATION_TOKEN,
+            "team_id": team_id,
+            "team_domain": TEAM_DOMAIN,
+            "channel_id": channel_id,
+            "channel_name": channel_name,
+            "user_id": user_id,
+            "user_name": user_name,
+            "command": command,
+            "text": text,
+            "api_app_id": API_APP_ID,
+            "is_enterprise_install": "false",
+            "response_url": response_url,
+            "trigger_id": trigger_id or self.trigger_id(),
+        }
+        resp = self.send_form(fields, headers=extra_headers, timestamp=timestamp)
+        resp.slack_response_url = response_url  # type: ignore[attr-defined]
+        return resp
+
+    def block_actions_payload(
+        self,
+        action_id: str,
+        value: str,
+        *,
+        user_id: str = "U0USER",
+        user_name: str = "alice",
+        channel_id: str = "C0GENERAL",
+        channel_name: str = "general",
+        team_id: str = "T0001",
+        response_url: str | None = None,
+        message: dict[str, Any] | None = None,
+        container: dict[str, Any] | None = None,
+        block_id: str = "b",
+        action_ts: str | None = None,
+        button_text: str | None = None,
+    ) -> dict[str, Any]:
+        """The ``payload`` JSON Slack sends when a button is clicked."""
+        now = time.time()
+        if container is None:
+            if message is not None:
+                container = {
+                    "type": "message",
+                    "message_ts": message.get("ts") or f"{now:.6f}",
+                    "channel_id": channel_id,
+                    "is_ephemeral": False,
+                }
+            else:
+                container = {
+                    "type": "message",
+                    "message_ts": f"{now:.6f}",
+                    "channel_id": channel_id,
+                    "is_ephemeral": True,
+                }
+        payload: dict[str, Any] = {
+            "type": "block_actions",
+            "user": {"id": user_id, "username": user_name, "name": user_name, "team_id": team_id},
+            "api_app_id": API_APP_ID,
+            "token": VERIFICATION_TOKEN,
+            "container": container,
+            "trigger_id": self.trigger_id(),
+            "team": {"id": team_id, "domain": TEAM_DOMAIN},
+            "enterprise": None,
+            "is_enterprise_install": False,
+            "channel": {"id": channel_id, "name": channel_name},
+            "state": {"values": {}},
+            "response_url": response_url or self.new_response_url("act"),
+            "actions": [
+                {
+                    "action_id": action_id,
+                    "block_id": block_id,
+                    "text": {"type": "plain_text", "text": button_text or action_id, "emoji": True},
+                    "value": value,
+                    "type": "button",
+                    "action_ts": action_ts or f"{now:.6f}",
+                }
+            ],
+        }
+        if message is not None:
+            payload["message"] = message
+        return payload
+
+    def click(
+        self,
+        action_id: str,
+        value: str,
+        *,
+        user_id: str = "U0USER",
+        user_name: str = "alice",
+        channel_id: str = "C0GENERAL",
+        team_id: str = "T0001",
+        response_url: str | None = None,
+        message: dict[str, Any] | None = None,
+        container: dict[str, Any] | None = None,
+        block_id: str = "b",
+        action_ts: str | None = None,
+        headers: dict[str, str] | None = None,
+        timestamp: int | None = None,
+    ) -> requests.Response:
+        """A button click (block_actions), form field ``payload`` holding the JSON."""
+        payload = self.block_actions_payload(
+            action_id,
+            value,
+            user_id=user_id,
+            user_name=user_name,
+            channel_id=channel_id,
+            team_id=team_id,
+            response_url=response_url,
+            message=message,
+            container=container,
+            block_id=block_id,
+            action_ts=action_ts,
+        )
+        resp = self.send_form(
+            {"payload": json.dumps(payload)}, headers=headers, timestamp=timestamp
+        )
+        resp.slack_response_url = payload["response_url"]  # type: ignore[attr-defined]
+        return resp
