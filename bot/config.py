@@ -34,6 +34,7 @@ class Settings:
     max_assets: int = 5000
     confirm_ttl: int = 900
     undo_window: int = 86400
+    usergroup_ttl: int = 300
     workers: int = 32
     lease_seconds: int = 60
     port: int = 3000
@@ -55,6 +56,7 @@ ENV_NAMES = {
     "max_assets": "ADDTOLIB_MAX_ASSETS",
     "confirm_ttl": "ADDTOLIB_CONFIRM_TTL",
     "undo_window": "ADDTOLIB_UNDO_WINDOW",
+    "usergroup_ttl": "ADDTOLIB_USERGROUP_TTL",
     "workers": "ADDTOLIB_WORKERS",
     "lease_seconds": "ADDTOLIB_LEASE_SECONDS",
     "port": "PORT",

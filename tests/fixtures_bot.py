@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from bot.core.store import Operation, OperationStore
 from bot.simulator import DEMO_ASSET_IDS, DEMO_LIBRARY_IDS, UplynkSimulator
 from bot.slack_standin import SlackCall, SlackStandIn
 from tests.bot_process import BotProcess
@@ -91,15 +92,38 @@ class Bot:
 
     def summary(self, operation_id: str, timeout: float = 20) -> SlackCall:
         return self.slack.wait_for(
-            lambda c: c.method == "chat.postMessage"
-            and operation_id in dump(c)
-            and c.payload.get("channel") != NOTIFY,
+            lambda c: (
+                c.method == "chat.postMessage"
+                and operation_id in dump(c)
+                and c.payload.get("channel") != NOTIFY
+            ),
             timeout=timeout,
         )
 
 
 def dump(call: SlackCall) -> str:
     return json.dumps(call.payload)
+
+
+def ack_text(response: Any) -> str:
+    """The text a slash command's acknowledgement (its HTTP 200 body) shows the user."""
+    return response.json().get("text", "") if response.text else ""
+
+
+def patches(simulator: UplynkSimulator) -> list[Any]:
+    """The add-assets (PATCH) requests the simulator received."""
+    return [r for r in simulator.requests if r.call == "add"]
+
+
+def stored(bot: Bot, operation_id: str | None = None, user_id: str | None = None) -> Operation:
+    """An operation as the bot stored it: by id, else the newest of `user_id`."""
+    store = OperationStore(bot.env["DATABASE_URL"])
+    try:
+        found = store.get(operation_id) if operation_id else store.recent(user_id, limit=1)[0]
+    finally:
+        store.dispose()
+    assert found is not None, f"operation {operation_id} not in the store"
+    return found
 
 
 def button_value(call: SlackCall, action_id: str) -> str | None:
@@ -167,13 +191,20 @@ def start_bot(
 ) -> Iterator[Callable[..., Bot]]:
     """Factory: start_bot(**env overrides, gunicorn=False) -> a running Bot."""
 
+    started: list[BotProcess] = []
+
     def start(gunicorn: bool = False, **overrides: str) -> Bot:
         env = {**bot_env, **overrides}
         process = bot_process(env, gunicorn=gunicorn)
+        started.append(process)
         sender = SlackSender(process.url, SIGNING_SECRET, standin=slack)
         return Bot(process, slack, simulator, sender, env)
 
     yield start
+    # Stop the bots while the stand-in and simulator still answer: a bot stopped after them
+    # spends seconds retrying its last Slack calls against a closed port.
+    for process in started:
+        process.stop()
 
 
 @pytest.fixture

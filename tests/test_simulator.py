@@ -264,6 +264,26 @@ def test_control_endpoints(simulator):
     assert simulator.requests == []
 
 
+def test_control_endpoint_seeds_assets(simulator):
+    seed = f"{simulator.url}/_simulator/assets"
+    answer = requests.post(seed, json={"count": 3, "prefix": "bench"}, timeout=5)
+    assert answer.status_code == 200
+    ids = answer.json()["ids"]
+    assert len(set(ids)) == 3 and all(re.fullmatch(r"[0-9a-f]{32}", i) for i in ids)
+    again = requests.post(seed, json={"count": 3, "prefix": "bench"}, timeout=5).json()["ids"]
+    assert again == ids  # stable ids: seeding twice creates nothing new
+    response = requests.get(
+        f"{simulator.url}/api2/asset/get", params=doc_signed({"ids": ids}), timeout=5
+    )
+    assert sorted(a["id"] for a in response.json()["assets"]) == sorted(ids)
+    assert call(simulator, "PATCH", assets_path(), body={"asset_ids": ids}).status_code == 200
+    assert set(ids) <= simulator.catalogue.library_assets(MARKETING)
+    for bad in ({}, {"count": 0}, {"count": "3"}, {"count": 2, "prefix": ""}):
+        assert requests.post(seed, json=bad, timeout=5).status_code == 400
+    requests.post(f"{simulator.url}/_simulator/reset", timeout=5)
+    assert not set(ids) & set(simulator.catalogue.assets)
+
+
 # --------------------------------------------------------------- demo and CLI
 
 

@@ -78,6 +78,14 @@ def test_create_requires_user_and_known_fields(store):
         make(store, state="nonsense")
 
 
+def test_create_in_a_finished_state(store):
+    op = make(store, state="denied", denial_reason="no [[allow]] entry names this library")
+    assert op.state == "denied" and op.is_terminal
+    assert op.finished_at == op.created_at
+    assert store.get(op.id) == op
+    assert store.transition(op.id, "pending", "confirmed") is None
+
+
 def test_json_fields_round_trip(store):
     op = make(
         store,

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import html
 import re
+import sys
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import TextIO
 
+from rich.console import Console
+from rich.padding import Padding
+from rich.progress import BarColumn, MofNCompleteColumn, SpinnerColumn, TaskID, TextColumn
+from rich.progress import Progress as RichProgress
 from rich.text import Text
+
+from bot.console.session import Note, Progress, Session, Shown, is_button
 
 # A run of text and its rich style ("" for none); plain output ignores the style.
 Segment = tuple[str, str]
@@ -28,7 +37,7 @@ EMOJI = {
 
 BUTTON_STYLES = {"primary": "bold green", "danger": "bold red"}
 
-_FENCE = re.compile(r"```\n?(.*?)\n?```", re.DOTALL)
+_FENCE = re.compile(r"```\n?(.*?)\n?```(?!`)", re.DOTALL)
 _INLINE = re.compile(
     r"(?P<code>`[^`\n]+`)"
     r"|(?P<entity><[^<>\n]+>)"
@@ -133,52 +142,39 @@ def _plain_text(obj: Mapping | None, style: str, channels: Mapping[str, str]) ->
 # -- Block Kit ---------------------------------------------------------------------------------
 
 
-def buttons_of(blocks: Iterable[Mapping]) -> list[tuple[Mapping, Mapping]]:
-    """(block, button) pairs in display order: actions elements and section accessories."""
-    found = []
-    for block in blocks or ():
-        if block.get("type") == "actions":
-            found.extend((block, e) for e in block.get("elements") or () if _is_button(e))
-        elif block.get("type") == "section" and _is_button(block.get("accessory")):
-            found.append((block, block["accessory"]))
-    return found
-
-
-def _is_button(element: object) -> bool:
-    return isinstance(element, Mapping) and element.get("type") == "button"
-
-
 def _button(element: Mapping, numbers: Iterator[int]) -> list[Segment]:
     label = (element.get("text") or {}).get("text", "?")
     style = BUTTON_STYLES.get(element.get("style", ""), "bold")
     return [(f"[{next(numbers, '?')}]", "bold yellow"), (" ", ""), (label, style)]
 
 
-def _field(obj: Mapping, channels: Mapping[str, str]) -> Line:
-    """A section field "*label*\\nvalue" as one line "label: value"."""
-    lines = _plain_text(obj, "", channels)
-    if len(lines) >= 2 and all("bold" in style for _, style in lines[0].segments):
-        rest = " ".join(line.plain for line in lines[1:])
-        segments = lines[1].segments if len(lines) == 2 else [(rest, "")]
-        return Line([*lines[0].segments, (": ", ""), *segments])
-    return Line([seg for line in lines for seg in ((" ", ""), *line.segments)][1:])
-
-
-def _element_text(element: Mapping, style: str, channels: Mapping[str, str]) -> list[Segment]:
-    if element.get("type") == "image":
-        return [(f"[image: {element.get('alt_text', '')}]", style)]
-    lines = _plain_text(element, style, channels)
+def _flatten(lines: list[Line], style: str = "") -> list[Segment]:
+    """Lines joined into one run of segments, separated by spaces."""
     segments: list[Segment] = []
     for line in lines:
         segments.extend([(" ", style), *line.segments] if segments else line.segments)
     return segments
 
 
+def _field(obj: Mapping, channels: Mapping[str, str]) -> Line:
+    """A section field "*label*\nvalue" as one line "label: value"."""
+    lines = _plain_text(obj, "", channels)
+    if len(lines) >= 2 and all("bold" in style for _, style in lines[0].segments):
+        return Line([*lines[0].segments, (": ", ""), *_flatten(lines[1:])])
+    return Line(_flatten(lines))
+
+
+def _element_text(element: Mapping, style: str, channels: Mapping[str, str]) -> list[Segment]:
+    if element.get("type") == "image":
+        return [(f"[image: {element.get('alt_text', '')}]", style)]
+    return _flatten(_plain_text(element, style, channels), style)
+
+
 def _section(block: Mapping, numbers: Iterator[int], channels: Mapping[str, str]) -> list[Line]:
     lines = _plain_text(block.get("text"), "", channels)
     lines.extend(_field(f, channels) for f in block.get("fields") or ())
     accessory = block.get("accessory")
-    if _is_button(accessory):
+    if is_button(accessory):
         if not lines:
             lines.append(Line())
         lines[-1].segments.extend([("   ", ""), *_button(accessory, numbers)])
@@ -190,7 +186,7 @@ def _actions(block: Mapping, numbers: Iterator[int]) -> Line:
     for element in block.get("elements") or ():
         if segments:
             segments.append(("  ", ""))
-        if _is_button(element):
+        if is_button(element):
             segments.extend(_button(element, numbers))
         else:
             placeholder = (element.get("placeholder") or {}).get("text", "")
@@ -222,7 +218,7 @@ def block_lines(
     for block in blocks:
         kind = block.get("type")
         if kind == "header":
-            lines.append(Line(_plain_text(block.get("text"), "bold", channels)[0].segments, kind))
+            lines.append(Line(_flatten(_plain_text(block.get("text"), "bold", channels)), kind))
         elif kind == "section":
             lines.extend(_section(block, numbers, channels))
         elif kind == "context":
@@ -261,15 +257,188 @@ def to_plain(lines: Iterable[Line], indent: str = "") -> str:
     return "\n".join(out)
 
 
-def to_rich(lines: Iterable[Line], indent: str = "") -> Text:
+def to_rich(lines: Iterable[Line]) -> Text:
     """Lines as one rich Text."""
     out = Text()
     for n, line in enumerate(lines):
         if n:
             out.append("\n")
-        out.append(indent)
         if line.kind == "code":
             out.append("│ ", "dim")
         for text, style in line.segments:
             out.append(text, _join(style, "underline") if line.kind == "header" else style)
     return out
+
+
+# -- screens -----------------------------------------------------------------------------------
+
+
+def place(channel: str, session: Session) -> str:
+    """#console for a channel, "a DM" for a direct message (D…, or a user id as channel)."""
+    return "a DM" if channel[:1] in "DUW" else f"#{session.channel_name(channel)}"
+
+
+def label(shown: Shown, session: Session, last: Shown | None) -> str:
+    """Who sees a message, and what it replaced: "only you can see this · replaces …"."""
+    channel = place(shown.channel, session)
+    if shown.where == "ephemeral":
+        who = "you" if shown.owner == session.user else f"@{shown.owner}"
+        text = f"only {who} can see this"
+        if shown.channel != session.channel:
+            text += f" (in {channel})"
+    elif shown.where == "thread":
+        text = f"↳ thread in {channel}"
+        parent = session.parent(shown)
+        if parent is not None and last not in (parent, None) and last.thread_ts != shown.thread_ts:
+            text += f", reply to “{snippet(parent, session)}”"
+    elif shown.where == "dm":
+        text = "direct message"
+        if shown.channel[:1] in "UW":
+            text += f" to @{shown.channel}"
+    else:
+        text = f"{channel} (everyone)"
+    if shown.edited:
+        text += " · edited"
+    if shown.replaces is not None:
+        above = shown.replaces is last
+        old = "the message above" if above else f"“{snippet(shown.replaces, session)}”"
+        text += f" · replaces {old}"
+    return text
+
+
+def snippet(shown: Shown, session: Session, width: int = 60) -> str:
+    """A message's fallback text, rendered and shortened, to name it in a label."""
+    lines = mrkdwn(shown.payload.get("text") or "", "", session.channel_names)
+    text = " ".join(line.plain.strip() for line in lines).strip()
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+class Screen:
+    """Prints what the console user sees; PlainScreen and RichScreen say how."""
+
+    def __init__(self, session: Session):
+        self.session = session
+        self.last: Shown | None = None
+
+    def show(self, event: Shown | Note) -> None:
+        if isinstance(event, Note):
+            self.info(f"({event.text})")
+            return
+        numbers = [b.number for b in event.buttons]
+        lines = block_lines(event.payload, numbers, self.session.channel_names)
+        self.message(label(event, self.session, self.last), event.where == "thread", lines)
+        self.last = event
+
+    def working(self) -> contextlib.AbstractContextManager:
+        raise NotImplementedError
+
+    def message(self, title: str, thread: bool, lines: list[Line]) -> None:
+        raise NotImplementedError
+
+    def info(self, text: str) -> None:
+        raise NotImplementedError
+
+    def echo(self, line: str) -> None:
+        raise NotImplementedError
+
+    def ask(self) -> str:
+        raise NotImplementedError
+
+    def prompt(self) -> str:
+        return f"{self.session.user} in #{self.session.channel_name(self.session.channel)}> "
+
+
+class PlainScreen(Screen):
+    """Plain text, no ANSI: for pipes, scripts and tests."""
+
+    def __init__(self, session: Session, out: TextIO | None = None):
+        super().__init__(session)
+        self.out = out or sys.stdout
+
+    def _print(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+    def message(self, title: str, thread: bool, lines: list[Line]) -> None:
+        self._print(f"  {title}" if thread else f"── {title} ──")
+        self._print(to_plain(lines, "    " if thread else ""))
+
+    def info(self, text: str) -> None:
+        self._print(text)
+
+    def echo(self, line: str) -> None:
+        self._print(f"> {line}")
+
+    def ask(self) -> str:
+        return input(self.prompt())
+
+    @contextlib.contextmanager
+    def working(self) -> Iterator[_PlainProgress]:
+        yield _PlainProgress(self)
+
+
+class _PlainProgress:
+    def __init__(self, screen: PlainScreen):
+        self.screen = screen
+        self.last: tuple[int, int] | None = None
+
+    def update(self, progress: Progress) -> None:
+        if (progress.done, progress.total) != self.last:
+            self.last = (progress.done, progress.total)
+            self.screen.info(f"progress {progress.done}/{progress.total}")
+
+
+class RichScreen(Screen):
+    """Colours, rules and a live progress bar, for a terminal."""
+
+    STYLES = {"ephemeral": "yellow", "channel": "cyan", "thread": "cyan", "dm": "magenta"}
+
+    def __init__(self, session: Session):
+        super().__init__(session)
+        self.console = Console(highlight=False)
+
+    def show(self, event: Shown | Note) -> None:
+        self.style = self.STYLES.get(getattr(event, "where", ""), "")
+        super().show(event)
+
+    def message(self, title: str, thread: bool, lines: list[Line]) -> None:
+        if thread:
+            self.console.print(Text(f"  {title}", style=f"dim {self.style}"))
+            self.console.print(Padding(to_rich(lines), (0, 0, 0, 4)))
+        else:
+            rule = Text(title, style=self.style)
+            self.console.rule(rule, align="left", style=f"dim {self.style}")
+            self.console.print(to_rich(lines))
+
+    def info(self, text: str) -> None:
+        self.console.print(Text(text, style="dim"))
+
+    def echo(self, line: str) -> None:
+        self.console.print(Text(f"> {line}", style="bold"))
+
+    def ask(self) -> str:
+        with contextlib.suppress(ImportError):
+            import readline  # noqa: F401 - line editing and history for input()
+        return self.console.input(Text(self.prompt(), style="bold green"))
+
+    @contextlib.contextmanager
+    def working(self) -> Iterator[_RichProgress]:
+        columns = (
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+        )
+        with RichProgress(*columns, console=self.console, transient=True) as bar:
+            yield _RichProgress(bar, bar.add_task("waiting for the bot…", total=None))
+
+
+class _RichProgress:
+    def __init__(self, bar: RichProgress, task: TaskID):
+        self.bar = bar
+        self.task = task
+
+    def update(self, progress: Progress) -> None:
+        description = progress.text.split(":")[0] if ":" in progress.text else "adding"
+        self.bar.update(
+            self.task, total=progress.total, completed=progress.done, description=description
+        )

@@ -379,7 +379,8 @@ class OperationStore:
     def create(self, **fields: Any) -> Operation:
         """Insert a new operation (state "pending" unless given) and return it.
 
-        ``user_id`` is required; ``created_at`` may be given (tests, imports).
+        ``user_id`` is required; ``created_at`` may be given (tests, imports). An operation
+        created in a finished state (e.g. "denied") gets ``finished_at`` = ``created_at``.
         """
         values = _check_fields(fields, allow_state=True)
         if not values.get("user_id"):
@@ -388,6 +389,8 @@ class OperationStore:
         values.setdefault("state", "pending")
         values.setdefault("created_at", now)
         values.setdefault("updated_at", values["created_at"])
+        if values["state"] in _FINISHED_AT_STATES:
+            values.setdefault("finished_at", values["created_at"])  # e.g. created "denied"
         values["id"] = uuid.uuid4().hex
         for name in _LIST_COLUMNS:
             values.setdefault(name, [])

@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 LIBRARY_ID = re.compile(r"^[0-9a-f]{32}$")
 FINISHED_ADDING = ("done", "partial")
 RETRYABLE = ("partial", "failed", "interrupted")
+# The outcome of an asset someone else added between the preview and the execution.
+ALREADY_PRESENT = "already in library"
 
 # progress(done_ids, total_ids) is called as batches finish.
 Progress = Callable[[int, int], None]
@@ -327,14 +329,25 @@ class Workflow:
         if running is None:
             return Refused(_already(self.store.get(operation.id) or operation))
         added = set(running.added_ids)
-        todo = [a for a in running.new_ids if a not in added]
-        return self._add(running, todo, progress)
+        todo = [
+            a
+            for a in running.new_ids
+            if a not in added and running.outcome.get(a) != ALREADY_PRESENT
+        ]
+        # A run cut off by a crash may have landed its last batch without recording it.
+        return self._add(running, todo, progress, resumed=operation.state == "interrupted")
 
-    def _add(self, operation: Operation, todo: list[str], progress: Progress | None) -> Executed:
+    def _add(
+        self,
+        operation: Operation,
+        todo: list[str],
+        progress: Progress | None,
+        resumed: bool = False,
+    ) -> Executed:
         with self._running_lock:
             self._running.add(operation.id)
         try:
-            return self._add_batches(operation, todo, progress)
+            return self._add_batches(operation, todo, progress, resumed)
         finally:
             with self._running_lock:
                 self._running.discard(operation.id)
@@ -345,7 +358,11 @@ class Workflow:
             return sorted(self._running)
 
     def _add_batches(
-        self, operation: Operation, todo: list[str], progress: Progress | None
+        self,
+        operation: Operation,
+        todo: list[str],
+        progress: Progress | None,
+        resumed: bool = False,
     ) -> Executed:
         added = list(operation.added_ids)
         outcome = dict(operation.outcome)
@@ -354,13 +371,26 @@ class Workflow:
         for asset_id in operation.missing_ids:
             outcome[asset_id] = "not found"
         todo, raced = self._still_new(operation.library_id, todo)
-        for asset_id in raced:
-            outcome[asset_id] = "already in library"
+        if resumed:
+            # The preview found these absent and the interrupted run was sending them: they
+            # are this operation's work (so undo removes them), and are not sent again.
+            added.extend(raced)
+            for asset_id in raced:
+                outcome[asset_id] = "added"
+        else:
+            for asset_id in raced:
+                outcome[asset_id] = ALREADY_PRESENT
+        if raced:
+            self.store.update(operation.id, added_ids=added, outcome=outcome)
         errors: list[str] = []
         failed: list[str] = []
         total = len(todo)
+        batch_size = max(1, self.uplynk.batch_size)
+        batches = -(-total // batch_size)
+        counter = iter(range(1, batches + 1))
 
         def on_batch(batch: BatchResult, done: int, _total: int) -> None:
+            number = next(counter, batches)
             if batch.ok:
                 added.extend(batch.ids)
                 for asset_id in batch.ids:
@@ -368,7 +398,7 @@ class Workflow:
             else:
                 failed.extend(batch.ids)
                 message = batch.error.user_message if batch.error else "unknown error"
-                errors.append(f"{len(batch.ids)} assets ({batch.ids[0]}…): {message}")
+                errors.append(f"batch {number} of {batches} ({id_sample(batch.ids)}): {message}")
                 for asset_id in batch.ids:
                     outcome[asset_id] = f"failed: {message}"
             self.store.update(operation.id, added_ids=added, outcome=outcome)
@@ -434,9 +464,9 @@ class Workflow:
             return Refused("This operation added nothing, so there is nothing to undo.")
         finished = operation.finished_at or operation.created_at
         if self.now() - finished > timedelta(seconds=self.undo_window):
-            hours = self.undo_window / 3600
             return Refused(
-                f"Too late to undo: operations can be undone for {hours:g} h after they finish."
+                "Too late to undo: operations can be undone for "
+                f"{_duration(self.undo_window)} after they finish; nothing was removed."
             )
         claimed = self.store.transition(
             operation.id, FINISHED_ADDING, "undone", undone_by=user_id, undone_at=self.now()
@@ -459,6 +489,7 @@ class Workflow:
                 operation.state,
                 undone_by=None,
                 undone_at=None,
+                finished_at=operation.finished_at,  # keep the undo window where it was
                 errors=list(claimed.errors) + errors,
             )
             return Refused("Undo failed; nothing was removed: " + "; ".join(errors))
@@ -492,6 +523,20 @@ class Workflow:
         if isinstance(exc, UplynkNotFound) and ref.id:
             return f"Uplynk has no library with id `{ref.id}` (404)."
         return exc.user_message
+
+
+def _duration(seconds: int) -> str:
+    """86400 -> '24 h', 900 -> '15 min', 1 -> '1 s'."""
+    for unit, size in (("h", 3600), ("min", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size} {unit}"
+    return f"{seconds} s"
+
+
+def id_sample(ids: list[str], shown: int = 3) -> str:
+    """`a`, `b`, `c` and N more: a short list of ids for an error line."""
+    text = ", ".join(f"`{i}`" for i in ids[:shown])
+    return text + (f" and {len(ids) - shown} more" if len(ids) > shown else "")
 
 
 def _already(operation: Operation) -> str:

@@ -25,6 +25,7 @@ class _Countdown:
     status: int | None = None
     retry_after: str | None = None
     hang: float = 0.0
+    after: int = 0  # let this many matching requests through first
 
 
 def _check_call(call: str) -> str:
@@ -46,17 +47,28 @@ class Faults:
             self._latency[_check_call(call)] = max(0.0, float(seconds))
 
     def fail(
-        self, call: str, status: int, times: int = 1, retry_after: float | str | None = None
+        self,
+        call: str,
+        status: int,
+        times: int = 1,
+        retry_after: float | str | None = None,
+        after: int = 0,
     ) -> None:
-        """The next `times` requests of `call` answer `status` (with Retry-After if given)."""
+        """The next `times` requests of `call` answer `status` (with Retry-After if given).
+
+        With `after`, that many requests of `call` are answered normally first (so a test can
+        fail the third batch of a job, say).
+        """
         if times < 1:
             return
-        after = None
+        retry = None
         if retry_after is not None:
-            after = f"{retry_after:g}" if isinstance(retry_after, float) else str(retry_after)
+            retry = f"{retry_after:g}" if isinstance(retry_after, float) else str(retry_after)
         with self._lock:
             self._pending.setdefault(_check_call(call), []).append(
-                _Countdown(times=int(times), status=int(status), retry_after=after)
+                _Countdown(
+                    times=int(times), status=int(status), retry_after=retry, after=int(after)
+                )
             )
 
     def timeout(self, call: str, seconds: float, times: int = 1) -> None:
@@ -80,7 +92,13 @@ class Faults:
         for call, seconds in (spec.get("latency") or {}).items():
             self.set_latency(call, seconds)
         for item in spec.get("fail") or []:
-            self.fail(item["call"], item["status"], item.get("times", 1), item.get("retry_after"))
+            self.fail(
+                item["call"],
+                item["status"],
+                item.get("times", 1),
+                item.get("retry_after"),
+                item.get("after", 0),
+            )
         for item in spec.get("timeout") or []:
             self.timeout(item["call"], item["seconds"], item.get("times", 1))
 
@@ -93,6 +111,9 @@ class Faults:
                 if not queue:
                     continue
                 head = queue[0]
+                if head.after > 0:
+                    head.after -= 1
+                    return Action(delay)
                 head.times -= 1
                 if head.times <= 0:
                     queue.pop(0)

@@ -222,6 +222,23 @@ def _peek_params(query: dict[str, str]) -> dict[str, Any]:
     return {k: v for k, v in payload.items() if not k.startswith("_")}
 
 
+MAX_SEED = 100_000
+
+
+def seed_assets(sim: UplynkSimulator, spec: dict[str, Any]) -> list[str]:
+    """Control endpoint: create `count` assets named `prefix` 0..count-1; return their ids.
+
+    Ids are stable (md5 of the prefix and number), so seeding twice creates nothing new.
+    """
+    count = spec.get("count")
+    if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= MAX_SEED:
+        raise ValueError(f"count must be a whole number from 1 to {MAX_SEED}")
+    prefix = spec.get("prefix", "seeded")
+    if not isinstance(prefix, str) or not prefix:
+        raise ValueError("prefix must be a non-empty string")
+    return [sim.catalogue.add_asset(f"{prefix} {i}").id for i in range(count)]
+
+
 # ----------------------------------------------------------------- handler
 
 
@@ -305,6 +322,12 @@ class _Handler(BaseHTTPRequestHandler):
             except (KeyError, TypeError, ValueError) as exc:
                 return self._send(400, ApiError(400, f"Bad fault spec: {exc}").body())
             return self._send(200, {"ok": True})
+        if path == "/_simulator/assets" and self.command == "POST":
+            try:
+                ids = seed_assets(sim, body if isinstance(body, dict) else {})
+            except (TypeError, ValueError) as exc:
+                return self._send(400, ApiError(400, f"Bad seed spec: {exc}").body())
+            return self._send(200, {"ok": True, "ids": ids})
         return self._send(404, ApiError(404, "Not Found").body())
 
     def _read_body(self) -> Any:

@@ -271,8 +271,16 @@ def interrupted(operation: Operation) -> Message:
 
 
 def notify_parent(operation: Operation) -> Message:
-    count = len(operation.new_ids)
-    text = f"<@{operation.user_id}> added {plural(count, 'asset')} to *{operation.library_name}*"
+    who, where = f"<@{operation.user_id}>", f"*{operation.library_name}*"
+    added, failed = len(operation.added_ids), len(operation.failed_ids)
+    if operation.state in ("done", "undone"):
+        text = f"{who} added {plural(added, 'asset')} to {where}"
+    elif operation.state == "partial":
+        text = f"{who} added {added} of {plural(added + failed, 'asset')} to {where}"
+    elif operation.state == "failed":
+        text = f"{who} tried to add {plural(len(operation.new_ids), 'asset')} to {where}: failed"
+    else:  # running, interrupted: the thread starts before the outcome is known
+        text = f"{who} is adding {plural(len(operation.new_ids), 'asset')} to {where}"
     return _message(text, [_section(text)])
 
 

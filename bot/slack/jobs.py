@@ -127,8 +127,13 @@ def retry(services: Services, respond: Respond, operation_id: str, user_id: str)
     if isinstance(executed, Refused):
         _ephemeral(respond, blocks.error(executed.message))
         return
-    respond(replace_original=True, **blocks.summary(executed.operation, executed.library).kwargs())
     _notify(services, executed.operation, f"<@{user_id}> retried: {_counts(executed.operation)}")
+    if operation is not None and operation.state == "interrupted" and not operation.summary_ts:
+        # Cut off by a crash, it was never reported: report it as a first run would be
+        # (the outcome replaces the clicked DM, the summary goes to the channel).
+        _report(services, respond, executed)
+        return
+    respond(replace_original=True, **blocks.summary(executed.operation, executed.library).kwargs())
 
 
 @_safely

@@ -71,7 +71,7 @@ def build_services(settings: Settings, policy: Policy | None = None) -> Services
     store.create_schema()
     uplynk = UplynkClient.from_settings(settings)
     policy = policy or Policy.load(settings.policy_path)
-    usergroups = UsergroupCache(client, group_ids=policy.usergroups)
+    usergroups = UsergroupCache(client, ttl=settings.usergroup_ttl, group_ids=policy.usergroups)
     workflow = Workflow(
         store,
         uplynk,

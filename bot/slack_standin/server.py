@@ -113,6 +113,7 @@ class _Failure:
     error: str
     times: int
     status: int
+    channel: str | None = None  # only calls to this channel fail
 
 
 class SlackStandIn:
@@ -198,12 +199,19 @@ class SlackStandIn:
     # -- configuration -----------------------------------------------------
 
     def fail(
-        self, method: str, error: str = "not_in_channel", times: int = 1, status: int | None = None
+        self,
+        method: str,
+        error: str = "not_in_channel",
+        times: int = 1,
+        status: int | None = None,
+        *,
+        channel: str | None = None,
     ) -> None:
         """Make the next ``times`` calls of ``method`` ("*" for any) fail with ``error``.
 
         Web API methods answer ``{"ok": false, "error": error}`` with HTTP 200 (429 with
         ``Retry-After: 1`` for "ratelimited"); "response_url" answers ``status`` (default 404).
+        With ``channel``, only calls whose ``channel`` is that one fail (and count).
         """
         if status is None:
             if method == "response_url":
@@ -213,7 +221,7 @@ class SlackStandIn:
             else:
                 status = 200
         with self._cond:
-            self._failures.setdefault(method, []).append(_Failure(error, times, status))
+            self._failures.setdefault(method, []).append(_Failure(error, times, status, channel))
 
     def set_latency(self, method: str, seconds: float) -> None:
         """Delay answers to ``method`` ("*" for all, "response_url" too) by ``seconds``."""
@@ -316,15 +324,16 @@ class SlackStandIn:
             us = _TS_BASE_US + self._ts_counter * 100
         return f"{us // 1_000_000}.{us % 1_000_000:06d}"
 
-    def _take_failure(self, method: str) -> _Failure | None:
+    def _take_failure(self, method: str, channel: str | None = None) -> _Failure | None:
         with self._cond:
             for name in (method, "*"):
-                queue = self._failures.get(name)
-                if queue:
-                    failure = queue[0]
+                queue = self._failures.get(name) or []
+                matching = [f for f in queue if f.channel in (None, channel)]
+                if matching:
+                    failure = matching[0]
                     failure.times -= 1
                     if failure.times <= 0:
-                        queue.pop(0)
+                        queue.remove(failure)
                     return failure
         return None
 
@@ -343,7 +352,7 @@ class SlackStandIn:
             self._record(SlackCall(method, payload, error="invalid_auth", token=token))
             return 200, {"ok": False, "error": "invalid_auth"}
         with self._cond:  # answer and record atomically: recorded order == ts order
-            failure = self._take_failure(method)
+            failure = self._take_failure(method, payload.get("channel"))
             if failure is not None:
                 self._record(SlackCall(method, payload, error=failure.error, token=token))
                 return failure.status, {"ok": False, "error": failure.error}
@@ -488,6 +497,16 @@ class SlackStandIn:
             return {"ok": False, "error": "users_list_not_supplied"}, None
         return {"ok": True, "channel": {"id": "D" + users[0]}}, None
 
+    def _m_get_permalink(self, payload: dict[str, Any]) -> tuple[dict[str, Any], None]:
+        channel, ts = payload.get("channel"), payload.get("message_ts")
+        if not channel:
+            return {"ok": False, "error": "channel_not_found"}, None
+        with self._cond:
+            if not ts or (channel, ts) not in self._messages:
+                return {"ok": False, "error": "message_not_found"}, None
+        permalink = f"https://slack.example/archives/{channel}/p{ts.replace('.', '')}"
+        return {"ok": True, "channel": channel, "permalink": permalink}, None
+
     def _m_usergroups_users_list(self, payload: dict[str, Any]) -> tuple[dict[str, Any], None]:
         group = payload.get("usergroup")
         with self._cond:
@@ -504,6 +523,7 @@ _METHODS: dict[str, Callable[[SlackStandIn, dict[str, Any]], tuple[dict[str, Any
     "chat.postEphemeral": SlackStandIn._m_post_ephemeral,
     "chat.update": SlackStandIn._m_update,
     "chat.delete": SlackStandIn._m_delete,
+    "chat.getPermalink": SlackStandIn._m_get_permalink,
     "conversations.open": SlackStandIn._m_conversations_open,
     "usergroups.users.list": SlackStandIn._m_usergroups_users_list,
 }

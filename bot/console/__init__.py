@@ -1,0 +1,1 @@
+"""`python -m bot console`: a terminal that plays Slack for the bot (see main.py)."""

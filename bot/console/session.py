@@ -1,0 +1,373 @@
+"""Plays Slack's side for the console: signed requests into the Bolt app, messages out of it."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+from slack_bolt import App, BoltRequest
+from slack_sdk.signature import SignatureVerifier
+
+from bot.slack.services import Services
+from bot.slack_standin import BOT_ID, BOT_USER_ID, SlackCall, SlackStandIn
+
+TEAM_ID = "T0DEMO"
+TEAM_DOMAIN = "demo"
+API_APP_ID = "A0ADDTOLIB"
+VERIFICATION_TOKEN = "console-verification-token"
+COMMAND = "/addtolib"
+PROGRESS = re.compile(r"[▓░]+ (\d+)/(\d+)")
+MESSAGE_METHODS = ("response_url", "chat.postMessage", "chat.postEphemeral", "chat.update")
+
+
+@dataclass(eq=False)
+class Shown:
+    """A message as the console shows it, and where it lives in "Slack"."""
+
+    payload: dict[str, Any]  # text, blocks, ...
+    where: str  # "ephemeral", "channel", "thread" or "dm"
+    channel: str
+    ts: str
+    owner: str | None = None  # who sees an ephemeral message
+    thread_ts: str | None = None
+    replaces: Shown | None = None  # the message this one replaced
+    edited: bool = False  # via chat.update
+    buttons: list[Button] = field(default_factory=list)
+    gone: bool = False  # replaced or deleted since: its buttons are stale
+
+
+@dataclass(eq=False)
+class Button:
+    """A button the console numbered, and the message it sits on."""
+
+    number: int
+    action_id: str
+    block_id: str
+    value: str
+    label: str
+    style: str | None
+    message: Shown
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A progress line the bot posted (▓▓▓░░░ 400/1000)."""
+
+    done: int
+    total: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Note:
+    """Something to tell the console user that is not a Slack message."""
+
+    text: str
+
+
+@dataclass
+class _Origin:
+    """Who a response_url was issued to, and which message it replaces."""
+
+    user: str
+    channel: str
+    target: Shown | None = None
+
+
+class Session:
+    """Sends slash commands and button clicks through the app's real dispatch path."""
+
+    def __init__(
+        self,
+        app: App,
+        services: Services,
+        standin: SlackStandIn,
+        signing_secret: str,
+        user: str,
+        channel: str,
+        channel_names: dict[str, str],
+    ):
+        self.app = app
+        self.services = services
+        self.standin = standin
+        self.verifier = SignatureVerifier(signing_secret)
+        self.user = user
+        self.channel = channel
+        self.channel_names = channel_names
+        self.buttons: dict[int, Button] = {}
+        self._numbers = itertools.count(1)
+        self._keys = itertools.count(1)
+        self._fake_ts = itertools.count(1)
+        self._origins: dict[str, _Origin] = {}
+        self._by_ts: dict[tuple[str, str], Shown] = {}
+        self._seen = 0  # from the start: what the start-up sweep reported shows too
+
+    # -- input -----------------------------------------------------------------------------
+
+    def command(self, text: str) -> list[Shown | Note]:
+        """`/addtolib text` as Slack sends it; returns what the acknowledgement showed."""
+        key = self._new_key("cmd", _Origin(self.user, self.channel))
+        fields = {
+            "token": VERIFICATION_TOKEN,
+            "team_id": TEAM_ID,
+            "team_domain": TEAM_DOMAIN,
+            "channel_id": self.channel,
+            "channel_name": self.channel_name(self.channel),
+            "user_id": self.user,
+            "user_name": user_name(self.user),
+            "command": COMMAND,
+            "text": text,
+            "api_app_id": API_APP_ID,
+            "is_enterprise_install": "false",
+            "response_url": self.standin.response_url(key),
+            "trigger_id": _trigger_id(),
+        }
+        return self._dispatch(urlencode(fields), key)
+
+    def press(self, number: int) -> list[Shown | Note]:
+        """Click button `number` as the current user (a block_actions payload)."""
+        button = self.buttons.get(number)
+        if button is None:
+            return [Note(f"There is no button [{number}].")]
+        notes: list[Shown | Note] = []
+        shown = button.message
+        if shown.gone:
+            notes.append(
+                Note(
+                    f"[{number}] sat on a message that has since been replaced; "
+                    "clicking it anyway, as a late or double click would."
+                )
+            )
+        if shown.where == "ephemeral" and shown.owner != self.user:
+            notes.append(
+                Note(f"In Slack only @{shown.owner} sees that message; clicking it anyway.")
+            )
+        key = self._new_key("act", _Origin(self.user, shown.channel, shown))
+        payload = self._block_actions(button, self.standin.response_url(key))
+        return notes + self._dispatch(urlencode({"payload": json.dumps(payload)}), key)
+
+    def _block_actions(self, button: Button, response_url: str) -> dict[str, Any]:
+        shown = button.message
+        container: dict[str, Any] = {
+            "type": "message",
+            "message_ts": shown.ts,
+            "channel_id": shown.channel,
+            "is_ephemeral": shown.where == "ephemeral",
+        }
+        if shown.thread_ts:
+            container["thread_ts"] = shown.thread_ts
+        text = {"type": "plain_text", "text": button.label, "emoji": True}
+        action = {
+            "action_id": button.action_id,
+            "block_id": button.block_id,
+            "text": text,
+            "value": button.value,
+            "type": "button",
+            "action_ts": f"{time.time():.6f}",
+        }
+        if button.style:
+            action["style"] = button.style
+        payload: dict[str, Any] = {
+            "type": "block_actions",
+            "user": {
+                "id": self.user,
+                "username": user_name(self.user),
+                "name": user_name(self.user),
+                "team_id": TEAM_ID,
+            },
+            "api_app_id": API_APP_ID,
+            "token": VERIFICATION_TOKEN,
+            "container": container,
+            "trigger_id": _trigger_id(),
+            "team": {"id": TEAM_ID, "domain": TEAM_DOMAIN},
+            "enterprise": None,
+            "is_enterprise_install": False,
+            "channel": {"id": shown.channel, "name": self.channel_name(shown.channel)},
+            "state": {"values": {}},
+            "response_url": response_url,
+            "actions": [action],
+        }
+        if shown.where != "ephemeral":
+            payload["message"] = {
+                "type": "message",
+                "user": BOT_USER_ID,
+                "bot_id": BOT_ID,
+                "ts": shown.ts,
+                **({"thread_ts": shown.thread_ts} if shown.thread_ts else {}),
+                **shown.payload,
+            }
+        return payload
+
+    def _dispatch(self, body: str, key: str) -> list[Shown | Note]:
+        timestamp = str(int(time.time()))
+        headers = {
+            "content-type": "application/x-www-form-urlencoded",
+            "x-slack-request-timestamp": timestamp,
+            "x-slack-signature": self.verifier.generate_signature(timestamp=timestamp, body=body),
+        }
+        response = self.app.dispatch(BoltRequest(body=body, headers=headers))
+        if response.status != 200:
+            return [Note(f"Slack got HTTP {response.status} from the app: {response.body}")]
+        if not response.body:
+            return []
+        try:
+            message = json.loads(response.body)
+        except ValueError:
+            message = {"text": response.body}
+        return [self._from_response_url(key, message)]
+
+    def _new_key(self, prefix: str, origin: _Origin) -> str:
+        key = f"{prefix}{next(self._keys)}-{uuid.uuid4().hex[:8]}"
+        self._origins[key] = origin
+        return key
+
+    # -- output ----------------------------------------------------------------------------
+
+    def idle(self, timeout: float) -> bool:
+        """Wait up to `timeout` s for the bot's jobs; True once none is running."""
+        return self.services.wait_idle(timeout=timeout)
+
+    def poll(self) -> list[Shown | Progress | Note]:
+        """Everything the bot sent to "Slack" since the last poll, in order."""
+        calls = self.standin.calls
+        new, self._seen = calls[self._seen :], len(calls)
+        events: list[Shown | Progress | Note] = []
+        for call in new:
+            event = self._event(call)
+            if event is not None:
+                events.append(event)
+        return events
+
+    def _event(self, call: SlackCall) -> Shown | Progress | Note | None:
+        if call.method not in MESSAGE_METHODS and call.method != "chat.delete":
+            return None
+        where = f"#{self.channel_name(call.channel)}" if call.channel else "response_url"
+        if call.rejected:
+            return Note(f"Slack refused {call.method} ({where}): {call.error}")
+        payload = dict(call.payload)
+        match = PROGRESS.search(payload.get("text") or "")
+        if match:
+            if call.method == "response_url" and payload.get("replace_original"):
+                target = self._origins[call.key].target if call.key in self._origins else None
+                if target is not None:
+                    target.gone = True
+            return Progress(int(match.group(1)), int(match.group(2)), payload["text"])
+        if call.method == "response_url":
+            return self._from_response_url(call.key or "", payload)
+        if call.method == "chat.delete":
+            old = self._by_ts.get((call.channel, payload.get("ts")))
+            if old is not None:
+                old.gone = True
+            return Note(f"The bot deleted a message in {where}.")
+        if call.method == "chat.update":
+            return self._updated(call, payload)
+        if call.method == "chat.postEphemeral":
+            shown = Shown(payload, "ephemeral", call.channel, call.ts, owner=payload.get("user"))
+        else:
+            thread_ts = payload.get("thread_ts")
+            where = "thread" if thread_ts else "dm" if call.channel[:1] in "UWD" else "channel"
+            shown = Shown(payload, where, call.channel, call.ts, thread_ts=thread_ts)
+            self._by_ts[(call.channel, call.ts)] = shown
+        return self._numbered(shown)
+
+    def _from_response_url(self, key: str, payload: dict[str, Any]) -> Shown:
+        origin = self._origins.get(key) or _Origin(self.user, self.channel)
+        target = origin.target
+        if payload.get("replace_original") and target is not None:
+            target.gone = True
+            shown = Shown(
+                payload,
+                target.where,
+                target.channel,
+                target.ts,
+                owner=target.owner,
+                thread_ts=target.thread_ts,
+                replaces=target,
+            )
+            if target.where == "ephemeral" and payload.get("response_type") == "in_channel":
+                shown.where, shown.owner = "channel", None
+        elif payload.get("response_type") == "in_channel":
+            shown = Shown(payload, "channel", origin.channel, self._next_fake_ts())
+        else:
+            shown = Shown(
+                payload, "ephemeral", origin.channel, self._next_fake_ts(), owner=origin.user
+            )
+        origin.target = shown
+        if shown.where != "ephemeral":
+            self._by_ts[(shown.channel, shown.ts)] = shown
+        return self._numbered(shown)
+
+    def _updated(self, call: SlackCall, payload: dict[str, Any]) -> Shown:
+        old = self._by_ts.get((call.channel, payload.get("ts")))
+        base = dict(old.payload) if old else {}
+        base.update({k: payload[k] for k in ("text", "blocks") if k in payload})
+        where = old.where if old else "channel"
+        shown = Shown(base, where, call.channel, payload.get("ts") or "", replaces=old, edited=True)
+        if old is not None:
+            old.gone = True
+            shown.thread_ts, shown.owner = old.thread_ts, old.owner
+        self._by_ts[(shown.channel, shown.ts)] = shown
+        return self._numbered(shown)
+
+    def _numbered(self, shown: Shown) -> Shown:
+        for block, element in buttons_of(shown.payload.get("blocks") or []):
+            button = Button(
+                number=next(self._numbers),
+                action_id=element.get("action_id", ""),
+                block_id=block.get("block_id", ""),
+                value=element.get("value", ""),
+                label=(element.get("text") or {}).get("text", ""),
+                style=element.get("style"),
+                message=shown,
+            )
+            shown.buttons.append(button)
+            self.buttons[button.number] = button
+        return shown
+
+    def _next_fake_ts(self) -> str:
+        return f"1800000000.{next(self._fake_ts):06d}"
+
+    # -- names -----------------------------------------------------------------------------
+
+    def channel_name(self, channel: str | None) -> str:
+        if not channel:
+            return "?"
+        return self.channel_names.get(channel, channel)
+
+    def parent(self, shown: Shown) -> Shown | None:
+        """The message a thread reply answers, when the console saw it."""
+        if not shown.thread_ts:
+            return None
+        return self._by_ts.get((shown.channel, shown.thread_ts))
+
+
+def buttons_of(blocks: Iterable[Mapping]) -> list[tuple[Mapping, Mapping]]:
+    """(block, button) pairs in display order: actions elements and section accessories."""
+    found = []
+    for block in blocks or ():
+        if block.get("type") == "actions":
+            found.extend((block, e) for e in block.get("elements") or () if is_button(e))
+        elif block.get("type") == "section" and is_button(block.get("accessory")):
+            found.append((block, block["accessory"]))
+    return found
+
+
+def is_button(element: object) -> bool:
+    return isinstance(element, Mapping) and element.get("type") == "button"
+
+
+def user_name(user_id: str) -> str:
+    """A display name for a Slack user id: U0DEMO -> demo."""
+    name = user_id[2:] if user_id[:2] in ("U0", "W0") else user_id
+    return name.lower() or user_id.lower()
+
+
+def _trigger_id() -> str:
+    return f"{int(time.time())}.{uuid.uuid4().int % 10**12}.{uuid.uuid4().hex}"

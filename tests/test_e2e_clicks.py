@@ -1,0 +1,116 @@
+"""End to end over real HTTP: the buttons: cancel, who may confirm, forged values, races, expiry."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from tests.fixtures_bot import (
+    ADMIN,
+    MARKETING,
+    OTHER,
+    SPORTS,
+    Bot,
+    free_assets,
+    patches,
+    stored,
+    text_of,
+)
+from tests.fixtures_slack import EDITOR_USER, EDITORS_GROUP
+
+UNKNOWN_OPERATION = "0123456789abcdef" * 2
+
+
+def test_cancel_replaces_the_confirmation_and_a_later_confirm_is_refused(bot: Bot) -> None:
+    asset = free_assets(bot.simulator, MARKETING, 1)[0]
+    _, operation_id = bot.preview(f'"Marketing Library" {asset}')
+
+    _, key = bot.click("addtolib_cancel", operation_id)
+    cancelled = bot.reply(key, "Cancelled")
+    assert cancelled.payload["replace_original"] is True
+    assert "nothing was added to *Marketing Library*" in text_of(cancelled)
+    assert stored(bot, operation_id).state == "cancelled"
+
+    _, key = bot.click("addtolib_confirm", operation_id)
+    assert "was cancelled; nothing more was done" in text_of(bot.reply(key, ":warning:"))
+    assert stored(bot, operation_id).state == "cancelled"
+    assert patches(bot.simulator) == []
+    assert asset not in bot.simulator.catalogue.library_assets(MARKETING)
+
+
+def test_only_the_requester_or_an_admin_may_act_and_forged_values_do_nothing(bot: Bot) -> None:
+    assets = free_assets(bot.simulator, MARKETING, 2)
+    _, operation_id = bot.preview(f'"Marketing Library" {" ".join(assets)}')
+    bot.simulator.clear_requests()
+
+    for action in ("addtolib_confirm", "addtolib_cancel"):
+        _, key = bot.click(action, operation_id, user_id=OTHER)
+        refusal = text_of(bot.reply(key, ":warning:"))
+        assert "Only <@U0USER> (who asked) or an admin can" in refusal
+    for action in ("addtolib_confirm", "addtolib_cancel", "addtolib_undo", "addtolib_retry"):
+        for value in (UNKNOWN_OPERATION, ""):
+            _, key = bot.click(action, value)
+            refusal = text_of(bot.reply(key, ":warning:"))
+            assert "does not belong to any operation I know; nothing was done" in refusal
+    for value in (f"{UNKNOWN_OPERATION}:{MARKETING}", ""):
+        _, key = bot.click("addtolib_pick_library", value)
+        assert "no longer matches a waiting request" in text_of(bot.reply(key, ":warning:"))
+    assert bot.simulator.requests == []
+    assert stored(bot, operation_id).state == "pending"
+
+    bot.click("addtolib_confirm", operation_id, user_id=ADMIN)
+    summary = text_of(bot.summary(operation_id))
+    assert f"Asked by <@U0USER>, confirmed by <@{ADMIN}>" in summary
+    assert [p.body for p in patches(bot.simulator)] == [{"asset_ids": assets}]
+    assert stored(bot, operation_id).confirmed_by == ADMIN
+
+
+def test_ten_simultaneous_confirm_clicks_add_once(bot: Bot) -> None:
+    assets = free_assets(bot.simulator, MARKETING, 3)
+    _, operation_id = bot.preview(f'"Marketing Library" {" ".join(assets)}')
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        clicks = list(pool.map(lambda _: bot.click("addtolib_confirm", operation_id), range(10)))
+    keys = {key for _, key in clicks}
+    bot.summary(operation_id)
+
+    def every_click_answered():
+        answers = [c for c in bot.slack.calls_of("response_url") if c.key in keys]
+        return answers if {c.key for c in answers} == keys else None
+
+    answers = bot.slack.wait_until(every_click_answered)
+    outcomes = [c for c in answers if "Added 3 assets" in text_of(c)]
+    refusals = [c for c in answers if "nothing more was done" in text_of(c)]
+    assert len(outcomes) == 1 and len(refusals) == 9
+    assert len(patches(bot.simulator)) == 1
+    assert stored(bot, operation_id).state == "done"
+
+
+def test_an_expired_confirmation_is_refused(start_bot: Callable[..., Bot]) -> None:
+    bot = start_bot(ADDTOLIB_CONFIRM_TTL="1")
+    asset = free_assets(bot.simulator, MARKETING, 1)[0]
+    _, operation_id = bot.preview(f'"Marketing Library" {asset}')
+    time.sleep(1.5)
+    _, key = bot.click("addtolib_confirm", operation_id)
+    assert "This confirmation expired" in text_of(bot.reply(key, ":warning:"))
+    assert stored(bot, operation_id).state == "expired"
+    assert patches(bot.simulator) == []
+
+
+def test_permission_is_checked_again_at_click_time(start_bot: Callable[..., Bot]) -> None:
+    bot = start_bot(ADDTOLIB_USERGROUP_TTL="1")
+    asset = free_assets(bot.simulator, SPORTS, 1)[0]
+    _, operation_id = bot.preview(f"{SPORTS} {asset}", user_id=EDITOR_USER, channel_id="C0EDIT")
+    assert operation_id
+
+    bot.slack.set_usergroup(EDITORS_GROUP, [])
+    time.sleep(1.1)  # let the bot's cache of the group's members expire
+    _, key = bot.click("addtolib_confirm", operation_id, user_id=EDITOR_USER, channel_id="C0EDIT")
+    refusal = text_of(bot.reply(key, ":warning:"))
+    assert "Permission was withdrawn since the preview" in refusal
+    assert f"you (<@{EDITOR_USER}>) are not named" in refusal
+    operation = stored(bot, operation_id)
+    assert operation.state == "denied" and "not named" in operation.denial_reason
+    assert patches(bot.simulator) == []
+    assert len(bot.slack.calls_of("usergroups.users.list")) >= 2
