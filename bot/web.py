@@ -20,6 +20,8 @@ EVENTS_PATH = "/slack/events"
 HEALTH_PATH = "/healthz"
 #: Slack's payloads are small; anything larger is refused before it reaches Bolt.
 MAX_BODY_BYTES = 1024 * 1024
+#: What Slack sends: slash commands and interactivity are form-encoded, Events API is JSON.
+ACCEPTED_TYPES = ("application/x-www-form-urlencoded", "application/json")
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -91,8 +93,19 @@ def make_wsgi_app(
                 "413 Content Too Large",
                 {"ok": False, "error": "request_too_large"},
             )
+        refusal = _refuse_malformed(environ)
+        if refusal is not None:
+            status, error = refusal
+            return _json_response(start_response, status, {"ok": False, "error": error})
         try:
             return handler(environ, start_response)
+        except ValueError:
+            # Bolt decodes and parses the body before it checks the signature: a body that is
+            # not UTF-8, or broken JSON, is malformed (and most likely forged), not our error.
+            log.warning("refused a %s request whose body could not be parsed", path)
+            return _json_response(
+                start_response, "400 Bad Request", {"ok": False, "error": "malformed_body"}
+            )
         except Exception:
             log.exception("unhandled error dispatching a Slack request")
             return _json_response(
@@ -102,6 +115,21 @@ def make_wsgi_app(
             )
 
     return app
+
+
+def _refuse_malformed(environ: dict[str, Any]) -> tuple[str, str] | None:
+    """(status, error) for a request Slack would never send, checked before Bolt sees it.
+
+    A content type Bolt would still parse as a form is refused (415), and so is a timestamp
+    that is not a whole number (401): slack_sdk's verifier raises on it instead of refusing.
+    """
+    media = (environ.get("CONTENT_TYPE") or "").split(";", 1)[0].strip().lower()
+    if media not in ACCEPTED_TYPES:
+        return "415 Unsupported Media Type", "unsupported_content_type"
+    stamp = environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP")
+    if stamp is not None and not (stamp.isascii() and stamp.isdigit() and len(stamp) <= 12):
+        return "401 Unauthorized", "invalid_request"
+    return None
 
 
 def _bounded_body(environ: dict[str, Any], max_body: int) -> tuple[dict[str, Any], bool | None]:

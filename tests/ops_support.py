@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from bot.core.store import Operation, OperationStore
@@ -43,11 +44,13 @@ def notify_posts(bot: Bot) -> list[SlackCall]:
 def thread_of(bot: Bot, operation_id: str, timeout: float = 15) -> SlackCall:
     """The notification-thread parent of an operation (found through its details reply)."""
     reply = bot.slack.wait_for(
-        lambda c: c.method == "chat.postMessage"
-        and c.ok
-        and c.channel == NOTIFY
-        and c.payload.get("thread_ts")
-        and operation_id in dump(c),
+        lambda c: (
+            c.method == "chat.postMessage"
+            and c.ok
+            and c.channel == NOTIFY
+            and c.payload.get("thread_ts")
+            and operation_id in dump(c)
+        ),
         timeout=timeout,
     )
     parents = [c for c in notify_posts(bot) if c.ts == reply.payload["thread_ts"]]
@@ -62,11 +65,13 @@ def replies(bot: Bot, parent: SlackCall) -> list[SlackCall]:
 def wait_reply(bot: Bot, parent: SlackCall, contains: str, timeout: float = 15) -> SlackCall:
     """The first reply in `parent`'s thread whose text contains `contains`."""
     return bot.slack.wait_for(
-        lambda c: c.method == "chat.postMessage"
-        and c.ok
-        and c.channel == NOTIFY
-        and c.payload.get("thread_ts") == parent.ts
-        and contains in text_of(c),
+        lambda c: (
+            c.method == "chat.postMessage"
+            and c.ok
+            and c.channel == NOTIFY
+            and c.payload.get("thread_ts") == parent.ts
+            and contains in text_of(c)
+        ),
         timeout=timeout,
     )
 
@@ -83,6 +88,14 @@ def adds(bot: Bot) -> list[list[str]]:
 
 def removes(bot: Bot) -> list[list[str]]:
     """The asset ids of every DELETE (remove) request the simulator received, in order."""
-    return [
-        r.query["ids"].split(",") for r in bot.simulator.requests if r.call == "remove"
-    ]
+    return [r.query["ids"].split(",") for r in bot.simulator.requests if r.call == "remove"]
+
+
+def wait_until(condition: Callable[[], object], timeout: float = 15, every: float = 0.005):
+    """Poll `condition` (for state outside the Slack stand-in, e.g. the simulator's requests)."""
+    deadline = time.monotonic() + timeout
+    while not (result := condition()):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"condition not met within {timeout}s")
+        time.sleep(every)
+    return result

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.console.render import mrkdwn, to_plain
+from bot.console.render import block_lines, mrkdwn, to_plain
 from bot.core.parsing import ParseError, parse_command
 from bot.simulator import DEMO_ASSET_IDS, DEMO_LIBRARY_IDS
 
@@ -187,3 +187,42 @@ def test_scripted_stdin_gives_plain_output(tmp_path):
     assert "you are U0ADMIN" in out
     assert "[1] Add 1 asset  [2] Cancel" in out
     assert "You may add to every library." in out
+
+
+def test_mrkdwn_reads_like_slack_shows_it():
+    text = (
+        "*Added (2):* `abc` by <@U0DEMO> in <#C0NOTIFY> <!date^1700000000^{date}|2023-11-14> "
+        "<https://example.com/x|the thread> <https://example.com/y> :warning: &lt;b&gt; _it_"
+    )
+    shown = to_plain(mrkdwn(text, channels={"C0NOTIFY": "notify"}))
+    assert shown == (
+        "Added (2): abc by @U0DEMO in #notify 2023-11-14 the thread https://example.com/y ⚠ <b> it"
+    )
+    assert to_plain(mrkdwn("Usage:\n```a *b*\nc```")) == "Usage:\n│ a *b*\n│ c"
+
+
+def test_blocks_number_buttons_in_order():
+    message = {
+        "text": "fallback",
+        "blocks": [
+            {"type": "header", "text": {"type": "plain_text", "text": "Marketing Library"}},
+            {"type": "section", "fields": [{"type": "mrkdwn", "text": "*id*\n`f612`"}]},
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": "Asked by <@U1>"}]},
+            {
+                "type": "section",
+                "text": {"type": "mrkdwn", "text": "*Ad Breaks*"},
+                "accessory": {"type": "button", "text": {"type": "plain_text", "text": "Pick"}},
+            },
+            {
+                "type": "actions",
+                "elements": [
+                    {"type": "button", "text": {"type": "plain_text", "text": "Add 2 assets"}},
+                    {"type": "button", "text": {"type": "plain_text", "text": "Cancel"}},
+                ],
+            },
+        ],
+    }
+    assert to_plain(block_lines(message, [7, 8, 9])) == (
+        "# Marketing Library\nid: f612\nAsked by @U1\nAd Breaks   [7] Pick\n"
+        "[8] Add 2 assets  [9] Cancel"
+    )

@@ -22,28 +22,21 @@ from tests.fixtures_slack import EDITOR_USER, EDITORS_GROUP
 UNKNOWN_OPERATION = "0123456789abcdef" * 2
 
 
-def test_cancel_replaces_the_confirmation_and_a_later_confirm_is_refused(bot: Bot) -> None:
-    asset = free_assets(bot.simulator, MARKETING, 1)[0]
-    _, operation_id = bot.preview(f'"Marketing Library" {asset}')
+def test_cancel_and_clicks_by_others_or_on_unknown_operations_add_nothing(bot: Bot) -> None:
+    dropped, *assets = free_assets(bot.simulator, MARKETING, 3)
+    _, cancelled_id = bot.preview(f'"Marketing Library" {dropped}')
+    _, operation_id = bot.preview(f'"Marketing Library" {" ".join(assets)}')
 
-    _, key = bot.click("addtolib_cancel", operation_id)
+    _, key = bot.click("addtolib_cancel", cancelled_id)
     cancelled = bot.reply(key, "Cancelled")
     assert cancelled.payload["replace_original"] is True
     assert "nothing was added to *Marketing Library*" in text_of(cancelled)
-    assert stored(bot, operation_id).state == "cancelled"
-
-    _, key = bot.click("addtolib_confirm", operation_id)
+    _, key = bot.click("addtolib_confirm", cancelled_id)
     assert "was cancelled; nothing more was done" in text_of(bot.reply(key, ":warning:"))
-    assert stored(bot, operation_id).state == "cancelled"
-    assert patches(bot.simulator) == []
-    assert asset not in bot.simulator.catalogue.library_assets(MARKETING)
+    assert stored(bot, cancelled_id).state == "cancelled"
 
-
-def test_only_the_requester_or_an_admin_may_act_and_forged_values_do_nothing(bot: Bot) -> None:
-    assets = free_assets(bot.simulator, MARKETING, 2)
-    _, operation_id = bot.preview(f'"Marketing Library" {" ".join(assets)}')
+    # Another (non-admin) user, made-up operation ids and empty values: refused, no API call.
     bot.simulator.clear_requests()
-
     for action in ("addtolib_confirm", "addtolib_cancel"):
         _, key = bot.click(action, operation_id, user_id=OTHER)
         refusal = text_of(bot.reply(key, ":warning:"))
@@ -59,11 +52,13 @@ def test_only_the_requester_or_an_admin_may_act_and_forged_values_do_nothing(bot
     assert bot.simulator.requests == []
     assert stored(bot, operation_id).state == "pending"
 
+    # An admin may confirm someone else's operation.
     bot.click("addtolib_confirm", operation_id, user_id=ADMIN)
     summary = text_of(bot.summary(operation_id))
     assert f"Asked by <@U0USER>, confirmed by <@{ADMIN}>" in summary
     assert [p.body for p in patches(bot.simulator)] == [{"asset_ids": assets}]
     assert stored(bot, operation_id).confirmed_by == ADMIN
+    assert dropped not in bot.simulator.catalogue.library_assets(MARKETING)
 
 
 def test_ten_simultaneous_confirm_clicks_add_once(bot: Bot) -> None:
@@ -93,7 +88,8 @@ def test_an_expired_confirmation_is_refused(start_bot: Callable[..., Bot]) -> No
     _, operation_id = bot.preview(f'"Marketing Library" {asset}')
     time.sleep(1.5)
     _, key = bot.click("addtolib_confirm", operation_id)
-    assert "This confirmation expired" in text_of(bot.reply(key, ":warning:"))
+    refusal = text_of(bot.reply(key, ":warning:"))
+    assert "This confirmation expired (confirmations last 1 s); nothing was added" in refusal
     assert stored(bot, operation_id).state == "expired"
     assert patches(bot.simulator) == []
 

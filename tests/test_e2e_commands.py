@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from tests.fixtures_bot import (
     ARCHIVE,
@@ -13,10 +14,11 @@ from tests.fixtures_bot import (
     Bot,
     ack_text,
     free_assets,
+    patches,
     stored,
     text_of,
 )
-from tests.fixtures_slack import EDITOR_USER, SIGNING_SECRET
+from tests.fixtures_slack import EDITOR_USER, EDITORS_GROUP, SIGNING_SECRET
 from tests.slack_requests import SlackSender
 
 STRANGER = "U0STRANGER"
@@ -68,12 +70,33 @@ def test_help_and_every_parse_error_are_answered_at_once(start_bot: Callable[...
     assert {r.call for r in bot.simulator.requests} == {"get_library"}
 
 
-def test_refusals_name_the_missing_rule_and_are_recorded(bot: Bot) -> None:
+# No wildcard: a user named nowhere must still be told which rule is missing.
+NARROW_POLICY = f"""
+admins = ["U0ADMIN"]
+
+[[allow]]
+libraries = ["{MARKETING}"]
+users = ["{USER}"]
+
+[[allow]]
+libraries = ["{SPORTS}"]
+usergroups = ["{EDITORS_GROUP}"]
+channels = ["C0EDIT"]
+"""
+
+
+def test_refusals_name_the_missing_rule_and_are_recorded(
+    start_bot: Callable[..., Bot], tmp_path: Path
+) -> None:
+    policy = tmp_path / "narrow.toml"
+    policy.write_text(NARROW_POLICY)
+    bot = start_bot(ADDTOLIB_POLICY=str(policy))
     asset = free_assets(bot.simulator, MARKETING, 1)[0]
 
     call, operation_id = bot.preview(f'"Marketing Library" {asset}', user_id=STRANGER)
     assert operation_id == "" and call.payload["response_type"] == "ephemeral"
-    assert f"you (<@{STRANGER}>) are not named in any [[allow]] entry" in text_of(call)
+    refusal = text_of(call)
+    assert f"you (<@{STRANGER}>) are not named in any [[allow]] entry for any library" in refusal
     denied = stored(bot, user_id=STRANGER)
     assert denied.state == "denied" and "not named in any [[allow]] entry" in denied.denial_reason
     assert denied.requested_ids == [asset]
@@ -87,10 +110,10 @@ def test_refusals_name_the_missing_rule_and_are_recorded(bot: Bot) -> None:
 
     # The editors' rule only works from its channel.
     call, _ = bot.preview(f"{SPORTS} {asset}", user_id=EDITOR_USER, channel_id="C0GENERAL")
-    assert "only allows channels <#C0EDIT>" in text_of(call)
+    assert "the [[allow]] entry naming you only allows channels <#C0EDIT>" in text_of(call)
     assert stored(bot, user_id=EDITOR_USER).state == "denied"
 
-    assert not [r for r in bot.simulator.requests if r.call == "add"]
+    assert patches(bot.simulator) == []
 
 
 def test_forged_and_stale_requests_get_401_and_do_nothing(bot: Bot) -> None:

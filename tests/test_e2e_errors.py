@@ -29,7 +29,7 @@ def test_uplynk_errors_are_explained_and_the_server_keeps_serving(bot: Bot) -> N
 
     faults.fail("get_library", 403)
     answer, operation_id = bot.preview(f"{MARKETING} {first}")
-    assert "Uplynk does not let the bot's account change that library (403)" in text_of(answer)
+    assert "Uplynk does not let the bot's account use that library (403)" in text_of(answer)
     assert operation_id == ""
 
     faults.fail("get_assets", 503, times=5, retry_after=1)  # the first try and every retry
@@ -42,7 +42,7 @@ def test_uplynk_errors_are_explained_and_the_server_keeps_serving(bot: Bot) -> N
     _, key = bot.click("addtolib_confirm", operation_id)
     outcome = text_of(bot.reply(key, ":x:"))
     assert "Nothing was added to *Marketing Library*" in outcome
-    assert "Uplynk does not let the bot's account change that library (403)" in outcome
+    assert "Uplynk does not let the bot's account use that library (403)" in outcome
     summary = bot.summary(operation_id)
     assert "*Failed (2):*" in text_of(summary)
     assert button_value(summary, "addtolib_retry") == operation_id

@@ -16,23 +16,8 @@ from tests.fixtures_bot import (
 UNKNOWN = "deadbeef" * 4  # a well-formed id Uplynk does not know
 
 
-def test_one_asset_sends_asset_id_and_several_send_asset_ids(bot: Bot) -> None:
-    one, two, three = free_assets(bot.simulator, MARKETING, 3)
-    _, operation_id = bot.preview(f'"Marketing Library" {one}')
-    bot.click("addtolib_confirm", operation_id)
-    bot.summary(operation_id)
-    assert [p.body for p in patches(bot.simulator)] == [{"asset_id": one}]
-
-    bot.simulator.clear_requests()
-    _, operation_id = bot.preview(f"{MARKETING} {two},{three}")
-    bot.click("addtolib_confirm", operation_id)
-    bot.summary(operation_id)
-    assert [p.body for p in patches(bot.simulator)] == [{"asset_ids": [two, three]}]
-    assert {one, two, three} <= bot.simulator.catalogue.library_assets(MARKETING)
-
-
-def test_present_and_missing_assets_are_shown_and_not_sent(bot: Bot) -> None:
-    new = free_assets(bot.simulator, MARKETING, 1)[0]
+def test_only_new_assets_are_sent_as_asset_id_or_asset_ids(bot: Bot) -> None:
+    new, two, three = free_assets(bot.simulator, MARKETING, 3)
     present = sorted(bot.simulator.catalogue.library_assets(MARKETING))[0]
     preview, operation_id = bot.preview(f'"Marketing Library" {new} {present} {UNKNOWN}')
     text = text_of(preview)
@@ -47,10 +32,17 @@ def test_present_and_missing_assets_are_shown_and_not_sent(bot: Bot) -> None:
         [present],
         [UNKNOWN],
     )
-
     bot.click("addtolib_confirm", operation_id)
     bot.summary(operation_id)
     assert [p.body for p in patches(bot.simulator)] == [{"asset_id": new}]
+
+    # Several new assets: `asset_ids` alone.
+    bot.simulator.clear_requests()
+    _, operation_id = bot.preview(f"{MARKETING} {two},{three};{present}")
+    bot.click("addtolib_confirm", operation_id)
+    bot.summary(operation_id)
+    assert [p.body for p in patches(bot.simulator)] == [{"asset_ids": [two, three]}]
+    assert {new, two, three} <= bot.simulator.catalogue.library_assets(MARKETING)
 
     # Nothing new: the preview says so and offers nothing to confirm.
     bot.simulator.clear_requests()

@@ -249,6 +249,27 @@ def test_a_hang_gets_no_answer(simulator):
     assert call(simulator, "GET", f"/api/v4/libraries/{MARKETING}").status_code == 200
 
 
+def test_chaos_fails_a_repeatable_share_of_requests_until_cleared(simulator):
+    def statuses(seed):
+        simulator.faults.clear()
+        simulator.faults.chaos(0.5, (500, 503), seed=seed, call="get_library")
+        path = f"/api/v4/libraries/{MARKETING}"
+        return [call(simulator, "GET", path).status_code for _ in range(40)]
+
+    first = statuses(7)
+    assert first == statuses(7)  # the same seed rolls the same dice
+    assert set(first) == {200, 500, 503} and 8 <= first.count(200) <= 32
+    assert call(simulator, "GET", "/api/v4/libraries").status_code == 200  # other calls spared
+    simulator.faults.clear()
+    assert call(simulator, "GET", f"/api/v4/libraries/{MARKETING}").status_code == 200
+
+    simulator.faults.configure({"chaos": [{"probability": 1, "statuses": [], "hang": 0.3}]})
+    with pytest.raises(requests.exceptions.ConnectionError):
+        requests.get(f"{simulator.url}/api/v4/libraries", params=doc_signed(), timeout=5)
+    with pytest.raises(ValueError):
+        simulator.faults.chaos(1.5)
+
+
 def test_control_endpoints(simulator):
     spec = {"latency": {"add": 0.01}, "fail": [{"call": "add", "status": 429, "times": 1}]}
     assert requests.post(f"{simulator.url}/_simulator/faults", json=spec, timeout=5).ok

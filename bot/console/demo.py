@@ -77,6 +77,7 @@ def open_world(
     user: str,
     usergroups: dict[str, list[str]] | None = None,
     latency: float = 0.0,
+    verbose: bool = False,
 ) -> World:
     """Start the simulator (unless UPLYNK_* are all set), the stand-in, and the bot's services.
 
@@ -115,7 +116,7 @@ def open_world(
             database_url=env.get("DATABASE_URL", "").strip() or DATABASE_URL,
             notify_channel=base.notify_channel or NOTIFY_CHANNEL,
         )
-        configure_logging(settings, level=logging.WARNING)
+        configure_logging(settings, level=logging.INFO if verbose else logging.ERROR)
         services = build_services(settings, policy=policy)
         cleanup.callback(services.close)
         services.heartbeat = Heartbeat(

@@ -56,6 +56,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="a Slack user group and its members, for policies that name groups (repeatable)",
     )
     options.add_argument("--plain", action="store_true", help="plain text even on a terminal")
+    options.add_argument(
+        "-v", "--verbose", action="store_true", help="log warnings and info to stderr"
+    )
     args = options.parse_args(argv)
     args.usergroups = {}
     for spec in args.usergroup:
@@ -75,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     interactive = sys.stdin.isatty()
     fancy = interactive and sys.stdout.isatty() and not args.plain
-    world = open_world(os.environ, args.user, args.usergroups, latency=args.latency)
+    world = open_world(os.environ, args.user, args.usergroups, args.latency, verbose=args.verbose)
     try:
         session = Session(
             world.app,
@@ -130,7 +133,8 @@ class Console:
 
     def run(self, interactive: bool) -> None:
         while True:
-            self.settle()
+            # What arrived meanwhile (the start-up sweep, a job left running after Ctrl-C).
+            self.show([e for e in self.session.poll() if not isinstance(e, Progress)])
             try:
                 line = self.screen.ask() if interactive else sys.stdin.readline()
             except (EOFError, KeyboardInterrupt):

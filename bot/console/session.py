@@ -259,6 +259,11 @@ class Session:
                 if target is not None:
                     target.gone = True
             return Progress(int(match.group(1)), int(match.group(2)), payload["text"])
+        if call.method == "response_url" and payload.get("delete_original"):
+            origin = self._origins.get(call.key or "")
+            if origin is not None and origin.target is not None:
+                origin.target.gone = True
+            return Note("The bot deleted the message that button was on.")
         if call.method == "response_url":
             return self._from_response_url(call.key or "", payload)
         if call.method == "chat.delete":

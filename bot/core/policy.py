@@ -137,7 +137,10 @@ class Policy:
         if self.deny_reason is not None:
             return Decision(False, self.deny_reason)
         library_id = library_id.lower()
-        covering = [rule for rule in self.rules if rule.covers(library_id)]
+        # "*" asks whether the user may add to any library at all (and why not).
+        anywhere = library_id == "*"
+        which = "any library" if anywhere else f"library {library_id}"
+        covering = [rule for rule in self.rules if anywhere or rule.covers(library_id)]
         if not covering:
             return Decision(
                 False,
@@ -148,8 +151,8 @@ class Policy:
         if not naming_user:
             return Decision(
                 False,
-                f"you (<@{user_id}>) are not named in any [[allow]] entry for library "
-                f"{library_id} (directly or through a user group)",
+                f"you (<@{user_id}>) are not named in any [[allow]] entry for {which} "
+                "(directly or through a user group)",
             )
         for rule, how in naming_user:
             if rule.allows_channel(channel_id):
@@ -158,9 +161,8 @@ class Policy:
         shown = ", ".join(f"<#{c}>" for c in channels)
         entry = "entry" if len(naming_user) == 1 else "entries"
         verb = "allows" if len(naming_user) == 1 else "allow"
-        return Decision(
-            False, f"the [[allow]] {entry} for this library only {verb} channels {shown}"
-        )
+        subject = "naming you" if anywhere else "for this library"
+        return Decision(False, f"the [[allow]] {entry} {subject} only {verb} channels {shown}")
 
     def allowed_libraries(
         self, user_id: str, channel_id: str | None, groups_of: GroupsOf

@@ -274,9 +274,10 @@ class Workflow:
             return Refused(_already(operation))
         if self.now() - operation.created_at > timedelta(seconds=self.confirm_ttl):
             self.store.transition(operation.id, "pending", "expired")
-            minutes = max(1, self.confirm_ttl // 60)
+            ttl = self.confirm_ttl
+            lasts = f"{ttl // 60} min" if ttl % 60 == 0 else f"{ttl} s"
             return Refused(
-                f"This confirmation expired (confirmations last {minutes} min); "
+                f"This confirmation expired (confirmations last {lasts}); "
                 "nothing was added. Run the command again."
             )
         decision = self.policy.check(

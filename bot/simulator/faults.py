@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import random
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +30,14 @@ class _Countdown:
     after: int = 0  # let this many matching requests through first
 
 
+@dataclass
+class _Chaos:
+    probability: float
+    statuses: tuple[int, ...]
+    hang: float
+    rng: random.Random
+
+
 def _check_call(call: str) -> str:
     if call not in CALLS:
         raise ValueError(f"unknown call {call!r}; expected one of {', '.join(CALLS)}")
@@ -35,12 +45,16 @@ def _check_call(call: str) -> str:
 
 
 class Faults:
-    """Latency per call, and N-times failures or hangs per call ("*" matches every call)."""
+    """Latency per call, N-times failures or hangs, and random failures (chaos) per call.
+
+    "*" matches every call; a call's own setting wins over "*".
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._latency: dict[str, float] = {}
         self._pending: dict[str, list[_Countdown]] = {}
+        self._chaos: dict[str, _Chaos] = {}
 
     def set_latency(self, call: str, seconds: float) -> None:
         with self._lock:
@@ -80,13 +94,40 @@ class Faults:
                 _Countdown(times=int(times), hang=float(seconds))
             )
 
+    def chaos(
+        self,
+        probability: float,
+        statuses: Iterable[int] = (500, 503, 429),
+        seed: int | None = None,
+        *,
+        call: str = "*",
+        hang: float = 0.0,
+    ) -> None:
+        """From now on, each request of `call` fails with chance `probability` (until clear()).
+
+        A failure answers one of `statuses` at random; with `hang` > 0, hanging that long and
+        dropping the connection is one more, equally likely, outcome. `seed` makes the dice
+        repeatable. Queued fail()/timeout() faults are used up first.
+        """
+        if not 0.0 <= probability <= 1.0:
+            raise ValueError(f"probability must be between 0 and 1, got {probability!r}")
+        codes = tuple(int(s) for s in statuses)
+        if not codes and hang <= 0:
+            raise ValueError("chaos needs at least one status or a hang")
+        with self._lock:
+            self._chaos[_check_call(call)] = _Chaos(
+                float(probability), codes, max(0.0, float(hang)), random.Random(seed)
+            )
+
     def clear(self) -> None:
         with self._lock:
             self._latency.clear()
             self._pending.clear()
+            self._chaos.clear()
 
     def configure(self, spec: dict[str, Any]) -> None:
-        """Apply a control-endpoint spec: {"latency": {...}, "fail": [...], "timeout": [...]}."""
+        """Apply a control-endpoint spec: {"latency": {...}, "fail": [...], "timeout": [...],
+        "chaos": [{"probability": p, "statuses": [...], "seed": n, "call": c, "hang": s}]}."""
         if spec.get("clear"):
             self.clear()
         for call, seconds in (spec.get("latency") or {}).items():
@@ -101,6 +142,14 @@ class Faults:
             )
         for item in spec.get("timeout") or []:
             self.timeout(item["call"], item["seconds"], item.get("times", 1))
+        for item in spec.get("chaos") or []:
+            self.chaos(
+                item["probability"],
+                item.get("statuses", (500, 503, 429)),
+                item.get("seed"),
+                call=item.get("call", "*"),
+                hang=item.get("hang", 0.0),
+            )
 
     def next_action(self, call: str) -> Action:
         """Consume one injected fault for this request (the call's own before "*")."""
@@ -118,4 +167,11 @@ class Faults:
                 if head.times <= 0:
                     queue.pop(0)
                 return Action(delay, head.status, head.retry_after, head.hang)
+            chaos = self._chaos.get(call) or self._chaos.get("*")
+            if chaos is not None and chaos.rng.random() < chaos.probability:
+                outcomes = len(chaos.statuses) + (1 if chaos.hang > 0 else 0)
+                pick = chaos.rng.randrange(outcomes)
+                if pick < len(chaos.statuses):
+                    return Action(delay, status=chaos.statuses[pick])
+                return Action(delay, hang=chaos.hang)
             return Action(delay)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from slack_bolt import App, BoltContext
+from slack_bolt import App, BoltContext, BoltRequest, BoltResponse
 
 from bot.slack import blocks, listeners
 from bot.slack.services import Services
@@ -25,6 +25,16 @@ def build_app(services: Services, process_before_response: bool = False) -> App:
         process_before_response=process_before_response,
         listener_executor=ThreadPoolExecutor(max_workers=16, thread_name_prefix="bolt-listener"),
     )
+
+    @app.middleware
+    def ignore_slack_retries(request: BoltRequest, next) -> BoltResponse | None:  # noqa: A002
+        # Slack resends a request (X-Slack-Retry-Num) when our ack seemed slow or lost. Our acks
+        # are immediate and the original is already being handled, so acting again would plan
+        # a second operation or answer a click twice: acknowledge the retry and do nothing.
+        # Bolt's signature check runs before this middleware, so a forged retry still gets 401.
+        if request.headers.get("x-slack-retry-num"):
+            return BoltResponse(status=200, body="")
+        return next()
 
     @app.middleware
     def provide_services(context: BoltContext, next) -> None:  # noqa: A002 - Bolt's name

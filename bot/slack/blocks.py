@@ -108,18 +108,23 @@ def working(text: str) -> Message:
     return _message(text, [_context(f":hourglass_flowing_sand: {text}")])
 
 
-def help_message(usage: str, libraries: list[Library] | None, everything: bool) -> Message:
+def help_message(
+    usage: str, libraries: list[Library], everything: bool, unknown: Iterable[str] = ()
+) -> Message:
+    unknown = list(unknown)
     if everything:
         where = "You may add to *every* library."
-    elif libraries:
+    elif libraries or unknown:
         where = "You may add to: " + ", ".join(f"*{lib.desc}* (`{lib.id}`)" for lib in libraries)
+        if unknown:
+            where += f"\nAlso allowed, but not found in Uplynk: {id_list(unknown)}"
     else:
         where = "You may not add to any library yet; ask an administrator to add you to the policy."
     return _message(
         "addtolib help",
         [
             HeaderBlock(text="addtolib: add assets to an Uplynk library"),
-            _section(f"```{usage}```"),
+            _section(usage),
             _section(where),
         ],
     )

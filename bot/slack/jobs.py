@@ -50,14 +50,15 @@ def _safely(job: Callable[..., None]) -> Callable[..., None]:
 @_safely
 def send_help(services: Services, respond: Respond, user_id: str, channel_id: str) -> None:
     allowed = services.policy.allowed_libraries(user_id, channel_id, services.groups_of)
-    libraries = []
+    libraries, unknown = [], []
     if allowed != "*":
         for library_id in sorted(allowed):
             try:
                 libraries.append(services.uplynk.get_library(library_id))
             except UplynkError as exc:
                 log.info("help: library %s not shown: %s", library_id, exc)
-    _ephemeral(respond, blocks.help_message(USAGE, libraries, everything=allowed == "*"))
+                unknown.append(library_id)
+    _ephemeral(respond, blocks.help_message(USAGE, libraries, allowed == "*", unknown))
 
 
 @_safely

@@ -93,7 +93,7 @@ def error_for_status(
         )
     if status == 403:
         return UplynkForbidden(
-            f"Uplynk does not let the bot's account change that {what} (403)",
+            f"Uplynk does not let the bot's account use that {what} (403)",
             status=status,
             code=code,
         )

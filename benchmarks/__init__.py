@@ -1,0 +1,1 @@
+"""Benchmarks for addtolib: `python -m benchmarks [--quick] [--only NAME]`."""

@@ -1,0 +1,605 @@
+"""Benchmark harness: child processes (simulator, Slack stand-in, gunicorn), signing, stats."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import re
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import requests
+from slack_sdk.signature import SignatureVerifier
+
+from bot.config import DEMO_UPLYNK_API_KEY, DEMO_UPLYNK_USER_ID, ENV_NAMES
+from bot.simulator.catalogue import DEMO_ASSET_IDS, DEMO_LIBRARY_IDS
+
+REPO = Path(__file__).resolve().parent.parent
+LOOPBACK = "127.0.0.1"
+SIGNING_SECRET = "benchmark-signing-secret-not-a-secret"
+BOT_TOKEN = "xoxb-benchmark-token"
+ADMIN = "U0BENCHADMIN"
+CHANNEL = "C0BENCH"
+NOTIFY = "C0BENCHNOTIFY"
+TEAM = "T0001"
+MARKETING = DEMO_LIBRARY_IDS["Marketing Library"]
+#: Two demo assets that the seeded Marketing Library does not hold yet.
+DEMO_PAIR = tuple(DEMO_ASSET_IDS[:2])
+BARE_BOLT_APP = "tests.tiny_bolt_app:create_app()"
+
+
+# ----------------------------------------------------------------------------- results
+
+
+@dataclass
+class Row:
+    """One line of the results table."""
+
+    benchmark: str
+    measure: str
+    result: str
+    baseline: str = ""
+    goal: str = ""
+    met: bool | None = None
+
+    def markdown(self) -> str:
+        met = {True: "yes", False: "**no**", None: "—"}[self.met]
+        cells = [self.benchmark, self.measure, self.result, self.baseline or "—"]
+        cells += [self.goal or "—", met]
+        return "| " + " | ".join(c.replace("|", "/") for c in cells) + " |"
+
+
+TABLE_HEADER = (
+    "| Benchmark | Measure | Result | Baseline (same run) | Goal | Met? |\n"
+    "|---|---|---|---|---|---|"
+)
+
+
+@dataclass
+class Outcome:
+    """What one benchmark module returns: table rows and the raw numbers behind them."""
+
+    rows: list[Row]
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"rows": [asdict(r) for r in self.rows], "details": self.details}
+
+
+def percentile(values: Sequence[float], pct: float) -> float:
+    """Nearest-rank percentile (pct in 0..100) of a non-empty sequence."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    rank = max(1, -(-len(ordered) * pct // 100))
+    return ordered[min(len(ordered), int(rank)) - 1]
+
+
+def median(values: Sequence[float]) -> float:
+    return percentile(values, 50)
+
+
+def machine_info() -> dict[str, Any]:
+    """CPU model, cores, Python and the versions of what is being measured."""
+    model = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = {}
+    for package in ("gunicorn", "slack_bolt", "slack_sdk", "requests", "SQLAlchemy"):
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:
+            versions[package] = "?"
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "platform": platform.platform(),
+        "packages": versions,
+    }
+
+
+# ---------------------------------------------------------------------------- processes
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOOPBACK, 0))
+        return sock.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float, alive: Callable[[], bool]) -> None:
+    """Wait until GET url answers 200 (raise if the process dies or time runs out)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not alive():
+            raise RuntimeError(f"process exited before {url} answered")
+        with contextlib.suppress(requests.RequestException):
+            if requests.get(url, timeout=1).status_code == 200:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"{url} did not answer within {timeout:.0f} s")
+
+
+class Child:
+    """A child process in its own process group (so gunicorn's workers stop with it)."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_dir: Path) -> None:
+        self.name = name
+        self.argv = argv
+        self.env = env
+        self.log_path = log_dir / f"{name}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, health_url: str, timeout: float = 30.0) -> Child:
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                self.argv,
+                cwd=REPO,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        try:
+            wait_http(health_url, timeout, self.alive)
+        except RuntimeError as exc:
+            tail = self.log_tail()
+            self.stop()
+            raise RuntimeError(f"{self.name}: {exc}\n--- {self.log_path} ---\n{tail}") from None
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_tail(self, chars: int = 3000) -> str:
+        with contextlib.suppress(OSError):
+            return self.log_path.read_text(errors="replace")[-chars:]
+        return ""
+
+    def _signal_group(self, sig: int) -> None:
+        if self.proc is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, sig)
+
+    def stop(self, grace: float = 5.0) -> None:
+        """SIGTERM the group, then SIGKILL whatever is left after ``grace`` seconds."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self._signal_group(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(grace)
+        self._signal_group(signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(5)
+
+
+class Context:
+    """Run-wide settings and every child started, so that all of them get stopped."""
+
+    def __init__(self, work_dir: Path, quick: bool = False) -> None:
+        self.work_dir = work_dir
+        self.quick = quick
+        self.children: list[Child] = []
+        self.log = print
+
+    def spawn(self, name: str, argv: list[str], env: dict[str, str], health_url: str) -> Child:
+        child = Child(name, argv, env, self.work_dir)
+        self.children.append(child)
+        return child.start(health_url)
+
+    def stop(self, child: Child) -> None:
+        child.stop()
+        with contextlib.suppress(ValueError):
+            self.children.remove(child)
+
+    def stop_all(self) -> None:
+        for child in reversed(self.children):
+            child.stop()
+        self.children.clear()
+
+
+def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment for a child: ours without any bot setting (blank ones shadow a .env)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("WEB_CONCURRENCY", "GUNICORN_THREADS")}
+    for name in ENV_NAMES.values():
+        env[name] = ""
+    env["PYTHONUNBUFFERED"] = "1"
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
+    env.update(extra or {})
+    return env
+
+
+# ---------------------------------------------------------------------------- simulator
+
+
+class Simulator:
+    """`python -m bot simulator` in its own process, driven through its control endpoints."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.port = free_port()
+        self.url = f"http://{LOOPBACK}:{self.port}"
+        self.user_id = DEMO_UPLYNK_USER_ID
+        self.api_key = DEMO_UPLYNK_API_KEY
+        self.http = requests.Session()
+        self.child: Child | None = None
+
+    def start(self) -> Simulator:
+        argv = [sys.executable, "-m", "bot", "simulator", "--host", LOOPBACK]
+        argv += ["--port", str(self.port)]
+        self.child = self.ctx.spawn(
+            "simulator", argv, child_env(), f"{self.url}/_simulator/requests"
+        )
+        return self
+
+    def stop(self) -> None:
+        if self.child is not None:
+            self.ctx.stop(self.child)
+            self.child = None
+
+    def _post(self, path: str, body: Any = None) -> dict[str, Any]:
+        answer = self.http.post(f"{self.url}{path}", json=body, timeout=60)
+        answer.raise_for_status()
+        return answer.json()
+
+    def reset(self) -> None:
+        """Demo catalogue back, no faults, no recorded requests."""
+        self._post("/_simulator/reset")
+
+    def latency(self, seconds_by_call: dict[str, float]) -> None:
+        self._post("/_simulator/faults", {"clear": True, "latency": seconds_by_call})
+
+    def seed(self, count: int, prefix: str) -> list[str]:
+        return self._post("/_simulator/assets", {"count": count, "prefix": prefix})["ids"]
+
+    def requests(self) -> list[dict[str, Any]]:
+        answer = self.http.get(f"{self.url}/_simulator/requests", timeout=60)
+        answer.raise_for_status()
+        return answer.json()["requests"]
+
+
+# ---------------------------------------------------------------------------- stand-in
+
+
+class StandIn:
+    """`python -m bot.slack_standin.server` in its own process; its calls read over HTTP."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.port = free_port()
+        self.base = f"http://{LOOPBACK}:{self.port}"
+        self.api_url = f"{self.base}/api/"
+        self.http = requests.Session()
+        self.child: Child | None = None
+
+    def start(self) -> StandIn:
+        argv = [sys.executable, "-m", "bot.slack_standin.server", "-q"]
+        argv += ["--host", LOOPBACK, "--port", str(self.port)]
+        self.child = self.ctx.spawn("slack-standin", argv, child_env(), f"{self.base}/healthz")
+        return self
+
+    def stop(self) -> None:
+        if self.child is not None:
+            self.ctx.stop(self.child)
+            self.child = None
+
+    def response_url(self, key: str) -> str:
+        return f"{self.base}/response/{key}"
+
+    def calls(self) -> list[dict[str, Any]]:
+        answer = self.http.get(f"{self.base}/_standin/calls", timeout=60)
+        answer.raise_for_status()
+        return answer.json()
+
+    def reset(self) -> None:
+        self.http.post(f"{self.base}/_standin/reset", timeout=30).raise_for_status()
+
+    def wait(
+        self,
+        done: Callable[[list[dict[str, Any]]], bool],
+        timeout: float,
+        interval: float = 0.05,
+    ) -> tuple[bool, list[dict[str, Any]]]:
+        """Poll the recorded calls until ``done(calls)``; (met, last calls seen)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            calls = self.calls()
+            if done(calls):
+                return True, calls
+            if time.monotonic() >= deadline:
+                return False, calls
+            time.sleep(interval)
+
+
+def button_value(call: dict[str, Any], action_id: str) -> str | None:
+    for block in call.get("payload", {}).get("blocks") or []:
+        for element in block.get("elements") or []:
+            if isinstance(element, dict) and element.get("action_id") == action_id:
+                return element.get("value")
+    return None
+
+
+def summary_calls(calls: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Library summaries posted in the command's channel, by operation id."""
+    found = {}
+    for call in calls:
+        if call["method"] != "chat.postMessage" or call.get("error"):
+            continue
+        if call["payload"].get("channel") == NOTIFY:
+            continue
+        value = button_value(call, "addtolib_undo") or button_value(call, "addtolib_retry")
+        if value:
+            found.setdefault(value, call)
+    return found
+
+
+def notify_details_ids(calls: Iterable[dict[str, Any]]) -> set[str]:
+    """Operation ids whose details reached the notification thread."""
+    ids = set()
+    for call in calls:
+        payload = call["payload"]
+        if call["method"] == "chat.postMessage" and payload.get("channel") == NOTIFY:
+            match = re.search(r"Operation `([0-9a-f]{32})`", payload.get("text") or "")
+            if match:
+                ids.add(match.group(1))
+    return ids
+
+
+def previews(calls: Iterable[dict[str, Any]], prefix: str) -> dict[str, dict[str, Any]]:
+    """Confirmation previews (they carry an addtolib_confirm button) by response_url key."""
+    found = {}
+    for call in calls:
+        key = call.get("key") or ""
+        if call["method"] != "response_url" or not key.startswith(prefix) or call.get("error"):
+            continue
+        if button_value(call, "addtolib_confirm"):
+            found.setdefault(key, call)
+    return found
+
+
+# ---------------------------------------------------------------------------- the bot
+
+
+def procfile_web() -> list[str]:
+    """The Procfile's web command, split (gunicorn bot.wsgi:app --config gunicorn.conf.py)."""
+    for line in (REPO / "Procfile").read_text().splitlines():
+        if line.startswith("web:"):
+            return shlex.split(line.partition(":")[2])
+    raise RuntimeError("the Procfile has no web: line")
+
+
+def gunicorn_executable() -> str:
+    candidate = Path(sys.executable).parent / "gunicorn"
+    found = str(candidate) if candidate.exists() else shutil.which("gunicorn")
+    if not found:
+        raise RuntimeError("gunicorn is not installed in this environment")
+    return found
+
+
+class Server:
+    """A WSGI app under gunicorn with the Procfile's settings, bound to loopback only.
+
+    ``app`` replaces the Procfile's ``bot.wsgi:app`` (the bare-Bolt baseline uses that).
+    gunicorn.conf.py binds 0.0.0.0:$PORT; the command-line ``-b`` overrides it with
+    127.0.0.1:$PORT, everything else (worker class, workers, threads, timeouts) is as is.
+    """
+
+    def __init__(self, ctx: Context, name: str, env: dict[str, str], app: str | None = None):
+        self.ctx = ctx
+        self.name = name
+        self.port = free_port()
+        self.url = f"http://{LOOPBACK}:{self.port}"
+        argv = procfile_web()
+        if argv[0] != "gunicorn":
+            raise RuntimeError(f"unexpected Procfile web command: {argv!r}")
+        argv[0] = gunicorn_executable()
+        if app is not None:
+            argv = [app if a == "bot.wsgi:app" else a for a in argv]
+        self.argv = argv + ["--bind", f"{LOOPBACK}:{self.port}"]
+        self.env = child_env({**env, "PORT": str(self.port)})
+        self.child: Child | None = None
+
+    def start(self) -> Server:
+        self.child = self.ctx.spawn(self.name, self.argv, self.env, f"{self.url}/healthz")
+        return self
+
+    def stop(self) -> None:
+        if self.child is not None:
+            self.ctx.stop(self.child)
+            self.child = None
+
+    def worker_pids(self) -> list[int]:
+        assert self.child is not None
+        path = Path(f"/proc/{self.child.pid}/task/{self.child.pid}/children")
+        return [int(p) for p in path.read_text().split()]
+
+    def worker_rss_kib(self) -> int:
+        """VmRSS of the (single) gunicorn worker, in KiB."""
+        pids = self.worker_pids()
+        if len(pids) != 1:
+            raise RuntimeError(f"expected one gunicorn worker, found {pids}")
+        for line in Path(f"/proc/{pids[0]}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise RuntimeError("no VmRSS line")
+
+
+def worker_cpu_seconds(server: Server) -> float:
+    """User + system CPU seconds used so far by the server's gunicorn worker(s)."""
+    total = 0
+    for pid in server.worker_pids():
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def bot_env(sim: Simulator, standin: StandIn, **extra: str) -> dict[str, str]:
+    """Settings for the real bot: simulator, stand-in, SQLite in the work dir, admin policy."""
+    work = sim.ctx.work_dir
+    policy = work / "policy.toml"
+    policy.write_text(f'admins = ["{ADMIN}"]\n')
+    db = work / f"bench-{time.monotonic_ns()}.db"
+    env = {
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": standin.api_url,
+        "UPLYNK_API_URL": sim.url,
+        "UPLYNK_USER_ID": sim.user_id,
+        "UPLYNK_API_KEY": sim.api_key,
+        "DATABASE_URL": f"sqlite:///{db}",
+        "ADDTOLIB_POLICY": str(policy),
+        "ADDTOLIB_NOTIFY_CHANNEL": NOTIFY,
+    }
+    env.update(extra)
+    return env
+
+
+def start_bot(ctx: Context, sim: Simulator, standin: StandIn, **extra: str) -> Server:
+    return Server(ctx, "bot", bot_env(sim, standin, **extra)).start()
+
+
+def start_bare_bolt(ctx: Context, standin: StandIn) -> Server:
+    env = {
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": standin.api_url,
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+    }
+    return Server(ctx, "bare-bolt", env, app=BARE_BOLT_APP).start()
+
+
+# ---------------------------------------------------------------------------- Slack side
+
+
+class Sender:
+    """Slack's side of POST /slack/events: signed slash commands and clicks on one Session."""
+
+    def __init__(self, base_url: str, secret: str = SIGNING_SECRET, timeout: float = 30) -> None:
+        self.url = f"{base_url}/slack/events"
+        self.verifier = SignatureVerifier(secret)
+        self.session = requests.Session()
+        # Loopback only: skip proxy and .netrc look-ups, which cost the load generator CPU.
+        self.session.trust_env = False
+        self.timeout = timeout
+
+    def _signed(self, fields: dict[str, str]) -> tuple[bytes, dict[str, str]]:
+        body = urlencode(fields)
+        ts = str(int(time.time()))
+        headers = {
+            "Content-Type": "application/x-www-form-urlencoded",
+            "X-Slack-Request-Timestamp": ts,
+            "X-Slack-Signature": self.verifier.generate_signature(timestamp=ts, body=body),
+        }
+        return body.encode(), headers
+
+    def post(self, fields: dict[str, str]) -> tuple[requests.Response, float]:
+        """Sign and POST; (response, seconds from sending to the whole answer read)."""
+        body, headers = self._signed(fields)
+        started = time.perf_counter()
+        response = self.session.post(self.url, data=body, headers=headers, timeout=self.timeout)
+        _ = response.content
+        return response, time.perf_counter() - started
+
+    def command(
+        self, text: str, response_url: str, user_id: str = ADMIN
+    ) -> tuple[requests.Response, float]:
+        return self.post(
+            {
+                "token": "legacy-verification-token",
+                "team_id": TEAM,
+                "team_domain": "demo",
+                "channel_id": CHANNEL,
+                "channel_name": "bench",
+                "user_id": user_id,
+                "user_name": user_id.lower(),
+                "command": "/addtolib",
+                "text": text,
+                "api_app_id": "A0ADDTOLIB",
+                "is_enterprise_install": "false",
+                "response_url": response_url,
+                "trigger_id": f"{time.time_ns()}.bench",
+            }
+        )
+
+    def click(
+        self, action_id: str, value: str, response_url: str, user_id: str = ADMIN
+    ) -> tuple[requests.Response, float]:
+        now = f"{time.time():.6f}"
+        payload = {
+            "type": "block_actions",
+            "user": {"id": user_id, "username": user_id.lower(), "team_id": TEAM},
+            "api_app_id": "A0ADDTOLIB",
+            "token": "legacy-verification-token",
+            "container": {
+                "type": "message",
+                "message_ts": now,
+                "channel_id": CHANNEL,
+                "is_ephemeral": True,
+            },
+            "trigger_id": f"{time.time_ns()}.bench",
+            "team": {"id": TEAM, "domain": "demo"},
+            "enterprise": None,
+            "is_enterprise_install": False,
+            "channel": {"id": CHANNEL, "name": "bench"},
+            "state": {"values": {}},
+            "response_url": response_url,
+            "actions": [
+                {
+                    "action_id": action_id,
+                    "block_id": "b",
+                    "text": {"type": "plain_text", "text": action_id},
+                    "value": value,
+                    "type": "button",
+                    "action_ts": now,
+                }
+            ],
+        }
+        return self.post({"payload": json.dumps(payload)})
+
+    def close(self) -> None:
+        self.session.close()
+
+
+def ack_text(response: requests.Response) -> str:
+    """What an acknowledgement shows the user (Bolt answers JSON, or plain text)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text
+    return body.get("text", "") if isinstance(body, dict) else ""
+
+
+def add_text(asset_ids: Iterable[str], library: str = '"Marketing Library"') -> str:
+    return f"{library} {' '.join(asset_ids)}"
+
+
+def fmt_ms(seconds: float) -> str:
+    return f"{seconds * 1000:.0f}"
+
+
+def fmt_s(seconds: float) -> str:
+    return f"{seconds:.1f} s" if seconds < 100 else f"{seconds:,.0f} s"

@@ -1,0 +1,1 @@
+"""Reliability suite (issue 6): retries, concurrency, forgery, fuzzing, chaos and log hygiene."""

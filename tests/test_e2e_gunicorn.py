@@ -1,0 +1,34 @@
+"""End to end under gunicorn (the Procfile's web process): a full add, command to summary."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from tests.fixtures_bot import (
+    MARKETING,
+    NOTIFY,
+    Bot,
+    button_value,
+    dump,
+    free_assets,
+    patches,
+    stored,
+    text_of,
+)
+
+
+def test_full_add_under_gunicorn(start_bot: Callable[..., Bot]) -> None:
+    bot = start_bot(gunicorn=True)
+    assets = free_assets(bot.simulator, MARKETING, 2)
+    preview, operation_id = bot.preview(f'"Marketing Library" {" ".join(assets)}')
+    assert "Add 2 assets" in text_of(preview)
+    _, key = bot.click("addtolib_confirm", operation_id)
+    assert "Added 2 assets to *Marketing Library*" in text_of(bot.reply(key, "Added"))
+    summary = bot.summary(operation_id)
+    assert f"*Added (2):* `{assets[0]}`, `{assets[1]}`" in text_of(summary)
+    assert button_value(summary, "addtolib_undo") == operation_id
+    assert [p.body for p in patches(bot.simulator)] == [{"asset_ids": assets}]
+    assert set(assets) <= bot.simulator.catalogue.library_assets(MARKETING)
+    assert stored(bot, operation_id).state == "done"
+    bot.slack.wait_for(lambda c: c.channel == NOTIFY and f"`{operation_id}`" in dump(c))
+    assert "Starting gunicorn" in bot.process.output()

@@ -1,0 +1,90 @@
+"""Crash recovery: a server SIGKILLed mid-job, a second one marks it interrupted, Retry finishes."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections import Counter
+
+from tests.fixtures_bot import MARKETING, NOTIFY, USER, Bot, button_value, dump, text_of
+from tests.ops_support import adds, operation, wait_reply, wait_until
+
+COUNT = 2000
+PROGRESS = re.compile(r"(\d+)/2000")
+
+
+def test_sigkill_mid_job_then_restart_interrupts_and_retry_completes(start_bot) -> None:
+    env = {"UPLYNK_BATCH_SIZE": "100", "ADDTOLIB_LEASE_SECONDS": "2"}
+    first: Bot = start_bot(**env)
+    assets = [uuid.uuid4().hex for _ in range(COUNT)]
+    for n, asset_id in enumerate(assets):
+        first.simulator.catalogue.add_asset(f"Bulk asset {n}", id=asset_id)  # in no library
+    first.simulator.faults.set_latency("add", 0.2)  # 20 batches: about 4 s of adding
+
+    preview, operation_id = first.preview(f"{MARKETING} {' '.join(assets)}")
+    assert "Add 2000 assets" in text_of(preview)
+    _, key = first.click("addtolib_confirm", operation_id)
+
+    def progressed(call) -> bool:
+        found = call.method == "response_url" and call.key == key and PROGRESS.search(call.text)
+        return bool(found) and int(found.group(1)) >= 600
+
+    first.slack.wait_for(progressed, timeout=30)
+    # Kill just after a batch reached Uplynk: it lands there, but the bot never learns it.
+    sent = len(adds(first))
+    wait_until(lambda: len(adds(first)) > sent)
+    first.process.kill()  # SIGKILL: no clean-up, the operation row is left `running`
+    in_flight = set(adds(first)[-1])
+    at_crash = operation(first, operation_id)
+    assert at_crash.state == "running"
+    recorded = set(at_crash.added_ids)
+    assert 600 <= len(recorded) < COUNT and not in_flight & recorded
+
+    # A second server on the same database finds the row untouched for a whole lease.
+    second = start_bot(**env)
+    dm = second.slack.wait_for(
+        lambda c: c.method == "chat.postMessage" and c.channel == USER, timeout=30
+    )
+    assert "interrupted" in text_of(dm)
+    assert button_value(dm, "addtolib_retry") == operation_id
+    assert operation(second, operation_id).state == "interrupted"
+    parent = second.slack.wait_for(
+        lambda c: (
+            c.method == "chat.postMessage"
+            and c.channel == NOTIFY
+            and "thread_ts" not in c.payload
+            and f"<@{USER}>" in c.text
+        )
+    )
+    notice = wait_reply(second, parent, "Interrupted by a restart")
+    assert f"<@{USER}> can retry" in text_of(notice)
+
+    assert in_flight <= second.simulator.catalogue.library_assets(MARKETING)
+    sent_before_retry = len(adds(second))
+    _, retry_key = second.click("addtolib_retry", operation_id, channel_id=f"D{USER}")
+    summary = second.slack.wait_for(
+        lambda c: (
+            c.method == "chat.postMessage" and c.channel == "C0GENERAL" and operation_id in dump(c)
+        ),
+        timeout=60,
+    )
+    assert "Added (2000)" in text_of(summary)
+    assert "Added 2000 assets" in text_of(second.reply(retry_key, "Added 2000"))
+
+    # Every requested asset is in the library; none was ever sent twice: the retry skipped
+    # what was recorded and what the cut-off batch had landed (it checks before sending).
+    held = second.simulator.catalogue.library_assets(MARKETING)
+    assert set(assets) <= held
+    sent = [a for batch in adds(second) for a in batch]
+    assert not [a for a, n in Counter(sent).items() if n > 1]
+    assert set(sent) == set(assets)
+    resent = {a for batch in adds(second)[sent_before_retry:] for a in batch}
+    assert resent and not resent & (recorded | in_flight)
+    final = operation(second, operation_id)
+    assert final.state == "done" and final.failed_ids == []
+    assert sorted(final.added_ids) == sorted(assets)  # undo would remove all of them
+    assert set(final.outcome.values()) == {"added"}
+    # The later events went to the same thread.
+    assert wait_reply(second, parent, "retried").payload["thread_ts"] == parent.ts
+    details = wait_reply(second, parent, f"Operation `{operation_id}`: *done*")
+    assert "Added (2000)" in text_of(details)
