@@ -141,10 +141,18 @@ def wait_http(url: str, timeout: float, alive: Callable[[], bool]) -> None:
 class Child:
     """A child process in its own process group (so gunicorn's workers stop with it)."""
 
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_dir: Path) -> None:
+    def __init__(
+        self,
+        name: str,
+        argv: list[str],
+        env: dict[str, str],
+        log_dir: Path,
+        cpus: set[int] | None = None,
+    ) -> None:
         self.name = name
         self.argv = argv
         self.env = env
+        self.cpus = cpus
         self.log_path = log_dir / f"{name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -158,6 +166,7 @@ class Child:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=self._pin if self.cpus else None,
             )
         try:
             wait_http(health_url, timeout, self.alive)
@@ -166,6 +175,10 @@ class Child:
             self.stop()
             raise RuntimeError(f"{self.name}: {exc}\n--- {self.log_path} ---\n{tail}") from None
         return self
+
+    def _pin(self) -> None:
+        # In the child before exec: the affinity is inherited by gunicorn's forked worker.
+        os.sched_setaffinity(0, self.cpus or set())
 
     @property
     def pid(self) -> int:
@@ -199,16 +212,44 @@ class Child:
 
 
 class Context:
-    """Run-wide settings and every child started, so that all of them get stopped."""
+    """Run-wide settings and every child started, so that all of them get stopped.
 
-    def __init__(self, work_dir: Path, quick: bool = False) -> None:
+    With ``pin`` (and at least two CPUs) the servers under test get the last CPU to
+    themselves and everything else (this process and its load threads, the simulator,
+    the stand-in) shares the others, so the load generator does not steal the bot's core.
+    """
+
+    def __init__(self, work_dir: Path, quick: bool = False, pin: bool = True) -> None:
         self.work_dir = work_dir
         self.quick = quick
         self.children: list[Child] = []
         self.log = print
+        cpus = sorted(os.sched_getaffinity(0))
+        if pin and len(cpus) >= 2:
+            self.server_cpus: set[int] | None = {cpus[-1]}
+            self.other_cpus: set[int] | None = set(cpus[:-1])
+            os.sched_setaffinity(0, self.other_cpus)
+        else:
+            self.server_cpus = self.other_cpus = None
 
-    def spawn(self, name: str, argv: list[str], env: dict[str, str], health_url: str) -> Child:
-        child = Child(name, argv, env, self.work_dir)
+    @property
+    def pinning(self) -> str:
+        if self.server_cpus is None:
+            return "none"
+        others = ",".join(map(str, sorted(self.other_cpus or ())))
+        server = min(self.server_cpus)
+        return f"servers under test on CPU {server}; load, simulator, stand-in on CPU {others}"
+
+    def spawn(
+        self,
+        name: str,
+        argv: list[str],
+        env: dict[str, str],
+        health_url: str,
+        under_test: bool = False,
+    ) -> Child:
+        cpus = self.server_cpus if under_test else self.other_cpus
+        child = Child(name, argv, env, self.work_dir, cpus)
         self.children.append(child)
         return child.start(health_url)
 
@@ -425,7 +466,8 @@ class Server:
         self.child: Child | None = None
 
     def start(self) -> Server:
-        self.child = self.ctx.spawn(self.name, self.argv, self.env, f"{self.url}/healthz")
+        health = f"{self.url}/healthz"
+        self.child = self.ctx.spawn(self.name, self.argv, self.env, health, under_test=True)
         return self
 
     def stop(self) -> None:

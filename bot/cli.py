@@ -89,7 +89,10 @@ def run_history(argv: list[str]) -> int:
     store = OperationStore(load_settings().database_url)
     store.create_schema()
     for operation in store.recent(user_id=args.user, library_id=args.library, limit=args.limit):
-        print(json.dumps(operation.to_dict(), default=str))
+        record = operation.to_dict()
+        # A response_url lets its holder post into the channel for 30 minutes: not for auditors.
+        record.pop("response_url", None)
+        print(json.dumps(record, default=str))
     return 0
 
 

@@ -38,6 +38,7 @@ class Settings:
     workers: int = 32
     lease_seconds: int = 60
     port: int = 3000
+    log_level: str = "INFO"
 
 
 # Settings field -> environment variable.
@@ -60,6 +61,7 @@ ENV_NAMES = {
     "workers": "ADDTOLIB_WORKERS",
     "lease_seconds": "ADDTOLIB_LEASE_SECONDS",
     "port": "PORT",
+    "log_level": "LOG_LEVEL",
 }
 
 # What each run mode cannot start without.

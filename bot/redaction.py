@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 
-from bot.config import Settings
+from bot.config import ENV_NAMES, ConfigError, Settings
 
 PATTERNS = [
     re.compile(r"xox[abposr]-[A-Za-z0-9-]+"),
@@ -47,8 +47,25 @@ class RedactSecrets(logging.Filter):
         return True
 
 
-def configure_logging(settings: Settings, level: int = logging.INFO) -> None:
-    """Log to stderr through the redacting filter (attached to every root handler)."""
+def log_level(settings: Settings) -> int:
+    """The numeric level LOG_LEVEL names (DEBUG, INFO, WARNING, ERROR, CRITICAL)."""
+    name = (settings.log_level or "INFO").strip().upper()
+    levels = {n: logging.getLevelName(n) for n in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")}
+    if name not in levels:
+        raise ConfigError(
+            f"{ENV_NAMES['log_level']} must be one of {', '.join(levels)}, "
+            f"got {settings.log_level!r}"
+        )
+    return levels[name]
+
+
+def configure_logging(settings: Settings, level: int | None = None) -> None:
+    """Log to stderr through the redacting filter (attached to every root handler).
+
+    `level` defaults to LOG_LEVEL (INFO); even DEBUG output goes through the filter.
+    """
+    if level is None:
+        level = log_level(settings)
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True
     )

@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-CLEAN = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "UPLYNK_", "ADDTOLIB_"))}
+OURS = ("SLACK_", "UPLYNK_", "ADDTOLIB_", "DATABASE_URL")
+CLEAN = {k: v for k, v in os.environ.items() if not k.startswith(OURS)}
 
 
 def run(*args: str, env: dict[str, str] | None = None, cwd: Path = REPO):
@@ -32,7 +33,8 @@ def test_help_lists_every_mode() -> None:
 def test_missing_variable_stops_serve_with_one_line(tmp_path: Path) -> None:
     result = run("serve", cwd=tmp_path)
     assert result.returncode == 2
-    assert result.stderr.strip() == "addtolib: missing required environment variable SLACK_BOT_TOKEN"
+    expected = "addtolib: missing required environment variable SLACK_BOT_TOKEN"
+    assert result.stderr.strip() == expected
 
 
 def test_socket_mode_needs_the_app_token(tmp_path: Path) -> None:

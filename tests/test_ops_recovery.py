@@ -31,8 +31,8 @@ def test_sigkill_mid_job_then_restart_interrupts_and_retry_completes(start_bot) 
 
     first.slack.wait_for(progressed, timeout=30)
     # Kill just after a batch reached Uplynk: it lands there, but the bot never learns it.
-    sent = len(adds(first))
-    wait_until(lambda: len(adds(first)) > sent)
+    batches = len(adds(first))
+    wait_until(lambda: len(adds(first)) > batches)
     first.process.kill()  # SIGKILL: no clean-up, the operation row is left `running`
     in_flight = set(adds(first)[-1])
     at_crash = operation(first, operation_id)
@@ -48,6 +48,8 @@ def test_sigkill_mid_job_then_restart_interrupts_and_retry_completes(start_bot) 
     assert "interrupted" in text_of(dm)
     assert button_value(dm, "addtolib_retry") == operation_id
     assert operation(second, operation_id).state == "interrupted"
+    _, key = second.command("history")
+    assert "`interrupted`" in text_of(second.reply(key, "operations"))
     parent = second.slack.wait_for(
         lambda c: (
             c.method == "chat.postMessage"

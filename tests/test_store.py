@@ -266,6 +266,17 @@ def test_interrupt_running_idle_for_spares_recent_work(store):
     assert [o.id for o in store.interrupt_running(idle_for=timedelta(minutes=5))] == [op.id]
 
 
+def test_a_lingering_confirmation_counts_as_interrupted(store):
+    """Confirmed is held only for an instant before running: a stale one means a crash."""
+    op = make(store)
+    store.transition(op.id, "pending", "confirmed")
+    assert store.interrupt_running(idle_for=timedelta(minutes=5)) == []
+    store.update(op.id, updated_at=datetime.now(UTC) - timedelta(minutes=10))
+    assert [o.state for o in store.interrupt_running(idle_for=timedelta(minutes=5))] == [
+        "interrupted"
+    ]
+
+
 def test_expire_pending(store):
     now = datetime.now(UTC)
     old = make(store, created_at=now - timedelta(hours=1))

@@ -44,6 +44,7 @@ class Heartbeat:
         for operation_id in self.workflow.running_here():
             self.workflow.store.update(operation_id)
         found = self.workflow.recover(idle_for=self.lease)
+        self.workflow.expire_stale_previews()
         if found:
             self.on_interrupted(found)
         return found

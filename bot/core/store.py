@@ -455,7 +455,8 @@ class OperationStore:
         that work keeps touching its row (update() bumps updated_at).
         """
         now = _utcnow()
-        where = [operations.c.state == "running"]
+        # 'confirmed' is held only for the instant before 'running'; one that lingers is a crash.
+        where = [operations.c.state.in_(("running", "confirmed"))]
         if idle_for is not None:
             where.append(operations.c.updated_at < now - idle_for)
         values = {"state": "interrupted", "updated_at": now, "finished_at": now}
@@ -469,7 +470,7 @@ class OperationStore:
                 ids = conn.execute(select(operations.c.id).where(*where)).scalars().all()
             found = []
             for op_id in ids:
-                op = self.transition(op_id, "running", "interrupted", updated_at=now)
+                op = self.transition(op_id, ("running", "confirmed"), "interrupted", updated_at=now)
                 if op is not None:
                     found.append(op)
         found.sort(key=lambda op: (op.created_at, op.id))

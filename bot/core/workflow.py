@@ -520,6 +520,10 @@ class Workflow:
         """Mark running operations nobody has touched for `idle_for` as interrupted."""
         return self.store.interrupt_running(idle_for=idle_for)
 
+    def expire_stale_previews(self) -> int:
+        """Close previews nobody clicked within the confirmation TTL (so history is honest)."""
+        return self.store.expire_pending(self.now() - timedelta(seconds=self.confirm_ttl))
+
     def _uplynk_message(self, exc: UplynkError, ref: LibraryRef) -> str:
         if isinstance(exc, UplynkNotFound) and ref.id:
             return f"Uplynk has no library with id `{ref.id}` (404)."
