@@ -127,6 +127,8 @@ def test_forged_and_stale_requests_get_401_and_do_nothing(bot: Bot) -> None:
     unsigned = bot.sender.raw("text=help", {"Content-Type": "application/x-www-form-urlencoded"})
     assert unsigned.status_code == 401
 
+    assert bot.slack.calls == [] and bot.simulator.requests == []
+
     # A genuine request still works, and is the only thing that reached Slack or Uplynk.
     call, operation_id = bot.preview(text)
     assert operation_id

@@ -7,6 +7,7 @@ import logging
 import re
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -402,16 +403,17 @@ class Workflow:
                 errors.append(f"batch {number} of {batches} ({id_sample(batch.ids)}): {message}")
                 for asset_id in batch.ids:
                     outcome[asset_id] = f"failed: {message}"
-            self.store.update(operation.id, added_ids=added, outcome=outcome)
-            if progress:
-                progress(done, total)
+            recorder.record(added, outcome, done, total)
 
         library = None
-        if progress:
-            progress(0, total)
-        if todo:
-            result = self.uplynk.add_assets(operation.library_id, todo, on_batch=on_batch)
-            library = result.last_library
+        recorder = _BatchRecorder(self.store, operation.id, progress)
+        try:
+            recorder.start(total)
+            if todo:
+                result = self.uplynk.add_assets(operation.library_id, todo, on_batch=on_batch)
+                library = result.last_library
+        finally:
+            recorder.close()  # every save lands before the final transition below
         if failed and not set(todo) - set(failed):
             state = "failed"
         elif failed:
@@ -528,6 +530,57 @@ class Workflow:
         if isinstance(exc, UplynkNotFound) and ref.id:
             return f"Uplynk has no library with id `{ref.id}` (404)."
         return exc.user_message
+
+
+class _BatchRecorder:
+    """Saves a running operation's progress off the batch loop, then reports it.
+
+    Writing a row that holds 10,000 ids takes tens of milliseconds; done between batches it
+    delayed every next batch (a 10,000-asset add took ~1.4x its floor). One thread writes the
+    newest snapshot (older unsaved ones are skipped) and only then calls ``progress``, so a
+    user never sees more progress than the database holds (crash recovery relies on it).
+    """
+
+    def __init__(self, store: OperationStore, operation_id: str, progress: Progress | None):
+        self._store = store
+        self._operation_id = operation_id
+        self._progress = progress
+        self._lock = threading.Lock()
+        self._latest: tuple[list[str], dict[str, str], int, int] | None = None
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="addtolib-save")
+
+    def start(self, total: int) -> None:
+        if self._progress is not None:
+            self._pool.submit(self._report, 0, total)
+
+    def record(self, added: list[str], outcome: dict[str, str], done: int, total: int) -> None:
+        with self._lock:
+            self._latest = (list(added), dict(outcome), done, total)
+        self._pool.submit(self._save)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+    def _save(self) -> None:
+        with self._lock:
+            latest, self._latest = self._latest, None
+        if latest is None:
+            return  # a newer snapshot was already saved
+        added, outcome, done, total = latest
+        try:
+            self._store.save(self._operation_id, added_ids=added, outcome=outcome)
+        except Exception:
+            log.exception("could not save the progress of operation %s", self._operation_id)
+            return
+        self._report(done, total)
+
+    def _report(self, done: int, total: int) -> None:
+        if self._progress is None:
+            return
+        try:
+            self._progress(done, total)
+        except Exception:
+            log.exception("progress report failed (%d/%d)", done, total)
 
 
 def _duration(seconds: int) -> str:
