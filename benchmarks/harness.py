@@ -547,6 +547,7 @@ class Sender:
         # Loopback only: skip proxy and .netrc look-ups, which cost the load generator CPU.
         self.session.trust_env = False
         self.timeout = timeout
+        self.stale_retries = 0
 
     def _signed(self, fields: dict[str, str]) -> tuple[bytes, dict[str, str]]:
         body = urlencode(fields)
@@ -562,7 +563,14 @@ class Sender:
         """Sign and POST; (response, seconds from sending to the whole answer read)."""
         body, headers = self._signed(fields)
         started = time.perf_counter()
-        response = self.session.post(self.url, data=body, headers=headers, timeout=self.timeout)
+        try:
+            response = self.session.post(self.url, data=body, headers=headers, timeout=self.timeout)
+        except requests.ConnectionError:
+            # gunicorn closes keep-alive connections idle for 2 s; a request sent on one just
+            # as it closes is reset before the server read it. Send it again, timed afresh.
+            self.stale_retries += 1
+            started = time.perf_counter()
+            response = self.session.post(self.url, data=body, headers=headers, timeout=self.timeout)
         _ = response.content
         return response, time.perf_counter() - started
 

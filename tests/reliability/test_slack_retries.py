@@ -22,7 +22,7 @@ def operations_of(bot: Bot, user_id: str = USER) -> list:
         store.dispose()
 
 
-def settle(bot: Bot, seconds: float = 1.0) -> None:
+def settle(seconds: float = 1.0) -> None:
     """Give a wrongly processed retry time to show up (a preview takes a few ms here)."""
     time.sleep(seconds)
 
@@ -42,7 +42,7 @@ def test_a_retried_command_is_acknowledged_and_plans_once(bot: Bot) -> None:
     assert first.status_code == again.status_code == third.status_code == 200
     key = url.rsplit("/", 1)[-1]
     bot.reply(key, "addtolib_confirm")
-    settle(bot)
+    settle()
 
     operations = operations_of(bot)
     assert len(operations) == 1, [o.id for o in operations]
@@ -67,7 +67,7 @@ def test_a_retried_confirm_click_never_patches_twice(bot: Bot) -> None:
     assert "Added 3 assets" in text_of(bot.reply(key, "Added 3 assets"))
     # A retry that arrives after the work is done is acknowledged and ignored too.
     assert bot.sender.send_form(body, headers=SECOND_RETRY).status_code == 200
-    settle(bot)
+    settle()
 
     assert [p.body for p in patches(bot.simulator)] == [{"asset_ids": assets}]
     assert operation_id in dump(summary)
