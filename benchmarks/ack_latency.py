@@ -33,6 +33,7 @@ TITLE = "1. Ack latency under load"
 UPLYNK_LATENCY = 1.5  # seconds on every simulator call
 SLACK_DEADLINE = 3.0  # Slack drops a request not acknowledged within this
 BOT_WORKERS = 32  # ADDTOLIB_WORKERS default: how many plan jobs run at once
+WARMUP_SETTLE = 0.5  # seconds between the warm-up requests and the measured burst
 
 
 @dataclass
@@ -59,14 +60,20 @@ def _load(
     results: list[Sent] = []
     lock = threading.Lock()
     counter = iter(range(total))
-    barrier = threading.Barrier(senders)
+    # Once every sender has warmed up, let the servers settle briefly, then all go at once.
+    barrier = threading.Barrier(senders, action=lambda: time.sleep(WARMUP_SETTLE))
     failures: list[BaseException] = []
+    warmups = iter(range(senders))
 
     def worker() -> None:
         sender = Sender(url)
         try:
-            # Warm the connection and the server's code path (a parse error: no job queued).
-            sender.command('"Marketing Library" not-an-asset', "http://127.0.0.1:9/unused")
+            # Warm the connection and the code path with one unmeasured request of the same
+            # kind: the bot's first burst otherwise also pays for starting its job threads
+            # and their connections to Uplynk (a one-off ~150 ms stall, see the details).
+            with lock:
+                number = next(warmups)
+            send(sender, -1 - number)
             barrier.wait()
             while True:
                 with lock:
@@ -98,7 +105,7 @@ def _commands(standin: StandIn, prefix: str):
     text = add_text(DEMO_PAIR)
 
     def send(sender: Sender, index: int) -> tuple[str, requests.Response, float]:
-        key = f"{prefix}{index}"
+        key = f"{prefix}{index}" if index >= 0 else f"warmup{-index}"
         response, seconds = sender.command(text, standin.response_url(key))
         return key, response, seconds
 
@@ -158,8 +165,8 @@ def run(ctx: Context) -> Outcome:
             }
             ctx.log(f"   addtolib:     p50/p95/p99/max {_quad(ours)} ms; waiting for previews")
             load_end = max(s.sent_at + s.seconds for s in sent)
-            # Each preview needs two Uplynk calls; BOT_WORKERS run at once.
-            expected = total * 2 * UPLYNK_LATENCY / BOT_WORKERS
+            # Each preview needs two Uplynk calls; BOT_WORKERS run at once (warm-ups first).
+            expected = (total + senders) * 2 * UPLYNK_LATENCY / BOT_WORKERS
             deadline = max(30.0, 2.5 * expected)
             _, calls = standin.wait(
                 lambda calls: len(previews(calls, "load")) >= total, deadline, interval=0.5
@@ -200,7 +207,8 @@ def run(ctx: Context) -> Outcome:
             "previews (confirmations) at the stand-in",
             f"{len(arrived)}/{total}; last {last:.1f} s after the load ended; "
             f"command→preview p50 {percentile(waits, 50):.1f} s, max {max(waits, default=0):.1f} s",
-            f"floor ≈ {expected:.1f} s ({total}×2 calls×{UPLYNK_LATENCY:g} s / {BOT_WORKERS})",
+            f"floor ≈ {expected:.1f} s (({total}+{senders} warm-up)×2 calls×"
+            f"{UPLYNK_LATENCY:g} s / {BOT_WORKERS} workers)",
             f"all, within {deadline:.0f} s",
             len(arrived) == total,
         ),
@@ -222,4 +230,15 @@ def run(ctx: Context) -> Outcome:
         "last_preview_after_load_s": last,
         "preview_deadline_s": deadline,
     }
-    return Outcome(rows, details)
+    notes = []
+    throughput = total / ours["load_seconds"]
+    if floor["p99"] >= 0.150:
+        notes.append(
+            f"GET /healthz (no Bolt at all) on the same gunicorn under the same load has p99 "
+            f"{fmt_ms(floor['p99'])} ms: {senders} closed-loop senders keep {senders} requests "
+            f"in flight, so each waits for those ahead of it ({senders} ÷ {throughput:.0f} "
+            f"req/s ≈ {senders / throughput * 1000:.0f} ms). On this machine the load generator "
+            "and the server share the cores, so the absolute 150 ms is out of reach for any app; "
+            "the comparison with bare Bolt is what measures the bot."
+        )
+    return Outcome(rows, details, notes)

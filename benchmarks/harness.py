@@ -73,9 +73,11 @@ class Outcome:
 
     rows: list[Row]
     details: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # what limits the numbers, in words
 
     def to_json(self) -> dict[str, Any]:
-        return {"rows": [asdict(r) for r in self.rows], "details": self.details}
+        rows = [asdict(r) for r in self.rows]
+        return {"rows": rows, "notes": self.notes, "details": self.details}
 
 
 def percentile(values: Sequence[float], pct: float) -> float:
@@ -114,6 +116,42 @@ def machine_info() -> dict[str, Any]:
         "platform": platform.platform(),
         "packages": versions,
     }
+
+
+class CpuMeter:
+    """How much of the machine's CPU others used while a benchmark ran (shared machines).
+
+    Ours is this process plus every descendant it has reaped (its children, and through
+    them gunicorn's workers); everything else busy on the machine meanwhile is foreign.
+    """
+
+    def __init__(self) -> None:
+        self.start = (self._busy(), self._ours(), time.monotonic())
+
+    @staticmethod
+    def _busy() -> float:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
+        return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+    @staticmethod
+    def _ours() -> float:
+        t = os.times()
+        return t.user + t.system + t.children_user + t.children_system
+
+    def stop(self) -> dict[str, float]:
+        busy0, ours0, wall0 = self.start
+        wall = time.monotonic() - wall0
+        busy, ours = self._busy() - busy0, self._ours() - ours0
+        foreign = max(0.0, busy - ours)
+        cores = os.cpu_count() or 1
+        return {
+            "wall_s": round(wall, 1),
+            "cpu_ours_s": round(ours, 1),
+            "cpu_foreign_s": round(foreign, 1),
+            "foreign_share_of_machine": round(foreign / (wall * cores), 3) if wall else 0.0,
+            "loadavg_1min_end": round(os.getloadavg()[0], 2),
+        }
 
 
 # ---------------------------------------------------------------------------- processes
@@ -426,11 +464,18 @@ def previews(calls: Iterable[dict[str, Any]], prefix: str) -> dict[str, dict[str
 # ---------------------------------------------------------------------------- the bot
 
 
-def procfile_web() -> list[str]:
-    """The Procfile's web command, split (gunicorn bot.wsgi:app --config gunicorn.conf.py)."""
+def procfile_web() -> tuple[dict[str, str], list[str]]:
+    """The Procfile's web command: its `env NAME=value` settings and the gunicorn argv."""
     for line in (REPO / "Procfile").read_text().splitlines():
         if line.startswith("web:"):
-            return shlex.split(line.partition(":")[2])
+            words = shlex.split(line.partition(":")[2])
+            if words and words[0] == "env":
+                words.pop(0)
+            settings = {}
+            while words and "=" in words[0] and not words[0].startswith("-"):
+                name, _, value = words.pop(0).partition("=")
+                settings[name] = value
+            return settings, words
     raise RuntimeError("the Procfile has no web: line")
 
 
@@ -455,14 +500,14 @@ class Server:
         self.name = name
         self.port = free_port()
         self.url = f"http://{LOOPBACK}:{self.port}"
-        argv = procfile_web()
+        procfile_env, argv = procfile_web()
         if argv[0] != "gunicorn":
             raise RuntimeError(f"unexpected Procfile web command: {argv!r}")
         argv[0] = gunicorn_executable()
         if app is not None:
             argv = [app if a == "bot.wsgi:app" else a for a in argv]
         self.argv = argv + ["--bind", f"{LOOPBACK}:{self.port}"]
-        self.env = child_env({**env, "PORT": str(self.port)})
+        self.env = child_env({**procfile_env, **env, "PORT": str(self.port)})
         self.child: Child | None = None
 
     def start(self) -> Server:

@@ -93,10 +93,11 @@ def _settled_rss_mb(bot: Server) -> float:
 
 def run(ctx: Context) -> Outcome:
     first, second = (20, 200) if ctx.quick else (100, 1_000)
+    third = None if ctx.quick else 2_000  # a trend point: does growth go on at that pace?
     sim = Simulator(ctx).start()
     standin = StandIn(ctx).start()
     try:
-        assets = sim.seed(2 * second, "memory")
+        assets = sim.seed(2 * (third or second), "memory")
         bot = start_bot(ctx, sim, standin)
         driver = _Driver(bot, standin, assets)
         try:
@@ -108,6 +109,11 @@ def run(ctx: Context) -> Outcome:
             driver.run_until(second)
             rate = (second - first) / (time.monotonic() - started)
             after_second = _settled_rss_mb(bot)
+            after_third = None
+            if third:
+                ctx.log(f"   RSS after {second} operations {after_second:.1f} MB")
+                driver.run_until(third)
+                after_third = _settled_rss_mb(bot)
         finally:
             driver.close()
             bot.stop()
@@ -135,12 +141,37 @@ def run(ctx: Context) -> Outcome:
             growth < 0.10,
         ),
     ]
+    notes = []
+    per_op_early = (after_second - after_first) * 1024 / (second - first)
     details = {
         "idle_mb": idle,
         "after_first_mb": after_first,
         "after_second_mb": after_second,
-        "operations": [first, second],
+        "after_third_mb": after_third,
+        "operations": [first, second, third],
         "growth": growth,
+        "growth_kib_per_operation": {f"{first}-{second}": per_op_early},
         "operations_per_second": rate,
     }
-    return Outcome(rows, details)
+    if third and after_third is not None:
+        per_op_late = (after_third - after_second) * 1024 / (third - second)
+        details["growth_kib_per_operation"][f"{second}-{third}"] = per_op_late
+        rows.append(
+            Row(
+                TITLE,
+                f"trend: VmRSS after {third:,} operations",
+                f"{after_third:.1f} MB ({per_op_late:.1f} KiB per operation from {second:,}, "
+                f"vs {per_op_early:.1f} KiB from {first})",
+                "",
+                "—",
+                None,
+            )
+        )
+        if growth >= 0.10 and per_op_late < per_op_early / 2:
+            notes.append(
+                f"the growth per operation falls ({per_op_early:.1f} KiB per operation from "
+                f"{first} to {second:,}, {per_op_late:.1f} KiB from {second:,} to {third:,}): "
+                "the worker is still warming up (allocator arenas of its ~50 threads, "
+                "caches), not leaking a fixed amount per operation."
+            )
+    return Outcome(rows, details, notes)

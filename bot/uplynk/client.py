@@ -267,10 +267,13 @@ class UplynkClient:
             error = UplynkTimeout(f"Uplynk did not answer within {_seconds(self.timeout[1])}")
         except requests.exceptions.RetryError:
             error = UplynkUnavailable(f"Uplynk kept failing; tried {self.max_retries + 1} times")
-        except requests.exceptions.ConnectionError:
-            error = UplynkUnavailable(
-                f"Could not reach Uplynk (connection failed); tried {self.max_retries + 1} times"
-            )
+        except requests.exceptions.ConnectionError as exc:
+            # Connection failures are retried; a connection dropped mid-answer is not
+            # (the request may have been applied), so it was tried once.
+            dropped = "RemoteDisconnected" in repr(exc) or "ProtocolError" in repr(exc)
+            tries = "once" if dropped else f"{self.max_retries + 1} times"
+            how = "dropped the connection" if dropped else "connection failed"
+            error = UplynkUnavailable(f"Could not reach Uplynk ({how}); tried {tries}")
         except requests.exceptions.RequestException as exc:
             error = UplynkUnavailable(f"Could not call Uplynk ({type(exc).__name__})")
         else:
