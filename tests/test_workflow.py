@@ -8,7 +8,8 @@ import pytest
 
 from bot.core.parsing import AddCommand, LibraryRef, parse_command
 from bot.core.policy import Policy
-from bot.core.workflow import NeedsPick, Planned, Refused, Requester, Workflow
+from bot.core.results import NeedsPick, Planned, Refused, Requester
+from bot.core.workflow import Workflow
 from bot.simulator import DEMO_LIBRARY_IDS
 from tests.fixtures_bot import free_assets
 from tests.fixtures_uplynk import make_client

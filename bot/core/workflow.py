@@ -7,13 +7,23 @@ import logging
 import re
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
+from bot.core.batch_recorder import BatchRecorder
 from bot.core.parsing import AddCommand, LibraryRef
 from bot.core.policy import Policy
+from bot.core.results import (
+    Executed,
+    NeedsPick,
+    Planned,
+    Progress,
+    Refused,
+    Requester,
+    Undone,
+)
 from bot.core.store import Operation, OperationStore
+from bot.core.wording import already_handled, duration, id_sample
 from bot.uplynk.client import UplynkClient
 from bot.uplynk.errors import UplynkError, UplynkNotFound
 from bot.uplynk.models import BatchResult, Library
@@ -25,61 +35,6 @@ FINISHED_ADDING = ("done", "partial")
 RETRYABLE = ("partial", "failed", "interrupted")
 # The outcome of an asset someone else added between the preview and the execution.
 ALREADY_PRESENT = "already in library"
-
-# progress(done_ids, total_ids) is called as batches finish.
-Progress = Callable[[int, int], None]
-
-
-@dataclass(frozen=True)
-class Requester:
-    """Who typed the command, and where."""
-
-    user_id: str
-    team_id: str
-    channel_id: str
-
-
-@dataclass(frozen=True)
-class Planned:
-    """A pending operation with its preview, waiting for a click."""
-
-    operation: Operation
-    library: Library
-
-
-@dataclass(frozen=True)
-class NeedsPick:
-    """The library name matched several libraries; the requester picks one."""
-
-    operation: Operation
-    name: str
-    candidates: list[Library]
-
-
-@dataclass(frozen=True)
-class Refused:
-    """The request was refused; `message` says why (fit for Slack)."""
-
-    message: str
-    operation: Operation | None = None
-
-
-@dataclass(frozen=True)
-class Executed:
-    """An operation that ran (fully, partly or not at all)."""
-
-    operation: Operation
-    library: Library | None
-    errors: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Undone:
-    """An undo that ran."""
-
-    operation: Operation
-    library: Library | None
-    errors: list[str] = field(default_factory=list)
 
 
 class Workflow:
@@ -275,13 +230,11 @@ class Workflow:
         if isinstance(operation, Refused):
             return operation
         if operation.state != "pending":
-            return Refused(_already(operation))
+            return Refused(already_handled(operation))
         if self.now() - operation.created_at > timedelta(seconds=self.confirm_ttl):
             self.store.transition(operation.id, "pending", "expired")
-            ttl = self.confirm_ttl
-            lasts = f"{ttl // 60} min" if ttl % 60 == 0 else f"{ttl} s"
             return Refused(
-                f"This confirmation expired (confirmations last {lasts}); "
+                f"This confirmation expired (confirmations last {duration(self.confirm_ttl)}); "
                 "nothing was added. Run the command again."
             )
         decision = self.policy.check(
@@ -294,7 +247,7 @@ class Workflow:
             operation.id, "pending", "confirmed", confirmed_by=user_id, confirmed_at=self.now()
         )
         if claimed is None:
-            return Refused(_already(self.store.get(operation.id) or operation))
+            return Refused(already_handled(self.store.get(operation.id) or operation))
         return claimed
 
     def cancel(self, operation_id: str, user_id: str) -> Operation | Refused:
@@ -304,7 +257,7 @@ class Workflow:
             return operation
         cancelled = self.store.transition(operation.id, "pending", "cancelled")
         if cancelled is None:
-            return Refused(_already(self.store.get(operation.id) or operation))
+            return Refused(already_handled(self.store.get(operation.id) or operation))
         return cancelled
 
     # -- execution --------------------------------------------------------------------------
@@ -324,7 +277,7 @@ class Workflow:
         if isinstance(operation, Refused):
             return operation
         if operation.state not in RETRYABLE:
-            return Refused(_already(operation))
+            return Refused(already_handled(operation))
         decision = self.policy.check(
             operation.user_id, operation.library_id, operation.channel_id, self.groups_of
         )
@@ -332,7 +285,7 @@ class Workflow:
             return Refused(f"Permission was withdrawn: {decision.reason}")
         running = self.store.transition(operation.id, RETRYABLE, "running", error=None)
         if running is None:
-            return Refused(_already(self.store.get(operation.id) or operation))
+            return Refused(already_handled(self.store.get(operation.id) or operation))
         added = set(running.added_ids)
         todo = [
             a
@@ -409,7 +362,7 @@ class Workflow:
             recorder.record(added, outcome, done, total)
 
         library = None
-        recorder = _BatchRecorder(self._savers, self.store, operation.id, progress)
+        recorder = BatchRecorder(self._savers, self.store, operation.id, progress)
         try:
             recorder.start(total)
             if todo:
@@ -465,20 +418,20 @@ class Workflow:
         if isinstance(operation, Refused):
             return operation
         if operation.state not in FINISHED_ADDING:
-            return Refused(_already(operation))
+            return Refused(already_handled(operation))
         if not operation.added_ids:
             return Refused("This operation added nothing, so there is nothing to undo.")
         finished = operation.finished_at or operation.created_at
         if self.now() - finished > timedelta(seconds=self.undo_window):
             return Refused(
                 "Too late to undo: operations can be undone for "
-                f"{_duration(self.undo_window)} after they finish; nothing was removed."
+                f"{duration(self.undo_window)} after they finish; nothing was removed."
             )
         claimed = self.store.transition(
             operation.id, FINISHED_ADDING, "undone", undone_by=user_id, undone_at=self.now()
         )
         if claimed is None:
-            return Refused(_already(self.store.get(operation.id) or operation))
+            return Refused(already_handled(self.store.get(operation.id) or operation))
         result = self.uplynk.remove_assets(operation.library_id, list(claimed.added_ids))
         removed = result.succeeded_ids
         errors = [
@@ -533,101 +486,3 @@ class Workflow:
         if isinstance(exc, UplynkNotFound) and ref.id:
             return f"Uplynk has no library with id `{ref.id}` (404)."
         return exc.user_message
-
-
-class _BatchRecorder:
-    """Saves a running operation's progress off the batch loop, then reports it.
-
-    Writing a row that holds 10,000 ids takes tens of milliseconds; done between batches it
-    delayed every next batch (a 10,000-asset add took ~1.4x its floor). Saves run on a shared
-    pool, one at a time per operation, newest snapshot only (older unsaved ones are skipped),
-    and ``progress`` is called after the save, so a user never sees more progress than the
-    database holds (crash recovery relies on it). ``close()`` waits for them all.
-    """
-
-    def __init__(
-        self,
-        pool: ThreadPoolExecutor,
-        store: OperationStore,
-        operation_id: str,
-        progress: Progress | None,
-    ):
-        self._pool = pool
-        self._store = store
-        self._operation_id = operation_id
-        self._progress = progress
-        self._lock = threading.Lock()  # guards _latest
-        self._turn = threading.Lock()  # one save (and report) at a time
-        self._latest: tuple[list[str], dict[str, str], int, int] | None = None
-        self._total = 0
-        self._started = False
-        self._futures: list[Future] = []
-
-    def start(self, total: int) -> None:
-        self._total = total
-        self._futures.append(self._pool.submit(self._save))
-
-    def record(self, added: list[str], outcome: dict[str, str], done: int, total: int) -> None:
-        with self._lock:
-            self._latest = (list(added), dict(outcome), done, total)
-        self._futures.append(self._pool.submit(self._save))
-
-    def close(self) -> None:
-        wait(self._futures)
-
-    def _save(self) -> None:
-        with self._turn:
-            if not self._started:
-                self._started = True
-                self._report(0, self._total)
-            with self._lock:
-                latest, self._latest = self._latest, None
-            if latest is None:
-                return  # nothing new, or a newer snapshot was already saved
-            added, outcome, done, total = latest
-            try:
-                self._store.save(self._operation_id, added_ids=added, outcome=outcome)
-            except Exception:
-                log.exception("could not save the progress of operation %s", self._operation_id)
-                return
-            self._report(done, total)
-
-    def _report(self, done: int, total: int) -> None:
-        if self._progress is None:
-            return
-        try:
-            self._progress(done, total)
-        except Exception:
-            log.exception("progress report failed (%d/%d)", done, total)
-
-
-def _duration(seconds: int) -> str:
-    """86400 -> '24 h', 900 -> '15 min', 1 -> '1 s'."""
-    for unit, size in (("h", 3600), ("min", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{seconds // size} {unit}"
-    return f"{seconds} s"
-
-
-def id_sample(ids: list[str], shown: int = 3) -> str:
-    """`a`, `b`, `c` and N more: a short list of ids for an error line."""
-    text = ", ".join(f"`{i}`" for i in ids[:shown])
-    return text + (f" and {len(ids) - shown} more" if len(ids) > shown else "")
-
-
-def _already(operation: Operation) -> str:
-    """Why a click on an operation in this state does nothing."""
-    by = {
-        "confirmed": "is already confirmed and running",
-        "running": "is already running",
-        "done": "has already been carried out",
-        "partial": "has already run (partly)",
-        "failed": "has already run and failed; use Retry",
-        "cancelled": "was cancelled",
-        "expired": "has expired",
-        "denied": "was refused",
-        "undone": f"was already undone by <@{operation.undone_by}>",
-        "interrupted": "was interrupted; use Retry",
-        "pending": "is still waiting for confirmation",
-    }.get(operation.state, f"is {operation.state}")
-    return f"This operation {by}; nothing more was done."

@@ -9,8 +9,8 @@ from collections.abc import Callable
 from slack_sdk.errors import SlackApiError
 
 from bot.core.parsing import USAGE, AddCommand, HistoryCommand
+from bot.core.results import Executed, NeedsPick, Planned, Refused, Requester
 from bot.core.store import Operation
-from bot.core.workflow import Executed, NeedsPick, Planned, Refused, Requester
 from bot.slack import blocks
 from bot.slack.services import Services
 from bot.uplynk.errors import UplynkError

@@ -5,7 +5,7 @@ from __future__ import annotations
 from slack_bolt import Ack, BoltContext, Respond
 
 from bot.core.parsing import AddCommand, HelpCommand, ParseError, parse_command
-from bot.core.workflow import Requester
+from bot.core.results import Requester
 from bot.slack import blocks, jobs
 
 

@@ -1,0 +1,64 @@
+"""What the workflow answers: who asked, and the outcome of each step (plain dataclasses)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from bot.core.store import Operation
+from bot.uplynk.models import Library
+
+# progress(done_ids, total_ids) is called as batches finish.
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class Requester:
+    """Who typed the command, and where."""
+
+    user_id: str
+    team_id: str
+    channel_id: str
+
+
+@dataclass(frozen=True)
+class Planned:
+    """A pending operation with its preview, waiting for a click."""
+
+    operation: Operation
+    library: Library
+
+
+@dataclass(frozen=True)
+class NeedsPick:
+    """The library name matched several libraries; the requester picks one."""
+
+    operation: Operation
+    name: str
+    candidates: list[Library]
+
+
+@dataclass(frozen=True)
+class Refused:
+    """The request was refused; `message` says why (fit for Slack)."""
+
+    message: str
+    operation: Operation | None = None
+
+
+@dataclass(frozen=True)
+class Executed:
+    """An operation that ran (fully, partly or not at all)."""
+
+    operation: Operation
+    library: Library | None
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Undone:
+    """An undo that ran."""
+
+    operation: Operation
+    library: Library | None
+    errors: list[str] = field(default_factory=list)

@@ -1,0 +1,37 @@
+"""How the workflow words durations, id samples and "already handled" refusals."""
+
+from __future__ import annotations
+
+from bot.core.store import Operation
+
+
+def duration(seconds: int) -> str:
+    """86400 -> '24 h', 900 -> '15 min', 1 -> '1 s'."""
+    for unit, size in (("h", 3600), ("min", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size} {unit}"
+    return f"{seconds} s"
+
+
+def id_sample(ids: list[str], shown: int = 3) -> str:
+    """`a`, `b`, `c` and N more: a short list of ids for an error line."""
+    text = ", ".join(f"`{i}`" for i in ids[:shown])
+    return text + (f" and {len(ids) - shown} more" if len(ids) > shown else "")
+
+
+def already_handled(operation: Operation) -> str:
+    """Why a click on an operation in this state does nothing."""
+    by = {
+        "confirmed": "is already confirmed and running",
+        "running": "is already running",
+        "done": "has already been carried out",
+        "partial": "has already run (partly)",
+        "failed": "has already run and failed; use Retry",
+        "cancelled": "was cancelled",
+        "expired": "has expired",
+        "denied": "was refused",
+        "undone": f"was already undone by <@{operation.undone_by}>",
+        "interrupted": "was interrupted; use Retry",
+        "pending": "is still waiting for confirmation",
+    }.get(operation.state, f"is {operation.state}")
+    return f"This operation {by}; nothing more was done."
