@@ -20,15 +20,17 @@ def start_app(settings: Settings) -> tuple[App, Services]:
     """Services, crash recovery, and the Bolt app: what every server mode shares."""
     configure_logging(settings)
     services = build_services(settings)
+    start_heartbeat(services)
+    return build_app(services), services
+
+
+def start_heartbeat(services: Services, *, sweep_now: bool = False) -> None:
+    """Keep this process's operations alive and report abandoned ones (SPEC 5, recovery)."""
     services.heartbeat = Heartbeat(
         services.workflow,
-        settings.lease_seconds,
+        services.settings.lease_seconds,
         on_interrupted=lambda operations: report_interrupted(services, operations),
-    ).start()
-    # Listeners only ack and hand work to the services' pool, so they run on the request
-    # thread: otherwise Bolt hands each one to its listener executor and polls for the ack
-    # every 10 ms, which added 10-15 ms to every acknowledgement (benchmarks/ack_latency.py).
-    return build_app(services, process_before_response=True), services
+    ).start(sweep_now=sweep_now)
 
 
 def start_http(settings: Settings, port: int) -> None:

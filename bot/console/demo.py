@@ -11,13 +11,12 @@ from dataclasses import dataclass, field, replace
 from slack_bolt import App
 
 from bot.config import ENV_NAMES, Settings, load_settings
-from bot.core.heartbeat import Heartbeat
 from bot.core.policy import Policy
 from bot.redaction import configure_logging
+from bot.server import start_heartbeat
 from bot.simulator import DEMO_LIBRARY_IDS, UplynkSimulator
 from bot.simulator.catalogue import demo_id
 from bot.slack.app import build_app
-from bot.slack.jobs import report_interrupted
 from bot.slack.services import Services, build_services
 from bot.slack_standin import SlackStandIn
 
@@ -119,14 +118,9 @@ def open_world(
         configure_logging(settings, level=logging.INFO if verbose else logging.ERROR)
         services = build_services(settings, policy=policy)
         cleanup.callback(services.close)
-        services.heartbeat = Heartbeat(
-            services.workflow,
-            settings.lease_seconds,
-            on_interrupted=lambda operations: report_interrupted(services, operations),
-        )
-        services.heartbeat.beat()  # report what a killed session left running, before the prompt
-        services.heartbeat.start()
-        app = build_app(services, process_before_response=True)
+        # Report what a killed session left running before the first prompt.
+        start_heartbeat(services, sweep_now=True)
+        app = build_app(services)
         cleanup.pop_all()  # started: World.close() stops them from now on
     bulk = bulk_asset_ids() if simulator is not None else []
     return World(settings, services, app, standin, simulator, policy_note, bulk)

@@ -30,10 +30,15 @@ class Heartbeat:
         self.lease = timedelta(seconds=lease_seconds)
         self.on_interrupted = on_interrupted
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="addtolib-heartbeat", daemon=True)
 
-    def start(self) -> Heartbeat:
-        self._thread.start()
+    def start(self, *, sweep_now: bool = False) -> Heartbeat:
+        """Beat every lease/4 s on a thread; with `sweep_now`, the first beat runs here."""
+        if sweep_now:
+            self._beat_safely()
+        thread = threading.Thread(
+            target=self._run, args=(not sweep_now,), name="addtolib-heartbeat", daemon=True
+        )
+        thread.start()
         return self
 
     def stop(self) -> None:
@@ -42,19 +47,21 @@ class Heartbeat:
     def beat(self) -> list[Operation]:
         """Touch our running operations, then sweep; returns the ones found abandoned."""
         for operation_id in self.workflow.running_here():
-            self.workflow.store.update(operation_id)
+            self.workflow.store.save(operation_id)  # bumps updated_at; no need to read it back
         found = self.workflow.recover(idle_for=self.lease)
         self.workflow.expire_stale_previews()
         if found:
             self.on_interrupted(found)
         return found
 
-    def _run(self) -> None:
-        interval = self.lease.total_seconds() / 4
-        while True:
-            try:
-                self.beat()
-            except Exception:
-                log.exception("heartbeat failed; will try again")
-            if self._stop.wait(interval):
-                return
+    def _beat_safely(self) -> None:
+        try:
+            self.beat()
+        except Exception:
+            log.exception("heartbeat failed; will try again")
+
+    def _run(self, beat_first: bool) -> None:
+        if beat_first:
+            self._beat_safely()
+        while not self._stop.wait(self.lease.total_seconds() / 4):
+            self._beat_safely()

@@ -306,6 +306,15 @@ def _valid_id(op_id: Any) -> bool:
     return isinstance(op_id, str) and _ID_RE.match(op_id) is not None
 
 
+def _update_statement(op_id: str, fields: dict[str, Any]) -> Any:
+    """The UPDATE that update() and save() run (None for a malformed id)."""
+    values = _check_fields(fields, allow_state=False)
+    if not _valid_id(op_id):
+        return None
+    values.setdefault("updated_at", _utcnow())
+    return operations.update().where(operations.c.id == op_id).values(**values)
+
+
 class OperationStore:
     """Operations in a SQL database; every state change is an atomic compare-and-set."""
 
@@ -440,12 +449,8 @@ class OperationStore:
 
         Raises ValueError for ``state`` (use transition()) and TypeError for unknown fields.
         """
-        values = _check_fields(fields, allow_state=False)
-        if not _valid_id(op_id):
-            return None
-        values.setdefault("updated_at", _utcnow())
-        stmt = operations.update().where(operations.c.id == op_id).values(**values)
-        return self._update_one(stmt, op_id)
+        stmt = _update_statement(op_id, fields)
+        return None if stmt is None else self._update_one(stmt, op_id)
 
     def save(self, op_id: str, **fields: Any) -> bool:
         """update() without reading the row back; True if the row exists.
@@ -453,11 +458,9 @@ class OperationStore:
         For hot paths that do not need the fresh row: a large operation's row holds tens of
         thousands of ids, and decoding it after every batch made a bulk add quadratic.
         """
-        values = _check_fields(fields, allow_state=False)
-        if not _valid_id(op_id):
+        stmt = _update_statement(op_id, fields)
+        if stmt is None:
             return False
-        values.setdefault("updated_at", _utcnow())
-        stmt = operations.update().where(operations.c.id == op_id).values(**values)
         with self._connect(begin=True) as conn:
             return conn.execute(stmt).rowcount == 1
 

@@ -6,8 +6,9 @@ import difflib
 import logging
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 from bot.core.batch_recorder import BatchRecorder
@@ -224,6 +225,16 @@ class Workflow:
             )
         return operation
 
+    def _permission_withdrawn(self, operation: Operation, user_id: str) -> str | None:
+        """Click time: why the requester may no longer add here (None if they may, or an
+        admin clicked)."""
+        if self.policy.is_admin(user_id):
+            return None
+        decision = self.policy.check(
+            operation.user_id, operation.library_id, operation.channel_id, self.groups_of
+        )
+        return None if decision.allowed else decision.reason
+
     def confirm(self, operation_id: str, user_id: str) -> Operation | Refused:
         """Claim a pending operation for execution: once, within the TTL, with permission."""
         operation = self._load_for(operation_id, user_id, "confirm")
@@ -237,12 +248,10 @@ class Workflow:
                 f"This confirmation expired (confirmations last {duration(self.confirm_ttl)}); "
                 "nothing was added. Run the command again."
             )
-        decision = self.policy.check(
-            operation.user_id, operation.library_id, operation.channel_id, self.groups_of
-        )
-        if not decision.allowed and not self.policy.is_admin(user_id):
-            self.store.transition(operation.id, "pending", "denied", denial_reason=decision.reason)
-            return Refused(f"Permission was withdrawn since the preview: {decision.reason}")
+        withdrawn = self._permission_withdrawn(operation, user_id)
+        if withdrawn:
+            self.store.transition(operation.id, "pending", "denied", denial_reason=withdrawn)
+            return Refused(f"Permission was withdrawn since the preview: {withdrawn}")
         claimed = self.store.transition(
             operation.id, "pending", "confirmed", confirmed_by=user_id, confirmed_at=self.now()
         )
@@ -267,7 +276,8 @@ class Workflow:
         running = self.store.transition(operation.id, "confirmed", "running")
         if running is None:
             return Executed(self.store.get(operation.id) or operation, None, ["already handled"])
-        return self._add(running, list(running.new_ids), progress)
+        with self._executing(running.id):
+            return self._add(running, list(running.new_ids), progress)
 
     def retry(
         self, operation_id: str, user_id: str, progress: Progress | None = None
@@ -278,11 +288,9 @@ class Workflow:
             return operation
         if operation.state not in RETRYABLE:
             return Refused(already_handled(operation))
-        decision = self.policy.check(
-            operation.user_id, operation.library_id, operation.channel_id, self.groups_of
-        )
-        if not decision.allowed and not self.policy.is_admin(user_id):
-            return Refused(f"Permission was withdrawn: {decision.reason}")
+        withdrawn = self._permission_withdrawn(operation, user_id)
+        if withdrawn:
+            return Refused(f"Permission was withdrawn: {withdrawn}")
         running = self.store.transition(operation.id, RETRYABLE, "running", error=None)
         if running is None:
             return Refused(already_handled(self.store.get(operation.id) or operation))
@@ -293,29 +301,26 @@ class Workflow:
             if a not in added and running.outcome.get(a) != ALREADY_PRESENT
         ]
         # A run cut off by a crash may have landed its last batch without recording it.
-        return self._add(running, todo, progress, resumed=operation.state == "interrupted")
+        with self._executing(running.id):
+            return self._add(running, todo, progress, resumed=operation.state == "interrupted")
 
-    def _add(
-        self,
-        operation: Operation,
-        todo: list[str],
-        progress: Progress | None,
-        resumed: bool = False,
-    ) -> Executed:
+    @contextmanager
+    def _executing(self, operation_id: str) -> Iterator[None]:
+        """Mark an operation as executed by this process while the block runs (heartbeat)."""
         with self._running_lock:
-            self._running.add(operation.id)
+            self._running.add(operation_id)
         try:
-            return self._add_batches(operation, todo, progress, resumed)
+            yield
         finally:
             with self._running_lock:
-                self._running.discard(operation.id)
+                self._running.discard(operation_id)
 
     def running_here(self) -> list[str]:
         """Ids of the operations this process is executing now (for the heartbeat)."""
         with self._running_lock:
             return sorted(self._running)
 
-    def _add_batches(
+    def _add(
         self,
         operation: Operation,
         todo: list[str],
@@ -325,7 +330,7 @@ class Workflow:
         added = list(operation.added_ids)
         outcome = dict(operation.outcome)
         for asset_id in operation.present_ids:
-            outcome.setdefault(asset_id, "already in library")
+            outcome.setdefault(asset_id, ALREADY_PRESENT)
         for asset_id in operation.missing_ids:
             outcome[asset_id] = "not found"
         todo, raced = self._still_new(operation.library_id, todo)

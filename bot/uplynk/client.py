@@ -11,6 +11,7 @@ from urllib.parse import quote
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ProtocolError
 from urllib3.util.retry import Retry
 
 from bot.uplynk.errors import (
@@ -268,9 +269,9 @@ class UplynkClient:
         except requests.exceptions.RetryError:
             error = UplynkUnavailable(f"Uplynk kept failing; tried {self.max_retries + 1} times")
         except requests.exceptions.ConnectionError as exc:
-            # Connection failures are retried; a connection dropped mid-answer is not
-            # (the request may have been applied), so it was tried once.
-            dropped = "RemoteDisconnected" in repr(exc) or "ProtocolError" in repr(exc)
+            # Connection failures are retried; a connection dropped mid-answer is not (the
+            # request may have been applied): urllib3 re-raises its ProtocolError at once.
+            dropped = bool(exc.args) and isinstance(exc.args[0], ProtocolError)
             tries = "once" if dropped else f"{self.max_retries + 1} times"
             how = "dropped the connection" if dropped else "connection failed"
             error = UplynkUnavailable(f"Could not reach Uplynk ({how}); tried {tries}")
