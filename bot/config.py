@@ -37,6 +37,7 @@ class Settings:
     usergroup_ttl: int = 300
     workers: int = 32
     lease_seconds: int = 60
+    delivery_timeout: int = 3600
     port: int = 3000
     log_level: str = "INFO"
 
@@ -60,6 +61,7 @@ ENV_NAMES = {
     "usergroup_ttl": "ADDTOLIB_USERGROUP_TTL",
     "workers": "ADDTOLIB_WORKERS",
     "lease_seconds": "ADDTOLIB_LEASE_SECONDS",
+    "delivery_timeout": "ADDTOLIB_DELIVERY_TIMEOUT",
     "port": "PORT",
     "log_level": "LOG_LEVEL",
 }

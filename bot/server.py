@@ -21,7 +21,14 @@ def start_app(settings: Settings) -> tuple[App, Services]:
     configure_logging(settings)
     services = build_services(settings)
     start_heartbeat(services)
+    start_delivery(services)
     return build_app(services), services
+
+
+def start_delivery(services: Services) -> None:
+    """Deliver what the outbox holds, this process's and any stopped instance's (SPEC 12)."""
+    if services.delivery is not None:
+        services.delivery.start()
 
 
 def start_heartbeat(services: Services, *, sweep_now: bool = False) -> None:

@@ -13,7 +13,7 @@ from slack_bolt import App
 from bot.config import ENV_NAMES, Settings, load_settings
 from bot.core.policy import Policy
 from bot.redaction import configure_logging
-from bot.server import start_heartbeat
+from bot.server import start_delivery, start_heartbeat
 from bot.simulator import DEMO_LIBRARY_IDS, UplynkSimulator
 from bot.simulator.catalogue import demo_id
 from bot.slack.app import build_app
@@ -120,6 +120,7 @@ def open_world(
         cleanup.callback(services.close)
         # Report what a killed session left running before the first prompt.
         start_heartbeat(services, sweep_now=True)
+        start_delivery(services)
         app = build_app(services)
         cleanup.pop_all()  # started: World.close() stops them from now on
     bulk = bulk_asset_ids() if simulator is not None else []

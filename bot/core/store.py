@@ -335,6 +335,8 @@ class OperationStore:
         self._returning = bool(self.engine.dialect.update_returning)
         # An in-memory SQLite database is one shared connection: use it one thread at a time.
         self._lock = threading.RLock() if _is_memory_sqlite(self.url) else None
+        # Called after a commit that queued outbox entries (the delivery worker wakes up).
+        self.enqueue_listeners: list[Any] = []
 
     def __repr__(self) -> str:
         return f"OperationStore({self.url.render_as_string(hide_password=True)!r})"
@@ -413,7 +415,13 @@ class OperationStore:
         return Operation.from_row(full)
 
     def transition(
-        self, op_id: str, from_states: str | Iterable[str], to_state: str, **fields: Any
+        self,
+        op_id: str,
+        from_states: str | Iterable[str],
+        to_state: str,
+        *,
+        enqueue: Iterable[Any] = (),
+        **fields: Any,
     ) -> Operation | None:
         """Move op_id from one of from_states to to_state, setting fields, atomically.
 
@@ -421,7 +429,8 @@ class OperationStore:
         the row gets the fresh Operation; None means another actor won the race, the row is in
         another state, or it does not exist. ``confirmed_at`` (-> confirmed), ``finished_at``
         (-> a terminal state other than undone) and ``undone_at`` (-> undone) are set to now
-        unless given.
+        unless given. ``enqueue``: outbox entries (bot.core.outbox.Owed) the change owes to
+        Slack, inserted in the same transaction, only if the change is made.
         """
         states = _states(from_states)
         _check_state(to_state)
@@ -444,15 +453,15 @@ class OperationStore:
             .where(operations.c.id == op_id, operations.c.state.in_(states))
             .values(**values)
         )
-        return self._update_one(stmt, op_id)
+        return self._update_one(stmt, op_id, enqueue)
 
-    def update(self, op_id: str, **fields: Any) -> Operation | None:
+    def update(self, op_id: str, *, enqueue: Iterable[Any] = (), **fields: Any) -> Operation | None:
         """Set non-state fields (and updated_at); returns the fresh row, None if there is none.
 
         Raises ValueError for ``state`` (use transition()) and TypeError for unknown fields.
         """
         stmt = _update_statement(op_id, fields)
-        return None if stmt is None else self._update_one(stmt, op_id)
+        return None if stmt is None else self._update_one(stmt, op_id, enqueue)
 
     def save(self, op_id: str, **fields: Any) -> bool:
         """update() without reading the row back; True if the row exists.
@@ -466,12 +475,15 @@ class OperationStore:
         with self._connect(begin=True) as conn:
             return conn.execute(stmt).rowcount == 1
 
-    def interrupt_running(self, idle_for: timedelta | None = None) -> list[Operation]:
+    def interrupt_running(
+        self, idle_for: timedelta | None = None, owed: Any = None
+    ) -> list[Operation]:
         """Mark operations left 'running' as 'interrupted' and return those this call moved.
 
         With ``idle_for``, only operations whose updated_at is older than that are moved, so
         that one instance starting up leaves another live instance's work alone as long as
-        that work keeps touching its row (update() bumps updated_at).
+        that work keeps touching its row (update() bumps updated_at). ``owed(operation)``
+        returns the outbox entries each interruption owes, queued in the same transaction.
         """
         now = _utcnow()
         # 'confirmed' is held only for the instant before 'running'; one that lingers is a crash.
@@ -483,7 +495,10 @@ class OperationStore:
             stmt = operations.update().where(*where).values(**values).returning(*operations.c)
             with self._connect(begin=True) as conn:
                 rows = conn.execute(stmt).mappings().all()
-            found = [Operation.from_row(row) for row in rows]
+                found = [Operation.from_row(row) for row in rows]
+                queued = self._enqueue(conn, [e for op in found for e in (owed or _none)(op)])
+            if queued:
+                self.notify_enqueued()
         else:  # pragma: no cover - only for databases without UPDATE ... RETURNING
             with self._connect(begin=False) as conn:
                 ids = conn.execute(select(operations.c.id).where(*where)).scalars().all()
@@ -515,18 +530,40 @@ class OperationStore:
             with opener() as conn:
                 yield conn
 
-    def _update_one(self, stmt: Any, op_id: str) -> Operation | None:
-        with self._connect(begin=True) as conn:
-            if self._returning:
+    def notify_enqueued(self) -> None:
+        for listener in list(self.enqueue_listeners):
+            listener()
+
+    @staticmethod
+    def _enqueue(conn: Any, entries: Iterable[Any]) -> int:
+        entries = list(entries)
+        if not entries:
+            return 0
+        from bot.core.outbox import insert_owed
+
+        return insert_owed(conn, entries)
+
+    def _update_one(self, stmt: Any, op_id: str, enqueue: Iterable[Any] = ()) -> Operation | None:
+        if self._returning:
+            with self._connect(begin=True) as conn:
                 row = conn.execute(stmt.returning(*operations.c)).mappings().first()
-                return Operation.from_row(row) if row is not None else None
+                queued = self._enqueue(conn, enqueue) if row is not None else 0
+            if queued:
+                self.notify_enqueued()
+            return Operation.from_row(row) if row is not None else None
+        with self._connect(begin=True) as conn:  # pragma: no cover - no RETURNING support
             if conn.execute(stmt).rowcount != 1:  # pragma: no cover - no RETURNING support
                 return None
+            self._enqueue(conn, enqueue)  # pragma: no cover
             # Same transaction: the row is still locked by our UPDATE.
             row = (  # pragma: no cover
                 conn.execute(select(operations).where(operations.c.id == op_id)).mappings().one()
             )
             return Operation.from_row(row)  # pragma: no cover
+
+
+def _none(operation: Operation) -> list[Any]:
+    return []
 
 
 def _sqlite_on_connect(memory: bool):
@@ -541,3 +578,7 @@ def _sqlite_on_connect(memory: bool):
             cursor.close()
 
     return on_connect
+
+
+# The outbox table lives on the same metadata (and in the same transactions) as operations.
+import bot.core.outbox  # noqa: E402, F401

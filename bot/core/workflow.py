@@ -50,6 +50,7 @@ class Workflow:
         confirm_ttl: int = 900,
         undo_window: int = 86400,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        owed: Callable[..., list] | None = None,
     ):
         self.store = store
         self.uplynk = uplynk
@@ -58,6 +59,9 @@ class Workflow:
         self.confirm_ttl = confirm_ttl
         self.undo_window = undo_window
         self.now = now
+        # owed(event, operation, **facts) -> outbox entries (bot.core.outbox.Owed) that the
+        # event owes to Slack; they are queued in the transaction that records the event.
+        self.owed = owed or (lambda event, operation, **facts: [])
         self._running: set[str] = set()
         self._running_lock = threading.Lock()
         # Saves batch progress off the batch loop (see _BatchRecorder); shared, so that an
@@ -302,7 +306,13 @@ class Workflow:
         ]
         # A run cut off by a crash may have landed its last batch without recording it.
         with self._executing(running.id):
-            return self._add(running, todo, progress, resumed=operation.state == "interrupted")
+            return self._add(
+                running,
+                todo,
+                progress,
+                resumed=operation.state == "interrupted",
+                event={"event": "retried", "by": user_id, "was": operation.state},
+            )
 
     @contextmanager
     def _executing(self, operation_id: str) -> Iterator[None]:
@@ -326,6 +336,7 @@ class Workflow:
         todo: list[str],
         progress: Progress | None,
         resumed: bool = False,
+        event: dict | None = None,
     ) -> Executed:
         added = list(operation.added_ids)
         outcome = dict(operation.outcome)
@@ -381,10 +392,19 @@ class Workflow:
             state = "partial"
         else:
             state = "done"
+        facts = dict(event or {"event": "executed"})
         finished = self.store.transition(
             operation.id,
             "running",
             state,
+            enqueue=self.owed(
+                facts.pop("event"),
+                operation,
+                state=state,
+                added=len(added),
+                failed=len(failed),
+                **facts,
+            ),
             added_ids=added,
             failed_ids=failed,
             outcome=outcome,
@@ -462,6 +482,7 @@ class Workflow:
             removed_ids=removed,
             outcome=outcome,
             errors=list(claimed.errors) + errors,
+            enqueue=self.owed("undone", claimed, by=user_id, removed=removed, errors=errors),
         )
         library = result.last_library or self._fresh_library(operation.library_id)
         return Undone(self.store.get(operation.id), library, errors)
@@ -481,7 +502,9 @@ class Workflow:
 
     def recover(self, idle_for: timedelta) -> list[Operation]:
         """Mark running operations nobody has touched for `idle_for` as interrupted."""
-        return self.store.interrupt_running(idle_for=idle_for)
+        return self.store.interrupt_running(
+            idle_for=idle_for, owed=lambda operation: self.owed("interrupted", operation)
+        )
 
     def expire_stale_previews(self) -> int:
         """Close previews nobody clicked within the confirmation TTL (so history is honest)."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -312,7 +312,12 @@ def notify_event(text: str) -> Message:
 # -- history --------------------------------------------------------------------------------
 
 
-def history(operations: list[Operation], links: dict[str, str], everyone: bool) -> Message:
+def history(
+    operations: list[Operation],
+    links: dict[str, str],
+    everyone: bool,
+    queued: Collection[str] = (),
+) -> Message:
     if not operations:
         return info("No operations yet.")
     title = "Recent operations (everyone)" if everyone else "Your recent operations"
@@ -330,6 +335,8 @@ def history(operations: list[Operation], links: dict[str, str], everyone: bool) 
         )
         if op.id in links:
             line += f" · <{links[op.id]}|thread>"
+        if op.id in queued:
+            line += " · _notification queued_"
         blocks.append(_section(line))
     blocks.append(DividerBlock())
     return _message(title, blocks[:50])

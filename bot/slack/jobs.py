@@ -6,8 +6,6 @@ import logging
 import threading
 from collections.abc import Callable
 
-from slack_sdk.errors import SlackApiError
-
 from bot.core.parsing import USAGE, AddCommand, HistoryCommand
 from bot.core.results import Executed, NeedsPick, Planned, Refused, Requester
 from bot.core.store import Operation
@@ -72,7 +70,8 @@ def send_history(
         if link:
             links[op.id] = link
     everyone = services.policy.is_admin(user_id)
-    _ephemeral(respond, blocks.history(operations, links, everyone))
+    queued = services.outbox.queued_for(op.id for op in operations) if services.outbox else set()
+    _ephemeral(respond, blocks.history(operations, links, everyone, queued))
 
 
 @_safely
@@ -112,6 +111,10 @@ def confirm(services: Services, respond: Respond, operation_id: str, user_id: st
     if isinstance(confirmed, Refused):
         _ephemeral(respond, blocks.error(confirmed.message))
         return
+    if getattr(respond, "response_url", None):
+        # The summary's way into a channel the bot is not in (SPEC 12), kept with the row so
+        # that whichever instance delivers the summary can use it.
+        services.store.update(confirmed.id, response_url=respond.response_url)
     name = confirmed.library_name or confirmed.library_id
     progress = ProgressLine(respond, name, services.settings.uplynk_batch_size)
     executed = services.workflow.execute(confirmed, progress)
@@ -128,11 +131,10 @@ def retry(services: Services, respond: Respond, operation_id: str, user_id: str)
     if isinstance(executed, Refused):
         _ephemeral(respond, blocks.error(executed.message))
         return
-    _notify(services, executed.operation, f"<@{user_id}> retried: {_counts(executed.operation)}")
     if operation is not None and operation.state == "interrupted" and not operation.summary_ts:
-        # Cut off by a crash, it was never reported: report it as a first run would be
-        # (the outcome replaces the clicked DM, the summary goes to the channel).
-        _report(services, respond, executed)
+        # Cut off by a crash, it was never reported: the outcome replaces the clicked DM; the
+        # summary and the thread's events were queued with the outcome (bot.slack.owed).
+        _ephemeral(respond, blocks.outcome(executed.operation), replace=True)
         return
     respond(replace_original=True, **blocks.summary(executed.operation, executed.library).kwargs())
 
@@ -145,69 +147,21 @@ def undo(services: Services, respond: Respond, operation_id: str, user_id: str) 
         return
     operation = result.operation
     respond(replace_original=True, **blocks.summary(operation, result.library).kwargs())
-    text = f"<@{user_id}> undid this: removed {blocks.id_list(operation.removed_ids, 50)}"
-    if result.errors:
-        text += "\nErrors: " + "; ".join(result.errors)
-    _notify(services, operation, text)
 
 
 def _report(services: Services, respond: Respond, executed: Executed) -> None:
-    """Replace the confirmation with the outcome, post the summary, announce it."""
-    operation = executed.operation
-    _ephemeral(respond, blocks.outcome(operation), replace=True)
-    summary = blocks.summary(operation, executed.library)
-    try:
-        posted = services.client.chat_postMessage(channel=operation.channel_id, **summary.kwargs())
-        services.store.update(
-            operation.id, summary_channel=posted["channel"], summary_ts=posted["ts"]
-        )
-    except SlackApiError as exc:
-        # Not in that channel (a DM, a private channel): the response_url still reaches it.
-        log.info("summary via chat.postMessage failed (%s); using response_url", exc.response)
-        respond(response_type="in_channel", replace_original=False, **summary.kwargs())
-    problem = services.notifier.executed(services.store.get(operation.id) or operation)
-    if problem:
-        _tell(services, operation, problem)
-
-
-def _notify(services: Services, operation: Operation, text: str) -> None:
-    problem = services.notifier.event(operation, text)
-    if problem:
-        _tell(services, operation, problem)
-
-
-def _tell(services: Services, operation: Operation, text: str) -> None:
-    try:
-        services.client.chat_postEphemeral(
-            channel=operation.channel_id, user=operation.user_id, text=text
-        )
-    except SlackApiError as exc:
-        log.warning("could not tell %s: %s", operation.user_id, exc.response.get("error"))
-
-
-def _counts(operation: Operation) -> str:
-    text = f"{len(operation.added_ids)} added"
-    if operation.failed_ids:
-        text += f", {len(operation.failed_ids)} still failing"
-    return f"{text} (`{operation.state}`)"
+    """Replace the confirmation with the outcome; the summary and the notification thread
+    were queued in the outbox with the outcome itself (bot.slack.owed, bot.slack.delivery)."""
+    _ephemeral(respond, blocks.outcome(executed.operation), replace=True)
 
 
 def report_interrupted(services: Services, operations: list[Operation]) -> None:
-    """Tell each requester (by DM, with Retry) and each thread that an operation was cut off."""
+    """Log each interrupted operation; the sweep that found them queued the requester's DM
+    (with Retry) and the thread's event in the same transaction (bot.slack.owed)."""
     for operation in operations:
         log.warning("operation %s was interrupted", operation.id)
-        try:
-            services.client.chat_postMessage(
-                channel=operation.user_id, **blocks.interrupted(operation).kwargs()
-            )
-        except SlackApiError as exc:
-            log.warning("could not tell %s: %s", operation.user_id, exc.response.get("error"))
-        _notify(
-            services,
-            operation,
-            f"Interrupted by a restart after {len(operation.added_ids)} of "
-            f"{len(operation.new_ids)} assets; <@{operation.user_id}> can retry.",
-        )
+    if services.delivery is not None:
+        services.delivery.wake()
 
 
 class ProgressLine:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -11,10 +12,13 @@ from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
 from bot.config import Settings
+from bot.core.outbox import Outbox
 from bot.core.policy import Policy, UsergroupCache
 from bot.core.store import OperationStore
 from bot.core.workflow import Workflow
+from bot.slack.delivery import DeliveryWorker, delivery_client
 from bot.slack.notify import Notifier
+from bot.slack.owed import Owing, Renderer
 from bot.uplynk.client import UplynkClient
 
 log = logging.getLogger(__name__)
@@ -34,6 +38,8 @@ class Services:
     notifier: Notifier
     pool: ThreadPoolExecutor
     heartbeat: object | None = None  # bot.core.heartbeat.Heartbeat, once a server starts it
+    outbox: Outbox | None = None
+    delivery: DeliveryWorker | None = None  # started by bot.server.start_delivery
     inflight: set[Future] = field(default_factory=set)
 
     def groups_of(self, user_id: str) -> set[str]:
@@ -48,13 +54,20 @@ class Services:
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Wait until every submitted job has finished (the console and tests use this)."""
+        started = time.monotonic()
         done, not_done = wait(list(self.inflight), timeout=timeout)
-        return not not_done
+        if not_done or self.delivery is None:
+            return not not_done
+        # What the jobs owe Slack is delivered from the outbox: wait for that too.
+        left = None if timeout is None else max(0.0, timeout - (time.monotonic() - started))
+        return self.delivery.wait_idle(left)
 
     def close(self) -> None:
         if self.heartbeat is not None:
             self.heartbeat.stop()
         self.pool.shutdown(wait=False, cancel_futures=True)
+        if self.delivery is not None:
+            self.delivery.stop()
         self.store.dispose()
 
 
@@ -79,6 +92,14 @@ def build_services(settings: Settings, policy: Policy | None = None) -> Services
         usergroups.groups_of,
         confirm_ttl=settings.confirm_ttl,
         undo_window=settings.undo_window,
+        owed=Owing(settings.notify_channel),
+    )
+    outbox = Outbox(store)
+    delivery = DeliveryWorker(
+        outbox,
+        delivery_client(settings.slack_bot_token, settings.slack_api_url),
+        Renderer(uplynk),
+        timeout=settings.delivery_timeout,
     )
     return Services(
         settings=settings,
@@ -90,4 +111,6 @@ def build_services(settings: Settings, policy: Policy | None = None) -> Services
         workflow=workflow,
         notifier=Notifier(client, store, settings.notify_channel),
         pool=ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="addtolib-job"),
+        outbox=outbox,
+        delivery=delivery,
     )

@@ -1,0 +1,430 @@
+"""The outbox (SPEC 12): Slack calls the bot owes, stored durably, claimed with a lease."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    and_,
+    case,
+    exists,
+    func,
+    or_,
+    select,
+    text,
+)
+from sqlalchemy.engine import Connection
+
+from bot.core.store import OperationStore, UTCDateTime, metadata, operations
+
+__all__ = ["KINDS", "Entry", "Outbox", "OutboxStats", "Owed", "insert_owed", "outbox"]
+
+#: post: chat.postMessage in a channel; dm: chat.postMessage to a user id; update: chat.update
+#: of a message an earlier entry posted; ephemeral: chat.postEphemeral to one user.
+KINDS = ("post", "dm", "update", "ephemeral")
+OPEN = ("queued", "sending")
+DONE = ("sent", "skipped", "failed")
+#: An answer lost in transit allows one repeat of the post; a second loss ends it.
+MAX_LOST = 2
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("operation_id", String(32), nullable=True),
+    # Entries of one lane are delivered one at a time, in id order (one operation's messages).
+    Column("lane", String(64), nullable=True),
+    Column("kind", String(16), nullable=False),
+    Column("channel", String(64), nullable=True),
+    Column("user_id", String(64), nullable=True),
+    Column("template", String(32), nullable=False),
+    Column("args", JSON, nullable=False),
+    Column("thread", String(64), nullable=True),
+    Column("key", String(64), nullable=True),
+    Column("target", String(64), nullable=True),
+    Column("fallback_url", Text, nullable=True),
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("lost", Integer, nullable=False),
+    Column("due_at", UTCDateTime, nullable=False),
+    Column("lease_until", UTCDateTime, nullable=True),
+    Column("lease_token", String(32), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("sent_at", UTCDateTime, nullable=True),
+    Column("result_channel", String(64), nullable=True),
+    Column("result_ts", String(32), nullable=True),
+    Column("error", Text, nullable=True),
+    Index("ix_outbox_state_due", "state", "due_at"),
+    Index("ix_outbox_lane", "lane", "id"),
+    Index("ix_outbox_operation", "operation_id"),
+)
+
+
+@dataclass(frozen=True)
+class Owed:
+    """One Slack call owed, described without Slack: the Slack layer renders `template`.
+
+    thread: reply in the thread of the message posted by this operation's entry with that key
+    ("notify" is the operation's notification thread, operations.notify_ts).
+    key: names the posted message, for later updates (target) and replies (thread).
+    fallback_url: a response_url that may carry the post when the bot is not in the channel.
+    """
+
+    kind: str
+    template: str
+    channel: str | None = None
+    operation_id: str | None = None
+    args: Mapping[str, Any] = field(default_factory=dict)
+    user_id: str | None = None
+    thread: str | None = None
+    key: str | None = None
+    target: str | None = None
+    fallback_url: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown outbox kind {self.kind!r}")
+        if self.kind == "update" and not self.target:
+            raise ValueError("an update names the key of the message it updates (target)")
+        if self.kind == "ephemeral" and not self.user_id:
+            raise ValueError("an ephemeral message needs user_id")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A row of the outbox."""
+
+    id: int
+    kind: str
+    template: str
+    state: str
+    args: dict[str, Any]
+    attempts: int
+    lost: int
+    due_at: datetime
+    created_at: datetime
+    operation_id: str | None = None
+    lane: str | None = None
+    channel: str | None = None
+    user_id: str | None = None
+    thread: str | None = None
+    key: str | None = None
+    target: str | None = None
+    fallback_url: str | None = None
+    lease_until: datetime | None = None
+    lease_token: str | None = None
+    updated_at: datetime | None = None
+    sent_at: datetime | None = None
+    result_channel: str | None = None
+    result_ts: str | None = None
+    error: str | None = None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Entry:
+        values = dict(row)
+        values["args"] = dict(values.get("args") or {})
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class OutboxStats:
+    """What /metrics and `check` show: depth, oldest open entry, rows by state."""
+
+    depth: int
+    oldest_age: float  # seconds; 0 when empty
+    by_state: dict[str, int]
+
+
+def insert_owed(conn: Connection, entries: Iterable[Owed], now: datetime | None = None) -> int:
+    """Insert entries on `conn` (the caller's transaction); returns how many."""
+    now = now or _db_now(conn)
+    rows = [
+        {
+            "operation_id": e.operation_id,
+            "lane": e.operation_id,
+            "kind": e.kind,
+            "channel": e.channel,
+            "user_id": e.user_id,
+            "template": e.template,
+            "args": dict(e.args),
+            "thread": e.thread,
+            "key": e.key,
+            "target": e.target,
+            "fallback_url": e.fallback_url,
+            "state": "queued",
+            "attempts": 0,
+            "lost": 0,
+            "due_at": now,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for e in entries
+    ]
+    for row in rows:  # one at a time: ids grow in the order given, which is the lane's order
+        conn.execute(outbox.insert().values(**row))
+    return len(rows)
+
+
+def _db_now(conn: Connection) -> datetime:
+    """Lease times come from the database's clock where instances may run on several hosts."""
+    if conn.dialect.name == "postgresql":
+        value = conn.execute(text("SELECT now()")).scalar_one()
+        return value.astimezone(UTC)
+    return datetime.now(UTC)  # SQLite: one file, one host, one clock
+
+
+class Outbox:
+    """Claim, complete and reschedule outbox entries; every change is a compare-and-set."""
+
+    def __init__(self, store: OperationStore, lease_seconds: float = 30.0) -> None:
+        self.store = store
+        self.lease = timedelta(seconds=lease_seconds)
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def add(self, entries: Iterable[Owed]) -> int:
+        """Queue entries in a transaction of their own (no state change owes them)."""
+        entries = list(entries)
+        if not entries:
+            return 0
+        with self.store._connect(begin=True) as conn:
+            count = insert_owed(conn, entries, _db_now(conn))
+        self.store.notify_enqueued()
+        return count
+
+    # -- claiming --------------------------------------------------------------------------
+
+    def candidates(self, limit: int = 100) -> list[Entry]:
+        """Due entries that head their lane (nothing earlier of the same operation still open),
+        and entries whose sender's lease ran out (it died mid-call)."""
+        earlier = outbox.alias("earlier")
+        blocked = exists().where(
+            earlier.c.lane == outbox.c.lane,
+            earlier.c.id < outbox.c.id,
+            earlier.c.state.in_(OPEN),
+        )
+        with self.store._connect(begin=False) as conn:
+            now = _db_now(conn)
+            query = (
+                select(outbox)
+                .where(self._due(now), or_(outbox.c.lane.is_(None), ~blocked))
+                .order_by(outbox.c.due_at, outbox.c.id)
+                .limit(limit)
+            )
+            rows = conn.execute(query).mappings().all()
+        return [Entry.from_row(r) for r in rows]
+
+    def claim(self, entry_id: int) -> Entry | None:
+        """Take an entry for delivery with a lease; None if another sender has it or it is done.
+
+        Reclaiming an entry whose lease ran out counts its lost answer (the post may have
+        landed), so a post is repeated at most once.
+        """
+        token = uuid.uuid4().hex
+        with self.store._connect(begin=True) as conn:
+            now = _db_now(conn)
+            stmt = (
+                outbox.update()
+                .where(outbox.c.id == entry_id, self._due(now))
+                .values(
+                    state="sending",
+                    lease_token=token,
+                    lease_until=now + self.lease,
+                    attempts=outbox.c.attempts + 1,
+                    lost=outbox.c.lost + case((outbox.c.state == "sending", 1), else_=0),
+                    updated_at=now,
+                )
+                .returning(*outbox.c)
+            )
+            row = conn.execute(stmt).mappings().first()
+        return Entry.from_row(row) if row is not None else None
+
+    @staticmethod
+    def _due(now: datetime) -> Any:
+        return or_(
+            and_(outbox.c.state == "queued", outbox.c.due_at <= now),
+            and_(outbox.c.state == "sending", outbox.c.lease_until < now),
+        )
+
+    # -- finishing (fenced by the lease token) ---------------------------------------------
+
+    def sent(
+        self,
+        entry: Entry,
+        channel: str | None,
+        ts: str | None,
+        operation_fields: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """Record the delivery and, in the same transaction, the ts others depend on."""
+        with self.store._connect(begin=True) as conn:
+            now = _db_now(conn)
+            done = self._finish(
+                conn, entry, state="sent", sent_at=now, result_channel=channel, result_ts=ts
+            )
+            if done and operation_fields and entry.operation_id:
+                conn.execute(
+                    operations.update()
+                    .where(operations.c.id == entry.operation_id)
+                    .values(**operation_fields, updated_at=now)
+                )
+        return done
+
+    def skipped(self, entry: Entry, reason: str) -> bool:
+        with self.store._connect(begin=True) as conn:
+            return self._finish(conn, entry, state="skipped", error=reason)
+
+    def failed(self, entry: Entry, reason: str, then: Iterable[Owed] = ()) -> bool:
+        """Record a permanent failure; `then` (e.g. telling the requester) is queued with it."""
+        then = list(then)
+        with self.store._connect(begin=True) as conn:
+            done = self._finish(conn, entry, state="failed", error=reason[:2000])
+            if done and then:
+                insert_owed(conn, then, _db_now(conn))
+        if then:
+            self.store.notify_enqueued()
+        return done
+
+    def retry_later(
+        self, entry: Entry, delay: float, reason: str, *, lost: bool = False, deadline: float
+    ) -> str:
+        """Put the entry back, due after `delay` s; past `deadline` s of age it fails instead.
+
+        Returns the entry's new state ("queued" or "failed").
+        """
+        with self.store._connect(begin=True) as conn:
+            now = _db_now(conn)
+            lost_count = entry.lost + (1 if lost else 0)
+            due = now + timedelta(seconds=delay)
+            if lost_count >= MAX_LOST:
+                state, error = "failed", f"answer lost twice, not repeated again: {reason}"
+            elif due - entry.created_at > timedelta(seconds=deadline):
+                state, error = "failed", f"gave up after {deadline:.0f} s: {reason}"
+            else:
+                state, error = "queued", reason
+            self._finish(conn, entry, state=state, error=error[:2000], due_at=due, lost=lost_count)
+        return state
+
+    def _finish(self, conn: Connection, entry: Entry, **values: Any) -> bool:
+        values.setdefault("updated_at", _db_now(conn))
+        values.update(lease_token=None, lease_until=None)
+        stmt = (
+            outbox.update()
+            .where(
+                outbox.c.id == entry.id,
+                outbox.c.state == "sending",
+                outbox.c.lease_token == entry.lease_token,
+            )
+            .values(**values)
+        )
+        return conn.execute(stmt).rowcount == 1
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def get(self, entry_id: int) -> Entry | None:
+        with self.store._connect(begin=False) as conn:
+            row = conn.execute(select(outbox).where(outbox.c.id == entry_id)).mappings().first()
+        return Entry.from_row(row) if row is not None else None
+
+    def entries(self, operation_id: str | None = None) -> list[Entry]:
+        """Every entry (of one operation), oldest first."""
+        query = select(outbox).order_by(outbox.c.id)
+        if operation_id is not None:
+            query = query.where(outbox.c.operation_id == operation_id)
+        with self.store._connect(begin=False) as conn:
+            rows = conn.execute(query).mappings().all()
+        return [Entry.from_row(r) for r in rows]
+
+    def posted(self, operation_id: str | None, key: str) -> tuple[str, str] | None:
+        """(channel, ts) of the message an entry with this key posted for this operation."""
+        query = (
+            select(outbox.c.result_channel, outbox.c.result_ts)
+            .where(
+                outbox.c.operation_id == operation_id,
+                outbox.c.key == key,
+                outbox.c.state == "sent",
+                outbox.c.result_ts.is_not(None),
+            )
+            .order_by(outbox.c.id.desc())
+            .limit(1)
+        )
+        with self.store._connect(begin=False) as conn:
+            row = conn.execute(query).first()
+        return (row[0], row[1]) if row is not None else None
+
+    def queued_for(self, operation_ids: Iterable[str]) -> set[str]:
+        """Which of these operations still have messages waiting to be delivered."""
+        ids = list(operation_ids)
+        if not ids:
+            return set()
+        query = select(outbox.c.operation_id).where(
+            outbox.c.operation_id.in_(ids), outbox.c.state.in_(OPEN)
+        )
+        with self.store._connect(begin=False) as conn:
+            return set(conn.execute(query.distinct()).scalars().all())
+
+    def next_due(self) -> datetime | None:
+        """When the earliest queued entry falls due (None when nothing is queued)."""
+        query = select(func.min(outbox.c.due_at)).where(outbox.c.state == "queued")
+        with self.store._connect(begin=False) as conn:
+            return conn.execute(query).scalar()
+
+    def stats(self) -> OutboxStats:
+        with self.store._connect(begin=False) as conn:
+            now = _db_now(conn)
+            counts = dict(
+                conn.execute(select(outbox.c.state, func.count()).group_by(outbox.c.state)).all()
+            )
+            oldest = conn.execute(
+                select(func.min(outbox.c.created_at)).where(outbox.c.state.in_(OPEN))
+            ).scalar()
+        if oldest is not None and oldest.tzinfo is None:
+            oldest = oldest.replace(tzinfo=UTC)
+        age = max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0
+        depth = sum(counts.get(s, 0) for s in OPEN)
+        return OutboxStats(depth=depth, oldest_age=age, by_state=counts)
+
+    def problems(self, older_than: float = 60.0) -> list[str]:
+        """For `check`: entries waiting longer than `older_than` s, and failed ones."""
+        stats = self.stats()
+        found = []
+        if stats.depth and stats.oldest_age > older_than:
+            found.append(
+                f"{stats.depth} Slack message(s) waiting; the oldest for "
+                f"{stats.oldest_age:.0f} s (is Slack reachable, is a server running?)"
+            )
+        failed = stats.by_state.get("failed", 0)
+        if failed:
+            query = select(outbox).where(outbox.c.state == "failed").order_by(outbox.c.id.desc())
+            with self.store._connect(begin=False) as conn:
+                last = Entry.from_row(conn.execute(query.limit(1)).mappings().one())
+            found.append(
+                f"{failed} Slack message(s) could not be delivered; the last: "
+                f"{last.template} to {last.channel or last.user_id}: {last.error}"
+            )
+        return found
+
+    def prune(self, older_than: timedelta = timedelta(days=7)) -> int:
+        """Forget delivered and skipped entries older than that (failed ones stay for check)."""
+        with self.store._connect(begin=True) as conn:
+            cutoff = _db_now(conn) - older_than
+            stmt = outbox.delete().where(
+                outbox.c.state.in_(("sent", "skipped")), outbox.c.updated_at < cutoff
+            )
+            return conn.execute(stmt).rowcount
+
+
+def outbox_stats(store: OperationStore) -> OutboxStats:
+    """Depth, oldest open entry's age and rows by state (for /metrics)."""
+    return Outbox(store).stats()

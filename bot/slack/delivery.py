@@ -1,0 +1,368 @@
+"""The delivery worker: takes due outbox entries, paces them per channel, calls Slack."""
+
+from __future__ import annotations
+
+import http.client
+import logging
+import random
+import socket
+import threading
+import time
+import urllib.error
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+import requests
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot.core.outbox import MAX_LOST, Entry, Outbox, Owed
+from bot.core.store import Operation
+from bot.slack.owed import NOTIFY, Renderer, problem_notice
+from bot.slack.pacing import Pacer
+
+log = logging.getLogger(__name__)
+
+#: Slack errors that say "try again later", whatever the HTTP status.
+TRANSIENT_ERRORS = frozenset(
+    {"internal_error", "fatal_error", "service_unavailable", "request_timeout", "ratelimited"}
+)
+#: Errors after which the summary may still reach its channel through the response_url.
+FALLBACK_ERRORS = frozenset({"not_in_channel", "channel_not_found"})
+#: The message an entry posts is recorded on the operation under these columns.
+RECORDED = {"summary": ("summary_channel", "summary_ts"), NOTIFY: ("notify_channel", "notify_ts")}
+BACKOFF_BASE = 1.0
+BACKOFF_CAP = 30.0
+HTTP_TIMEOUT = 10.0  # well inside the claim's lease, so a slow call is never taken over
+
+
+class Lost(Exception):
+    """The request may have reached Slack but its answer did not reach us."""
+
+
+class NotSent(Exception):
+    """The request certainly did not reach Slack (connection refused, name lookup...)."""
+
+
+def delivery_client(token: str | None, base_url: str) -> WebClient:
+    """A WebClient without retry handlers: the worker's own pacing and retries decide, and a
+    built-in retry of a connection error could post a message twice."""
+    client = WebClient(token=token, base_url=base_url, timeout=int(HTTP_TIMEOUT))
+    client.retry_handlers = []
+    return client
+
+
+def backoff(attempts: int) -> float:
+    """Capped exponential backoff with jitter: 1, 2, 4, ... 30 s."""
+    delay = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** max(0, attempts - 1))
+    return delay * random.uniform(0.8, 1.2)
+
+
+class DeliveryWorker:
+    """Runs in every serving process; any number of instances share one outbox safely."""
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        client: WebClient,
+        render: Renderer,
+        *,
+        timeout: float = 3600,
+        pacer: Pacer | None = None,
+        threads: int = 4,
+        poll: float = 1.0,
+        on_failure: Callable[[Entry, Operation | None, str], list[Owed]] = problem_notice,
+    ):
+        self.outbox = outbox
+        self.store = outbox.store
+        self.client = client
+        self.render = render
+        self.timeout = timeout
+        self.pacer = pacer or Pacer()
+        self.threads = threads
+        self.poll = poll
+        self.on_failure = on_failure
+        self.results: Counter[str] = Counter()  # deliveries by result, for /metrics
+        self._inflight: set[int] = set()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="addtolib-deliver")
+        self._thread: threading.Thread | None = None
+        self._http = requests.Session()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> DeliveryWorker:
+        self.store.enqueue_listeners.append(self.wake)
+        self._thread = threading.Thread(target=self._run, name="addtolib-delivery", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Claim nothing more; let calls in flight finish (what is queued stays queued)."""
+        self._stop.set()
+        self._wake.set()
+        if self.wake in self.store.enqueue_listeners:
+            self.store.enqueue_listeners.remove(self.wake)
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Wait until nothing is in flight here and nothing is due (what waits for a backoff
+        or another instance does not count); True if so within `timeout`."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with self._lock:
+                busy = bool(self._inflight)
+            if not busy and not self.outbox.candidates(limit=1):
+                return True
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            time.sleep(0.02)
+
+    # -- dispatching -----------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.clear()
+            try:
+                wait = self._dispatch()
+            except Exception:
+                log.exception("delivery: dispatching failed; will try again")
+                wait = self.poll
+            self._wake.wait(wait)
+
+    def _dispatch(self) -> float:
+        """Claim what may go now; returns how long to sleep before looking again."""
+        soonest = self.poll
+        if self._free() == 0:
+            return soonest
+        for entry in self.outbox.candidates(limit=200):
+            if self._stop.is_set() or self._free() == 0:
+                break
+            with self._lock:
+                if entry.id in self._inflight:
+                    continue
+            channel = _pace_key(entry)
+            wait = self.pacer.wait_time(channel)
+            if wait > 0:
+                soonest = min(soonest, wait)
+                continue
+            claimed = self.outbox.claim(entry.id)
+            if claimed is None:
+                continue  # another instance took it
+            self.pacer.take(channel)
+            with self._lock:
+                self._inflight.add(claimed.id)
+            self._pool.submit(self._deliver, claimed)
+        due = self.outbox.next_due()
+        if due is not None:
+            soonest = min(soonest, (due - datetime.now(UTC)).total_seconds())
+        return max(0.01, soonest)
+
+    def _free(self) -> int:
+        with self._lock:
+            return self.threads - len(self._inflight)
+
+    # -- one delivery ----------------------------------------------------------------------
+
+    def _deliver(self, entry: Entry) -> None:
+        called = False
+        try:
+            called = self._attempt(entry)
+        except Exception:
+            log.exception("delivery of outbox entry %s failed unexpectedly", entry.id)
+            try:
+                self._retry(entry, "unexpected error (see the logs)")
+            except Exception:  # e.g. the database is away: the lease runs out, it is retaken
+                log.exception("could not reschedule outbox entry %s", entry.id)
+        finally:
+            if not called:
+                self.pacer.refund(_pace_key(entry))
+            with self._lock:
+                self._inflight.discard(entry.id)
+            self.wake()
+
+    def _attempt(self, entry: Entry) -> bool:
+        """Deliver one claimed entry; returns whether Slack was called."""
+        operation = self.store.get(entry.operation_id) if entry.operation_id else None
+        if entry.lost >= MAX_LOST:
+            self._fail(entry, operation, "answer lost twice; not posted again (may have landed)")
+            return False
+        if entry.template == "notify_parent" and _has_thread(operation, entry.channel):
+            self.outbox.skipped(entry, "thread already posted")
+            self._count("skipped")
+            return False
+        thread_ts = None
+        if entry.thread:
+            thread_ts = self._thread_ts(entry, operation)
+            if thread_ts is None:
+                self._fail(entry, operation, "its thread's parent message was never posted")
+                return False
+        target = None
+        if entry.kind == "update":
+            target = self.outbox.posted(entry.operation_id, entry.target or "")
+            if target is None:
+                self._fail(entry, operation, f"no posted message {entry.target!r} to update")
+                return False
+        try:
+            message = self.render(entry, operation)
+        except Exception as exc:
+            log.exception("outbox entry %s could not be rendered", entry.id)
+            self._fail(entry, operation, f"could not render: {exc}")
+            return False
+        try:
+            answer = self._call(entry, message, thread_ts, target)
+        except SlackApiError as exc:
+            self._slack_error(entry, operation, message, exc)
+        except Lost as exc:
+            self._retry(entry, f"answer lost: {exc}", lost=True)
+        except NotSent as exc:
+            self._retry(entry, f"not reachable: {exc}")
+        else:
+            self._sent(entry, answer.get("channel") or entry.channel, answer.get("ts"))
+        return True
+
+    def _call(
+        self,
+        entry: Entry,
+        message: dict[str, Any],
+        thread_ts: str | None,
+        target: tuple[str, str] | None,
+    ) -> dict[str, Any]:
+        try:
+            if entry.kind == "update" and target is not None:
+                answer = self.client.chat_update(channel=target[0], ts=target[1], **message)
+            elif entry.kind == "ephemeral":
+                answer = self.client.chat_postEphemeral(
+                    channel=entry.channel, user=entry.user_id, **message
+                )
+            else:
+                extra = {"thread_ts": thread_ts} if thread_ts else {}
+                answer = self.client.chat_postMessage(channel=entry.channel, **extra, **message)
+        except SlackApiError:
+            raise
+        except urllib.error.URLError as exc:
+            reason = exc.reason
+            if isinstance(reason, ConnectionRefusedError | socket.gaierror):
+                raise NotSent(str(reason)) from exc
+            raise Lost(str(reason)) from exc
+        except (TimeoutError, ConnectionError, http.client.HTTPException) as exc:
+            raise Lost(type(exc).__name__) from exc
+        except ValueError as exc:  # an answer that is not JSON (an HTML error page): not posted
+            raise NotSent(f"unreadable answer: {exc}") from exc
+        return dict(answer.data) if isinstance(answer.data, dict) else {}
+
+    def _thread_ts(self, entry: Entry, operation: Operation | None) -> str | None:
+        if entry.thread == NOTIFY and _has_thread(operation, entry.channel):
+            return operation.notify_ts
+        posted = self.outbox.posted(entry.operation_id, entry.thread or "")
+        return posted[1] if posted and posted[0] == entry.channel else None
+
+    def _slack_error(
+        self, entry: Entry, operation: Operation | None, message: dict, exc: SlackApiError
+    ) -> None:
+        response = exc.response
+        status = getattr(response, "status_code", None) or 200
+        data = response.data if isinstance(getattr(response, "data", None), dict) else {}
+        error = data.get("error") or f"HTTP {status}"
+        if status == 429:
+            wait = _retry_after(response)
+            self.pacer.hold(_pace_key(entry), wait)
+            self._count("ratelimited")
+            self.outbox.retry_later(entry, wait, "ratelimited", deadline=self.timeout)
+        elif status >= 500 or error in TRANSIENT_ERRORS:
+            self._retry(entry, f"{error} (HTTP {status})")
+        elif error in FALLBACK_ERRORS and entry.fallback_url:
+            self._fallback(entry, operation, message, error)
+        else:
+            self._fail(entry, operation, error)
+
+    def _fallback(
+        self, entry: Entry, operation: Operation | None, message: dict, error: str
+    ) -> None:
+        """Not in the channel: post through the command's response_url instead (SPEC 12)."""
+        body = {"response_type": "in_channel", "replace_original": False, **message}
+        try:
+            answer = self._http.post(entry.fallback_url, json=body, timeout=HTTP_TIMEOUT)
+        except requests.ConnectionError as exc:
+            self._retry(entry, f"{error}; response_url unreachable: {type(exc).__name__}")
+            return
+        except requests.Timeout:
+            self._retry(entry, f"{error}; response_url answer lost", lost=True)
+            return
+        if answer.status_code == 200:
+            log.info("outbox entry %s: %s, delivered through the response_url", entry.id, error)
+            self._count("fallback")
+            self.outbox.sent(entry, None, None)
+        elif answer.status_code >= 500:
+            self._retry(entry, f"{error}; response_url HTTP {answer.status_code}")
+        else:
+            self._fail(
+                entry, operation, f"{error}; response_url refused it ({answer.text[:100]})"
+            )
+
+    # -- outcomes --------------------------------------------------------------------------
+
+    def _sent(self, entry: Entry, channel: str | None, ts: str | None) -> None:
+        columns = RECORDED.get(entry.key or "")
+        fields = dict(zip(columns, (channel, ts), strict=True)) if columns and ts else None
+        if not self.outbox.sent(entry, channel, ts, fields):
+            log.warning("outbox entry %s: delivered, but its claim had been taken over", entry.id)
+        self._count("sent")
+
+    def _retry(self, entry: Entry, reason: str, *, lost: bool = False) -> None:
+        state = self.outbox.retry_later(
+            entry, backoff(entry.attempts), reason, lost=lost, deadline=self.timeout
+        )
+        if state == "failed":
+            self._count("failed")
+            log.warning("gave up on outbox entry %s (%s): %s", entry.id, entry.template, reason)
+        else:
+            self._count("retried")
+            log.info("outbox entry %s (%s) will be retried: %s", entry.id, entry.template, reason)
+
+    def _fail(self, entry: Entry, operation: Operation | None, reason: str) -> None:
+        log.warning(
+            "could not deliver %s for operation %s to %s: %s",
+            entry.template,
+            entry.operation_id,
+            entry.channel or entry.user_id,
+            reason,
+        )
+        self.outbox.failed(entry, reason, then=self.on_failure(entry, operation, reason))
+        self._count("failed")
+
+    def _count(self, result: str) -> None:
+        with self._lock:
+            self.results[result] += 1
+
+
+def _has_thread(operation: Operation | None, channel: str | None) -> bool:
+    return bool(operation and operation.notify_ts and operation.notify_channel == channel)
+
+
+def _pace_key(entry: Entry) -> str:
+    return entry.channel or entry.user_id or "-"
+
+
+def _retry_after(response: Any) -> float:
+    headers = getattr(response, "headers", None) or {}
+    for name in ("Retry-After", "retry-after"):
+        value = headers.get(name)
+        if isinstance(value, list):
+            value = value[0] if value else None
+        if value:
+            try:
+                return max(0.0, float(value))
+            except ValueError:
+                break
+    return 1.0
