@@ -3,7 +3,17 @@
 from __future__ import annotations
 
 from tests.fixtures_bot import MARKETING, NOTIFY, USER, Bot, free_assets, text_of
-from tests.ops_support import add, adds, notify_posts, operation, replies, thread_of, wait_reply
+from bot.core.outbox import Outbox
+from tests.ops_support import (
+    add,
+    adds,
+    notify_posts,
+    opened_store,
+    operation,
+    replies,
+    thread_of,
+    wait_reply,
+)
 
 
 def test_thread_parent_details_and_later_events_reply_in_it(bot: Bot) -> None:
@@ -52,5 +62,8 @@ def test_failing_to_post_the_notification_is_reported_and_harmless(bot: Bot) -> 
     assert stored.notify_ts is None
     refused = [c for c in bot.slack.calls_of("chat.postMessage") if c.rejected]
     assert [c.channel for c in refused] == [NOTIFY]
-    assert "notification for operation" in bot.process.output()
+    assert f"could not deliver notify_parent for operation {operation_id}" in bot.process.output()
     assert "not_in_channel" in bot.process.output()
+    with opened_store(bot) as store:  # recorded with its reason, never retried
+        parent = [e for e in Outbox(store).entries(operation_id) if e.key == "notify"]
+    assert [(e.state, e.error, e.attempts) for e in parent] == [("failed", "not_in_channel", 1)]

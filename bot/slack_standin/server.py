@@ -144,6 +144,9 @@ class SlackStandIn:
         self._messages: dict[tuple[str, str], dict[str, Any]] = {}
         self._response_uses: dict[str, int] = {}
         self._ts_counter = 0
+        self._post_limit: tuple[float, float] | None = None  # (rate a second, burst)
+        self._buckets: dict[str, tuple[float, float]] = {}  # channel -> (tokens, at)
+        self._outage_until = 0.0
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -228,18 +231,47 @@ class SlackStandIn:
         with self._cond:
             self._latency[method] = seconds
 
+    def limit_posts(self, rate: float | None = 1.0, burst: int = 5) -> None:
+        """Hold chat.postMessage to Slack's per-channel limit: `rate` a second per channel with
+        bursts of `burst`; beyond it HTTP 429 ``ratelimited`` with ``Retry-After: 1``.
+        ``rate=None`` lifts the limit."""
+        with self._cond:
+            self._post_limit = None if rate is None else (float(rate), float(burst))
+            self._buckets.clear()
+
+    def outage(self, seconds: float) -> None:
+        """Answer every Web API call with HTTP 503 for the next `seconds` (0 ends it)."""
+        with self._cond:
+            self._outage_until = time.monotonic() + seconds if seconds > 0 else 0.0
+
+    def _over_limit(self, method: str, channel: str | None) -> bool:
+        """Token bucket per channel; called with the lock held."""
+        if self._post_limit is None or method != "chat.postMessage" or not channel:
+            return False
+        rate, burst = self._post_limit
+        now = time.monotonic()
+        tokens, at = self._buckets.get(channel, (burst, now))
+        tokens = min(burst, tokens + (now - at) * rate)
+        if tokens < 1:
+            self._buckets[channel] = (tokens, now)
+            return True
+        self._buckets[channel] = (tokens - 1, now)
+        return False
+
     def set_usergroup(self, usergroup: str, users: Iterable[str]) -> None:
         with self._cond:
             self._usergroups[usergroup] = list(users)
 
     def clear(self) -> None:
-        """Forget calls, messages, failures, latency and response_url counts."""
+        """Forget calls, messages, failures, latency, limits, outages and response_url counts."""
         with self._cond:
             self._calls.clear()
             self._messages.clear()
             self._failures.clear()
             self._latency.clear()
             self._response_uses.clear()
+            self._post_limit, self._outage_until = None, 0.0
+            self._buckets.clear()
 
     # -- inspection --------------------------------------------------------
 
@@ -352,6 +384,12 @@ class SlackStandIn:
             self._record(SlackCall(method, payload, error="invalid_auth", token=token))
             return 200, {"ok": False, "error": "invalid_auth"}
         with self._cond:  # answer and record atomically: recorded order == ts order
+            if time.monotonic() < self._outage_until:
+                self._record(SlackCall(method, payload, error="service_unavailable", token=token))
+                return 503, {"ok": False, "error": "service_unavailable"}
+            if self._over_limit(method, payload.get("channel")):
+                self._record(SlackCall(method, payload, error="ratelimited", token=token))
+                return 429, {"ok": False, "error": "ratelimited"}
             failure = self._take_failure(method, payload.get("channel"))
             if failure is not None:
                 self._record(SlackCall(method, payload, error=failure.error, token=token))
@@ -609,6 +647,17 @@ class _Handler(BaseHTTPRequestHandler):
         elif parts.path == "/_standin/reset":
             self.standin.clear()
             self._send_json(200, {"ok": True})
+        elif parts.path in ("/_standin/limit", "/_standin/outage"):
+            try:
+                options = json.loads(raw or "{}")
+                if parts.path == "/_standin/limit":
+                    self.standin.limit_posts(options.get("rate"), int(options.get("burst", 5)))
+                else:
+                    self.standin.outage(float(options["seconds"]))
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                self._send_json(400, {"ok": False, "error": f"bad options: {exc}"})
+                return
+            self._send_json(200, {"ok": True})
         else:
             self._send_json(404, {"ok": False, "error": "unknown_path"})
 
@@ -654,6 +703,13 @@ def main(argv: list[str] | None = None) -> int:
         metavar="S0GROUP=U1,U2",
         help="a user group and its members (repeatable)",
     )
+    parser.add_argument(
+        "--post-rate",
+        type=float,
+        default=None,
+        metavar="N",
+        help="hold chat.postMessage to N a second per channel (burst 5), as Slack does",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="do not print each call")
     args = parser.parse_args(argv)
     groups: dict[str, list[str]] = {}
@@ -664,6 +720,8 @@ def main(argv: list[str] | None = None) -> int:
         groups[name] = [u for u in users.split(",") if u]
 
     standin = SlackStandIn(args.host, args.port, groups, token=args.token).start()
+    if args.post_rate:
+        standin.limit_posts(args.post_rate)
     print(f"Slack stand-in listening: {standin.url}", flush=True)
     print(f"response_url example: {standin.response_url('demo')}", flush=True)
     stop = threading.Event()
