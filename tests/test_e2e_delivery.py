@@ -110,11 +110,11 @@ def test_thirty_operations_at_once_under_the_per_channel_limit(
     for operation_id in undone:  # in order: the details, then the undo
         thread = [c for c in notify_posts(bot) if op_thread(c, operation_id)]
         assert [("undid this" in text_of(c)) for c in thread] == [False, True]
-    wait_until(lambda: Outbox_depth(bot) == 0)
+    wait_until(lambda: outbox_depth(bot) == 0)
     no_queue_left(bot)
 
 
-def Outbox_depth(bot: Bot) -> int:  # noqa: N802 - reads as what it returns
+def outbox_depth(bot: Bot) -> int:
     with opened_store(bot) as store:
         return Outbox(store).stats().depth
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tests.fixtures_bot import MARKETING, NOTIFY, USER, Bot, free_assets, text_of
 from bot.core.outbox import Outbox
+from tests.fixtures_bot import MARKETING, NOTIFY, USER, Bot, free_assets, text_of
 from tests.ops_support import (
     add,
     adds,

@@ -125,9 +125,7 @@ def test_two_instances_racing_claim_each_entry_once(database_url: str) -> None:
                 box.sent(got, "C1", f"{got.id}.0", None)
 
     try:
-        threads = [
-            threading.Thread(target=sender, args=(Outbox(stores[n % 2]),)) for n in range(6)
-        ]
+        threads = [threading.Thread(target=sender, args=(Outbox(stores[n % 2]),)) for n in range(6)]
         for thread in threads:
             thread.start()
         for thread in threads:

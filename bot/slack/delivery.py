@@ -306,9 +306,7 @@ class DeliveryWorker:
         elif answer.status_code >= 500:
             self._retry(entry, f"{error}; response_url HTTP {answer.status_code}")
         else:
-            self._fail(
-                entry, operation, f"{error}; response_url refused it ({answer.text[:100]})"
-            )
+            self._fail(entry, operation, f"{error}; response_url refused it ({answer.text[:100]})")
 
     # -- outcomes --------------------------------------------------------------------------
 
@@ -351,7 +349,8 @@ def _has_thread(operation: Operation | None, channel: str | None) -> bool:
 
 
 def _pace_key(entry: Entry) -> str:
-    return entry.channel or entry.user_id or "-"
+    # An update that names no channel is paced on its own (its channel is known only later).
+    return entry.channel or entry.user_id or f"{entry.kind}:{entry.operation_id}"
 
 
 def _retry_after(response: Any) -> float:

@@ -31,4 +31,3 @@ class Notifier:
             return answer.get("permalink")
         except SlackApiError:
             return None
-
