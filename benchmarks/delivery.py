@@ -3,6 +3,7 @@ notification against the floor (posts ÷ rate), and nothing lost or posted twice
 
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -27,7 +28,10 @@ from benchmarks.harness import (
 
 NAME = "delivery"
 TITLE = "5. Delivery under Slack's limit"
-RATE, BURST = 1.0, 5  # what Slack allows per channel: the stand-in enforces it
+RATE, BURST = 1.0, 5
+DETAILS = re.compile(
+    r"Operation `([0-9a-f]{32})`"
+)  # what Slack allows per channel: the stand-in enforces it
 
 
 def _posts(calls: list[dict[str, Any]], channel: str | None = None) -> list[dict[str, Any]]:
@@ -93,8 +97,14 @@ def run(ctx: Context) -> Outcome:
     last = max(c["at"] for c in notify) - clicked
     summaries = [c for c in _posts(calls) if c["payload"].get("channel") != NOTIFY]
     parents = [c for c in notify if not c["payload"].get("thread_ts")]
-    texts = Counter(repr(c["payload"]) for c in _posts(calls))
-    twice = sum(n - 1 for n in texts.values() if n > 1)
+    summary_ops = [button_value(c, "addtolib_undo") for c in summaries]
+    detail_ops = [
+        m.group(1) for c in notify if (m := DETAILS.search(c["payload"].get("text") or ""))
+    ]
+    # Parents read alike ("… added 1 asset to …"): one per operation means none twice.
+    twice = sum(n - 1 for n in Counter(summary_ops + detail_ops).values()) + max(
+        0, len(parents) - count
+    )
     found = notify_details_ids(calls) & set(operations)
     lost = count - len(found) + count - len(summary_calls(calls)) + count - len(parents)
     refused = Counter(c.get("error") for c in calls if c.get("error"))
