@@ -14,6 +14,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ProtocolError
 from urllib3.util.retry import Retry
 
+from bot import metrics
 from bot.uplynk.errors import (
     UplynkError,
     UplynkForbidden,
@@ -81,6 +82,19 @@ def _chunks(items: Sequence[str], size: int) -> Iterator[list[str]]:
 
 def _unique(ids: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(ids))
+
+
+def _call_name(method: str, path: str) -> str:
+    """A metric label per kind of call (never an id: labels must stay few)."""
+    if path.startswith("/api2/asset/get"):
+        return "get_assets"
+    if path.endswith("/assets"):
+        return {"PATCH": "add_assets", "DELETE": "remove_assets"}.get(method, method.lower())
+    if path == "/api/v4/libraries":
+        return "find_libraries"
+    if path.startswith("/api/v4/libraries/"):
+        return "get_library"
+    return f"{method.lower()} other"
 
 
 class UplynkClient:
@@ -187,16 +201,24 @@ class UplynkClient:
         return found
 
     def add_assets(
-        self, library_id: str, asset_ids: Iterable[str], on_batch: OnBatch | None = None
+        self,
+        library_id: str,
+        asset_ids: Iterable[str],
+        on_batch: OnBatch | None = None,
+        should_stop: Callable[[], bool] | None = None,
     ) -> BulkResult:
-        """Add assets in batches: {"asset_id"} for one, {"asset_ids"} for several."""
+        """Add assets in batches: {"asset_id"} for one, {"asset_ids"} for several.
+
+        `should_stop` is asked before each batch; once it answers True, no more are sent and
+        the result covers only the batches sent (a shutdown stops between batches).
+        """
         path = f"/api/v4/libraries/{quote(library_id, safe='')}/assets"
 
         def send(batch: list[str]) -> dict[str, Any]:
             body = {"asset_id": batch[0]} if len(batch) == 1 else {"asset_ids": batch}
             return self._request("PATCH", path, json_body=body)
 
-        return self._bulk(_unique(asset_ids), send, on_batch)
+        return self._bulk(_unique(asset_ids), send, on_batch, should_stop)
 
     def remove_assets(
         self, library_id: str, asset_ids: Iterable[str], on_batch: OnBatch | None = None
@@ -216,11 +238,14 @@ class UplynkClient:
         ids: list[str],
         send: Callable[[list[str]], dict[str, Any]],
         on_batch: OnBatch | None,
+        should_stop: Callable[[], bool] | None = None,
     ) -> BulkResult:
         result = BulkResult()
         stopped: UplynkError | None = None
         done = 0
         for batch in _chunks(ids, self.batch_size):
+            if should_stop is not None and should_stop():
+                break
             if stopped is not None:
                 outcome = BatchResult(batch, None, stopped)
             else:
@@ -251,6 +276,29 @@ class UplynkClient:
     ) -> dict[str, Any]:
         params = {**(query or {}), **sign(v2_params or {}, self.user_id, self._api_key)}
         started = time.monotonic()
+        status = "unreachable"
+        try:
+            code, body = self._send(method, path, params, json_body, started, what)
+            status = str(code)
+            return body
+        except UplynkTimeout:
+            status = "timeout"
+            raise
+        except UplynkError as exc:
+            status = str(exc.status) if exc.status else status
+            raise
+        finally:
+            metrics.uplynk_call(_call_name(method, path), status, time.monotonic() - started)
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, Any],
+        json_body: Any,
+        started: float,
+        what: str,
+    ) -> tuple[int, dict[str, Any]]:
         try:
             response = self._session.request(
                 method,
@@ -278,7 +326,7 @@ class UplynkClient:
         except requests.exceptions.RequestException as exc:
             error = UplynkUnavailable(f"Could not call Uplynk ({type(exc).__name__})")
         else:
-            return self._handle(method, path, response, started, what)
+            return response.status_code, self._handle(method, path, response, started, what)
         elapsed = (time.monotonic() - started) * 1000
         log.warning("uplynk %s %s failed after %.0f ms: %s", method, path, elapsed, error)
         raise error
