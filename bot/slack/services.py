@@ -14,6 +14,7 @@ from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from bot import metrics
 from bot.config import Settings
 from bot.core.policy import Policy, UsergroupCache
+from bot.core.policy_holder import PolicyHolder
 from bot.core.store import OperationStore
 from bot.core.workflow import Workflow
 from bot.slack.notify import Notifier
@@ -30,7 +31,7 @@ class Services:
     client: WebClient
     store: OperationStore
     uplynk: UplynkClient
-    policy: Policy
+    policy: Policy | PolicyHolder
     usergroups: UsergroupCache
     workflow: Workflow
     notifier: Notifier
@@ -107,8 +108,11 @@ def build_services(settings: Settings, policy: Policy | None = None) -> Services
     store = OperationStore(settings.database_url)
     store.create_schema()
     uplynk = UplynkClient.from_settings(settings)
-    policy = policy or Policy.load(settings.policy_path)
+    # One PolicyHolder, shared by the jobs and the workflow: a policy edit swaps in here.
+    if not isinstance(policy, PolicyHolder):
+        policy = PolicyHolder(None if policy else settings.policy_path, policy)
     usergroups = UsergroupCache(client, ttl=settings.usergroup_ttl, group_ids=policy.usergroups)
+    policy.on_change(lambda fresh: usergroups.set_group_ids(fresh.usergroups))
     workflow = Workflow(
         store,
         uplynk,
