@@ -1,4 +1,4 @@
-"""`python -m bot check`: read-only checks of a deployment, one line each, exit 0 only if all pass."""
+"""`python -m bot check`: read-only deployment checks, one line each; exit 0 only if all pass."""
 
 from __future__ import annotations
 
@@ -153,12 +153,12 @@ def check_database(settings: Settings) -> Result:
     except Exception as exc:  # noqa: BLE001 - any parse failure is a bad URL
         return Result("database", False, f"{name} is not a database URL ({type(exc).__name__})")
     shown = url.render_as_string(hide_password=True)
-    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-        if not os.path.exists(url.database):
-            # Connecting would create an empty file: a check changes nothing.
-            return Result(
-                "database", False, f"{name}={shown}: no such file (run `python -m bot migrate`)"
-            )
+    is_file = url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
+    if is_file and not os.path.exists(url.database):
+        # Connecting would create an empty file: a check changes nothing.
+        return Result(
+            "database", False, f"{name}={shown}: no such file (run `python -m bot migrate`)"
+        )
     engine = create_engine(url, poolclass=NullPool, **_connect_args(url))
     try:
         current = schema.current_revision(engine)

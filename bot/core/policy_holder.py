@@ -22,8 +22,9 @@ class PolicyHolder:
     """Stands in for a Policy (every attribute is the current policy's) and swaps it on change.
 
     The file is read on access, at most every `interval` seconds (it is small), and parsed
-    only when its content changed; a re-save of the same content changes nothing. A file that no longer parses, or has disappeared, keeps the last good policy
-    and is logged once (with the file and line). `path` None: a fixed policy (console demo).
+    only when its content changed; a re-save of the same content changes nothing. A file
+    that no longer parses, or has disappeared, keeps the last good policy and is logged once
+    (with the file and line). `path` None: a fixed policy (the console's demo policy).
     """
 
     def __init__(
