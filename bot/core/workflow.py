@@ -41,6 +41,10 @@ LEASE_RELEASED = datetime(2000, 1, 1, tzinfo=UTC)
 ALREADY_PRESENT = "already in library"
 
 
+class StoppingForRestart(Exception):
+    """Raised before a batch while the process shuts down: that batch is not sent."""
+
+
 class Workflow:
     """Plain-code implementation of SPEC section 3; every state change is a compare-and-set."""
 
@@ -324,6 +328,11 @@ class Workflow:
         """Shutting down: every running operation stops after the batch it is sending."""
         self._stopping.set()
 
+    def _unless_stopping(self, number: int, ids: list[str]) -> None:
+        """Called before each batch is sent: refuses to send one once shutting down."""
+        if self._stopping.is_set():
+            raise StoppingForRestart(f"batch {number} not sent: shutting down")
+
     def running_here(self) -> list[str]:
         """Ids of the operations this process is executing now (for the heartbeat)."""
         with self._running_lock:
@@ -384,9 +393,14 @@ class Workflow:
             recorder.start(total)
             if todo:
                 result = self.uplynk.add_assets(
-                    operation.library_id, todo, on_batch=on_batch, should_stop=self._stopping.is_set
+                    operation.library_id,
+                    todo,
+                    on_batch=on_batch,
+                    before_batch=self._unless_stopping,
                 )
                 library = result.last_library
+        except StoppingForRestart:
+            pass  # the batches sent are recorded; _stopped() below hands the rest on
         finally:
             recorder.close()  # every save lands before the final transition below
         if processed[0] < total:
