@@ -40,6 +40,8 @@ class PolicyHolder:
         self.clock = clock
         self._lock = threading.Lock()
         self._listeners: list[Callable[[Policy], None]] = []
+        self._watcher: threading.Thread | None = None
+        self._stopped = threading.Event()
         self.problem: str | None = None  # why the file's current content is not in force
         self._digest = self._read_digest()
         if policy is None:
@@ -49,6 +51,25 @@ class PolicyHolder:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.current(), name)
+
+    def watch(self) -> PolicyHolder:
+        """Also look every `interval` s on a thread, so a broken edit is logged even when idle."""
+        if self.path is not None and self._watcher is None:
+            self._watcher = threading.Thread(
+                target=self._watch, name="addtolib-policy", daemon=True
+            )
+            self._watcher.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def _watch(self) -> None:
+        while not self._stopped.wait(self.interval):
+            try:
+                self.refresh()
+            except Exception:
+                log.exception("policy watch failed; will look again")
 
     def on_change(self, listener: Callable[[Policy], None]) -> None:
         """Call `listener(new_policy)` after each successful reload."""

@@ -80,6 +80,8 @@ class Services:
         return None if self.store.ping() else "database_unavailable"
 
     def close(self) -> None:
+        if isinstance(self.policy, PolicyHolder):
+            self.policy.stop()
         if self.heartbeat is not None:
             self.heartbeat.stop()
         self.pool.shutdown(wait=False, cancel_futures=True)
@@ -110,7 +112,7 @@ def build_services(settings: Settings, policy: Policy | None = None) -> Services
     uplynk = UplynkClient.from_settings(settings)
     # One PolicyHolder, shared by the jobs and the workflow: a policy edit swaps in here.
     if not isinstance(policy, PolicyHolder):
-        policy = PolicyHolder(None if policy else settings.policy_path, policy)
+        policy = PolicyHolder(None if policy else settings.policy_path, policy).watch()
     usergroups = UsergroupCache(client, ttl=settings.usergroup_ttl, group_ids=policy.usergroups)
     policy.on_change(lambda fresh: usergroups.set_group_ids(fresh.usergroups))
     workflow = Workflow(
