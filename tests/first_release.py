@@ -157,9 +157,5 @@ def create(engine: Engine) -> None:
             names = list(values)
             cast = "CAST(:{0} AS JSON)" if dialect == "postgresql" else ":{0}"
             placeholders = [cast.format(n) if n in _JSON else f":{n}" for n in names]
-            conn.execute(
-                text(
-                    f"INSERT INTO operations ({', '.join(names)}) VALUES ({', '.join(placeholders)})"
-                ),
-                values,
-            )
+            columns, holders = ", ".join(names), ", ".join(placeholders)
+            conn.execute(text(f"INSERT INTO operations ({columns}) VALUES ({holders})"), values)
