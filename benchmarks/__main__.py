@@ -17,7 +17,7 @@ from typing import Any
 
 from benchmarks.harness import TABLE_HEADER, Context, CpuMeter, Outcome, Row, machine_info
 
-BENCHMARKS = ("ack_latency", "bulk_add", "overhead", "memory", "delivery")
+BENCHMARKS = ("ack_latency", "bulk_add", "overhead", "memory", "preview", "delivery")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 

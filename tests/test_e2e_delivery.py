@@ -9,6 +9,8 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
+import requests
+
 from bot.core.outbox import Outbox
 from bot.slack_standin import SlackCall
 from tests.fixtures_bot import MARKETING, NOTIFY, Bot, dump, text_of
@@ -176,6 +178,10 @@ def test_a_permanent_error_is_recorded_and_not_retried(bot: Bot) -> None:
     assert (summary.state, summary.error, summary.attempts) == ("failed", "invalid_blocks", 1)
     assert any("could not be delivered" in p and "invalid_blocks" in p for p in problems)
     assert "could not deliver summary for operation" in bot.process.output()
+    scraped = requests.get(bot.process.url + "/metrics", timeout=5).text
+    assert 'addtolib_slack_deliveries_total{result="failed"} 1.0' in scraped
+    assert 'addtolib_slack_deliveries_total{result="sent"}' in scraped
+    assert "addtolib_outbox_depth" in scraped and "addtolib_outbox_oldest_seconds" in scraped
 
 
 def test_two_instances_never_deliver_one_entry_twice(start_bot: Callable[..., Bot]) -> None:

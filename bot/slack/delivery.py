@@ -19,6 +19,7 @@ import requests
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot import metrics
 from bot.core.outbox import MAX_LOST, Entry, Outbox, Owed
 from bot.core.store import Operation
 from bot.slack.owed import NOTIFY, Renderer, problem_notice
@@ -37,6 +38,7 @@ RECORDED = {"summary": ("summary_channel", "summary_ts"), NOTIFY: ("notify_chann
 BACKOFF_BASE = 1.0
 BACKOFF_CAP = 30.0
 HTTP_TIMEOUT = 10.0  # well inside the claim's lease, so a slow call is never taken over
+STATS_EVERY = 5.0  # seconds between refreshes of the outbox gauges
 
 
 class Lost(Exception):
@@ -93,6 +95,7 @@ class DeliveryWorker:
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="addtolib-deliver")
         self._thread: threading.Thread | None = None
         self._http = requests.Session()
+        self._stats_at = 0.0
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -163,6 +166,10 @@ class DeliveryWorker:
             with self._lock:
                 self._inflight.add(claimed.id)
             self._pool.submit(self._deliver, claimed)
+        if time.monotonic() - self._stats_at >= STATS_EVERY:
+            self._stats_at = time.monotonic()
+            stats = self.outbox.stats()
+            metrics.outbox_observed(stats.depth, stats.oldest_age)
         due = self.outbox.next_due()
         if due is not None:
             soonest = min(soonest, (due - datetime.now(UTC)).total_seconds())
@@ -342,6 +349,7 @@ class DeliveryWorker:
     def _count(self, result: str) -> None:
         with self._lock:
             self.results[result] += 1
+        metrics.DELIVERIES.labels(result).inc()
 
 
 def _has_thread(operation: Operation | None, channel: str | None) -> bool:
