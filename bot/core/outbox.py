@@ -188,7 +188,9 @@ def _db_now(conn: Connection) -> datetime:
 class Outbox:
     """Claim, complete and reschedule outbox entries; every change is a compare-and-set."""
 
-    def __init__(self, store: OperationStore, lease_seconds: float = 30.0) -> None:
+    # A claim outlives a slow delivery (a summary looks its library up in Uplynk, then waits
+    # for Slack): a live sender's entry is never taken over by another instance.
+    def __init__(self, store: OperationStore, lease_seconds: float = 120.0) -> None:
         self.store = store
         self.lease = timedelta(seconds=lease_seconds)
 
