@@ -10,5 +10,5 @@ worker_class = "gthread"
 threads = int(os.environ.get("GUNICORN_THREADS", "16"))
 timeout = 60
 # SIGTERM: running operations stop after their current batch, within this grace period.
-graceful_timeout = int(os.environ.get("ADDTOLIB_GRACE_SECONDS", "30"))
+graceful_timeout = int(os.environ.get("ADDTOLIB_GRACE_SECONDS") or "30")  # blank: default
 accesslog = None
