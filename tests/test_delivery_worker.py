@@ -9,7 +9,8 @@ import pytest
 from bot.core.outbox import Outbox, Owed
 from bot.core.store import OperationStore
 from bot.slack.delivery import DeliveryWorker, delivery_client
-from bot.slack.owed import Renderer
+from bot.slack import blocks
+from bot.slack.owed import Renderer, message
 from bot.slack_standin import SlackStandIn
 from tests.ops_support import wait_until
 
@@ -61,7 +62,7 @@ def test_a_reply_waits_for_its_parent_and_an_update_finds_its_message(
         [
             Owed("post", "text", "C1", op.id, args={"text": "parent"}, key="p"),
             Owed("post", "text", "C1", op.id, args={"text": "reply"}, thread="p"),
-            Owed("update", "text", "C1", op.id, args={"text": "edited"}, target="p"),
+            message("update", blocks.info("edited"), operation_id=op.id, target="p"),
             Owed("ephemeral", "text", "C1", op.id, args={"text": "psst"}, user_id="U1"),
         ]
     )

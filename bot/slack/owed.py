@@ -78,6 +78,12 @@ class Owing:
         return entries
 
 
+def message(kind: str, message: blocks.Message, **fields: Any) -> Owed:
+    """An owed message built now (approval requests and updates, the modal's summary):
+    ``message("post", blocks.x(op), channel=C, operation_id=op.id, key="approval")``."""
+    return Owed(kind, "message", args={"message": message.kwargs()}, **fields)
+
+
 def problem_notice(entry: Entry, operation: Operation | None, reason: str) -> list[Owed]:
     """When the notification thread cannot be started, the requester hears it (SPEC 3.7)."""
     if entry.template != "notify_parent" or operation is None or not operation.channel_id:
