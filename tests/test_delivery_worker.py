@@ -8,8 +8,8 @@ import pytest
 
 from bot.core.outbox import Outbox, Owed
 from bot.core.store import OperationStore
-from bot.slack.delivery import DeliveryWorker, delivery_client
 from bot.slack import blocks
+from bot.slack.delivery import DeliveryWorker, delivery_client
 from bot.slack.owed import Renderer, message
 from bot.slack_standin import SlackStandIn
 from tests.ops_support import wait_until
