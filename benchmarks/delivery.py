@@ -102,9 +102,8 @@ def run(ctx: Context) -> Outcome:
         m.group(1) for c in notify if (m := DETAILS.search(c["payload"].get("text") or ""))
     ]
     # Parents read alike ("… added 1 asset to …"): one per operation means none twice.
-    twice = sum(n - 1 for n in Counter(summary_ops + detail_ops).values()) + max(
-        0, len(parents) - count
-    )
+    twice = sum(n - 1 for ops in (summary_ops, detail_ops) for n in Counter(ops).values())
+    twice += max(0, len(parents) - count)
     found = notify_details_ids(calls) & set(operations)
     lost = count - len(found) + count - len(summary_calls(calls)) + count - len(parents)
     refused = Counter(c.get("error") for c in calls if c.get("error"))
