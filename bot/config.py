@@ -37,6 +37,8 @@ class Settings:
     usergroup_ttl: int = 300
     workers: int = 32
     lease_seconds: int = 60
+    approval_channel: str | None = None
+    approval_ttl: int = 86400
     port: int = 3000
     log_level: str = "INFO"
 
@@ -60,6 +62,8 @@ ENV_NAMES = {
     "usergroup_ttl": "ADDTOLIB_USERGROUP_TTL",
     "workers": "ADDTOLIB_WORKERS",
     "lease_seconds": "ADDTOLIB_LEASE_SECONDS",
+    "approval_channel": "ADDTOLIB_APPROVAL_CHANNEL",
+    "approval_ttl": "ADDTOLIB_APPROVAL_TTL",
     "port": "PORT",
     "log_level": "LOG_LEVEL",
 }

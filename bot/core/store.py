@@ -41,9 +41,11 @@ __all__ = [
 ]
 
 #: Every state an operation can be in. The normal path is
-#: pending -> confirmed -> running -> done | partial | failed.
+#: pending -> confirmed -> running -> done | partial | failed. A protected library
+#: (SPEC 7) goes pending -> awaiting_approval -> confirmed, or -> rejected.
 STATES: tuple[str, ...] = (
     "pending",
+    "awaiting_approval",
     "confirmed",
     "running",
     "done",
@@ -54,12 +56,23 @@ STATES: tuple[str, ...] = (
     "denied",
     "undone",
     "interrupted",
+    "rejected",
 )
 
 #: States in which nothing is in progress. Some still allow a follow-up action that
 #: starts a new transition (done -> undone, partial/failed/interrupted -> running on retry).
 TERMINAL: frozenset[str] = frozenset(
-    {"done", "partial", "failed", "cancelled", "expired", "denied", "undone", "interrupted"}
+    {
+        "done",
+        "partial",
+        "failed",
+        "cancelled",
+        "expired",
+        "denied",
+        "undone",
+        "interrupted",
+        "rejected",
+    }
 )
 
 #: States in which an operation is waiting for a click or being executed.
@@ -110,7 +123,7 @@ operations = Table(
     "operations",
     metadata,
     Column("id", String(32), primary_key=True),
-    Column("state", String(16), nullable=False, index=True),
+    Column("state", String(32), nullable=False, index=True),
     Column("team_id", String(64), nullable=True),
     Column("channel_id", String(64), nullable=True),
     Column("user_id", String(64), nullable=False),
@@ -132,6 +145,7 @@ operations = Table(
     Column("notify_ts", String(32), nullable=True),
     Column("confirmed_by", String(64), nullable=True),
     Column("undone_by", String(64), nullable=True),
+    Column("rejected_by", String(64), nullable=True),
     Column("denial_reason", Text, nullable=True),
     Column("error", Text, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
@@ -191,6 +205,7 @@ class Operation:
     notify_ts: str | None = None
     confirmed_by: str | None = None
     undone_by: str | None = None
+    rejected_by: str | None = None
     denial_reason: str | None = None
     error: str | None = None
     confirmed_at: datetime | None = None
@@ -503,6 +518,10 @@ class OperationStore:
         )
         with self._connect(begin=True) as conn:
             return conn.execute(stmt).rowcount
+
+    def connection(self, *, begin: bool = True) -> Any:
+        """A connection (in a transaction with `begin`) for tables kept beside this one."""
+        return self._connect(begin=begin)
 
     # -- internals ------------------------------------------------------------------------
 
