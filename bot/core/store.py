@@ -560,3 +560,7 @@ def _sqlite_on_connect(memory: bool):
             cursor.close()
 
     return on_connect
+
+
+# Tables kept beside operations register on the same metadata (migrations compare it whole).
+from bot.core import approval_store  # noqa: E402,F401
