@@ -198,7 +198,7 @@ class Approvals:
         names += sorted(
             {f"members of <!subteam^{g}>" for r in rules for g in r.approver_usergroups}
         )
-        return ", ".join(names + ["an admin"]) if names else "an admin"
+        return ", ".join(names) + " or an admin" if names else "an admin"
 
     def _waiting_for(self, operation: Operation) -> str:
         missing = self.policy.approvals_missing(

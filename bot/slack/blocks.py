@@ -371,7 +371,7 @@ APPROVED_STATES = ("confirmed", "running", "done", "partial", "failed", "interru
 def who_may_approve(view: ApprovalView) -> str:
     names = [f"<@{u}>" for u in view.approvers if u != view.operation.user_id]
     names += [f"members of <!subteam^{g}>" for g in view.approver_groups]
-    return ", ".join(names + ["an admin"]) if names else "an admin"
+    return ", ".join(names) + " or an admin" if names else "an admin"
 
 
 def people(users: Iterable[str]) -> str:
