@@ -281,3 +281,19 @@ def test_an_unprotected_library_still_runs_at_once(start) -> None:
     assert len(patches(bot.simulator)) == 1
     assert [c for c in bot.slack.calls_of("chat.postMessage") if c.channel == APPROVALS] == []
     assert stored(bot, operation_id).state == "done"
+
+
+def test_retry_of_an_approved_operation_needs_no_new_approval(start) -> None:
+    bot = start()
+    bot.simulator.faults.fail("add", 400, times=1)
+    operation_id, _, assets = ask(bot, AD_BREAKS, 1)
+    bot.click("addtolib_approve", operation_id, user_id=LEAD)
+    failed = summary(bot, operation_id)
+    assert button_value(failed, "addtolib_retry") == operation_id
+    assert stored(bot, operation_id).state == "failed"
+
+    _, key = bot.click("addtolib_retry", operation_id)  # the requester, no approver involved
+    assert f"approved by <@{LEAD}>" in text_of(bot.reply(key, "Added (1)"))
+    assert stored(bot, operation_id).state == "done"
+    assert assets[0] in bot.simulator.catalogue.library_assets(AD_BREAKS)
+    assert len(requests_in(bot, APPROVALS, operation_id)) == 1  # no second request
