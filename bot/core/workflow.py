@@ -12,10 +12,12 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 from bot import metrics
+from bot.core.approvals import Approvals
 from bot.core.batch_recorder import BatchRecorder
 from bot.core.parsing import AddCommand, LibraryRef
 from bot.core.policy import Policy
 from bot.core.results import (
+    AwaitingApproval,
     Executed,
     NeedsPick,
     Planned,
@@ -57,6 +59,7 @@ class Workflow:
         confirm_ttl: int = 900,
         undo_window: int = 86400,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        approval_ttl: int = 86400,
     ):
         self.store = store
         self.uplynk = uplynk
@@ -70,6 +73,7 @@ class Workflow:
         # Saves batch progress off the batch loop (see _BatchRecorder); shared, so that an
         # operation does not start a thread of its own.
         self._savers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="addtolib-save")
+        self.approvals = Approvals(self, approval_ttl)
         # Set on SIGTERM: running operations stop after their current batch (stop_new_batches).
         self._stopping = threading.Event()
 
@@ -244,8 +248,12 @@ class Workflow:
         )
         return None if decision.allowed else decision.reason
 
-    def confirm(self, operation_id: str, user_id: str) -> Operation | Refused:
-        """Claim a pending operation for execution: once, within the TTL, with permission."""
+    def confirm(self, operation_id: str, user_id: str) -> Operation | AwaitingApproval | Refused:
+        """Claim a pending operation for execution: once, within the TTL, with permission.
+
+        Returns the confirmed Operation (pass it to execute()), AwaitingApproval when the
+        library is protected (SPEC 7: nothing runs until approvers decide), or Refused.
+        """
         operation = self._load_for(operation_id, user_id, "confirm")
         if isinstance(operation, Refused):
             return operation
@@ -261,6 +269,8 @@ class Workflow:
         if withdrawn:
             self.store.transition(operation.id, "pending", "denied", denial_reason=withdrawn)
             return Refused(f"Permission was withdrawn since the preview: {withdrawn}")
+        if self.approvals.required(operation):
+            return self.approvals.request(operation, user_id)
         claimed = self.store.transition(
             operation.id, "pending", "confirmed", confirmed_by=user_id, confirmed_at=self.now()
         )
@@ -269,11 +279,13 @@ class Workflow:
         return claimed
 
     def cancel(self, operation_id: str, user_id: str) -> Operation | Refused:
-        """Cancel a pending operation."""
+        """Cancel a pending operation, or withdraw one awaiting approval."""
         operation = self._load_for(operation_id, user_id, "cancel")
         if isinstance(operation, Refused):
             return operation
-        cancelled = self.store.transition(operation.id, "pending", "cancelled")
+        cancelled = self.store.transition(
+            operation.id, ("pending", "awaiting_approval"), "cancelled"
+        )
         if cancelled is None:
             return Refused(already_handled(self.store.get(operation.id) or operation))
         return cancelled

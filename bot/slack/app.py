@@ -60,4 +60,6 @@ def build_app(services: Services) -> App:
     app.action(blocks.UNDO)(listeners.on_undo)
     app.action(blocks.RETRY)(listeners.on_retry)
     app.action(blocks.PICK_LIBRARY)(listeners.on_pick_library)
+    app.action(blocks.APPROVE)(listeners.on_approve)
+    app.action(blocks.DENY)(listeners.on_deny)
     return app

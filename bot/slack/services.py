@@ -122,6 +122,7 @@ def build_services(settings: Settings, policy: Policy | None = None) -> Services
         usergroups.groups_of,
         confirm_ttl=settings.confirm_ttl,
         undo_window=settings.undo_window,
+        approval_ttl=settings.approval_ttl,
     )
     return Services(
         settings=settings,
