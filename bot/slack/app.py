@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from slack_bolt import App, BoltContext, BoltRequest, BoltResponse
 
-from bot.slack import blocks, listeners
+from bot.slack import blocks, listeners, modal_listeners, views
 from bot.slack.services import Services
 
 
@@ -44,4 +44,11 @@ def build_app(services: Services) -> App:
     app.action(blocks.UNDO)(listeners.on_undo)
     app.action(blocks.RETRY)(listeners.on_retry)
     app.action(blocks.PICK_LIBRARY)(listeners.on_pick_library)
+    app.shortcut(views.SHORTCUT)(modal_listeners.on_shortcut)
+    app.shortcut(views.MESSAGE_SHORTCUT)(modal_listeners.on_message_shortcut)
+    app.options(views.LIBRARY)(modal_listeners.on_library_options)
+    app.view_submission(views.FORM)(modal_listeners.on_form_submitted)
+    app.view_submission(views.PREVIEW)(modal_listeners.on_preview_submitted)
+    app.view_closed(views.FORM)(modal_listeners.on_closed)
+    app.view_closed(views.PREVIEW)(modal_listeners.on_closed)
     return app

@@ -41,6 +41,11 @@ class Message:
         return {"text": self.text, "blocks": self.blocks}
 
 
+def escape(text: str) -> str:
+    """Text we did not write (names, titles, input), made inert for mrkdwn and fallback text."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def _message(text: str, blocks: Iterable[Block]) -> Message:
     return Message(text=text, blocks=[b.to_dict() for b in blocks])
 
