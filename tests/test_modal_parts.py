@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from slack_sdk import WebClient
@@ -155,3 +156,13 @@ def test_stand_in_trigger_ids_last_three_seconds_and_work_once(slack: SlackStand
     with pytest.raises(SlackApiError, match="not_found"):
         client.views_update(view_id=opened["id"], view=updated)
     assert [c.method for c in slack.calls if c.method.startswith("views.")].count("views.open") == 5
+
+
+def test_manifest_declares_both_shortcuts_and_the_options_load_url() -> None:
+    text = (Path(__file__).resolve().parent.parent / "manifest.yml").read_text()
+    shortcuts = text.split("  shortcuts:", 1)[1].split("oauth_config:", 1)[0]
+    assert "type: global\n      callback_id: addtolib_shortcut" in shortcuts
+    assert "type: message\n      callback_id: addtolib_message" in shortcuts
+    interactivity = text.split("  interactivity:", 1)[1]
+    assert "message_menu_options_url: https://addtolib.example.com/slack/events" in interactivity
+    assert "      - commands\n" in text and "      - chat:write\n" in text
