@@ -16,6 +16,7 @@ from bot.core.parsing import ParseError, find_asset_ids, parse_asset_list
 from bot.core.store import Operation
 from bot.simulator import DEMO_LIBRARY_IDS, UplynkSimulator
 from bot.slack import views
+from bot.slack.modal_jobs import Handoff
 from bot.slack_standin import SlackStandIn
 from bot.slack_standin.views import ViewError, validate_options, validate_view
 from bot.uplynk.models import Library
@@ -166,3 +167,14 @@ def test_manifest_declares_both_shortcuts_and_the_options_load_url() -> None:
     interactivity = text.split("  interactivity:", 1)[1]
     assert "message_menu_options_url: https://addtolib.example.com/slack/events" in interactivity
     assert "      - commands\n" in text and "      - chat:write\n" in text
+
+
+def test_handoff_gives_the_view_to_a_waiting_answer_else_to_views_update() -> None:
+    early = Handoff()
+    assert early.give({"v": 1}) is True
+    assert early.take(0.01) == {"v": 1}
+
+    late = Handoff()
+    assert late.take(0.01) is None  # the answer went out with "Checking…"
+    assert late.give({"v": 2}) is False  # the job updates the view itself
+    assert late.take(0.01) is None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from slack_sdk.errors import SlackApiError
 
@@ -15,6 +16,9 @@ from bot.uplynk.errors import UplynkError
 
 log = logging.getLogger(__name__)
 
+#: Seconds between the "Checking…" answer and the views.update that replaces it.
+UPDATE_AFTER = 0.5
+
 
 class Handoff:
     """Gives a planned view to the submission's HTTP answer if it waits for it, else tells the
@@ -24,23 +28,28 @@ class Handoff:
         self._lock = threading.Lock()
         self._ready = threading.Event()
         self._view: dict | None = None
-        self._late = False
+        self._late_at: float | None = None
 
     def give(self, view: dict) -> bool:
         """True if the answer takes `view`; False if the job must update the view itself."""
         with self._lock:
-            if self._late:
-                return False
-            self._view = view
-        self._ready.set()
-        return True
+            late_at = self._late_at
+            if late_at is None:
+                self._view = view
+        if late_at is None:
+            self._ready.set()
+            return True
+        # Slack applies the "Checking…" answer when our HTTP response reaches it: an update
+        # sent in the same instant could land first and be overwritten by it.
+        time.sleep(max(0.0, late_at + UPDATE_AFTER - time.monotonic()))
+        return False
 
     def take(self, timeout: float) -> dict | None:
         """The view if it is ready within `timeout` seconds; None (and the job updates) if not."""
         self._ready.wait(timeout)
         with self._lock:
             if self._view is None:
-                self._late = True
+                self._late_at = time.monotonic()
             return self._view
 
 
