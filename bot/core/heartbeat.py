@@ -30,6 +30,9 @@ class Heartbeat:
         self.lease = timedelta(seconds=lease_seconds)
         self.on_interrupted = on_interrupted
         self._stop = threading.Event()
+        # Cleared while shutting down: keep our own leases, but take over nobody's work.
+        self._sweeping = threading.Event()
+        self._sweeping.set()
 
     def start(self, *, sweep_now: bool = False) -> Heartbeat:
         """Beat every lease/4 s on a thread; with `sweep_now`, the first beat runs here."""
@@ -44,10 +47,17 @@ class Heartbeat:
     def stop(self) -> None:
         self._stop.set()
 
+    def stop_sweeping(self) -> None:
+        """A process shutting down still touches its running operations, but sweeps no more:
+        what it leaves behind is for the next instance to take over."""
+        self._sweeping.clear()
+
     def beat(self) -> list[Operation]:
         """Touch our running operations, then sweep; returns the ones found abandoned."""
         for operation_id in self.workflow.running_here():
             self.workflow.store.save(operation_id)  # bumps updated_at; no need to read it back
+        if not self._sweeping.is_set():
+            return []
         found = self.workflow.recover(idle_for=self.lease)
         self.workflow.expire_stale_previews()
         if found:

@@ -29,6 +29,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.pool import StaticPool
 
+from bot import metrics
+
 __all__ = [
     "ACTIVE",
     "STATES",
@@ -357,6 +359,15 @@ class OperationStore:
         """Close every pooled connection."""
         self.engine.dispose()
 
+    def ping(self) -> bool:
+        """True when the database answers a read of the operations table (GET /readyz)."""
+        try:
+            with self._connect(begin=False) as conn:
+                conn.execute(select(operations.c.id).limit(1)).all()
+        except Exception:  # noqa: BLE001 - any failure means "not ready"
+            return False
+        return True
+
     # -- reads ----------------------------------------------------------------------------
 
     def get(self, op_id: str) -> Operation | None:
@@ -409,6 +420,8 @@ class OperationStore:
             values.setdefault(name, {})
         with self._connect(begin=True) as conn:
             conn.execute(operations.insert().values(**values))
+        if values["state"] in TERMINAL:
+            metrics.operation_finished(values["state"])
         full = {name: values.get(name) for name in COLUMNS}
         return Operation.from_row(full)
 
@@ -444,7 +457,11 @@ class OperationStore:
             .where(operations.c.id == op_id, operations.c.state.in_(states))
             .values(**values)
         )
-        return self._update_one(stmt, op_id)
+        moved = self._update_one(stmt, op_id)
+        # An undo handing the operation back (nothing removed) is not a new final state.
+        if moved is not None and to_state in TERMINAL and states != ["undone"]:
+            metrics.operation_finished(to_state)
+        return moved
 
     def update(self, op_id: str, **fields: Any) -> Operation | None:
         """Set non-state fields (and updated_at); returns the fresh row, None if there is none.
@@ -484,6 +501,7 @@ class OperationStore:
             with self._connect(begin=True) as conn:
                 rows = conn.execute(stmt).mappings().all()
             found = [Operation.from_row(row) for row in rows]
+            metrics.operation_finished("interrupted", len(found))  # transition() counts below
         else:  # pragma: no cover - only for databases without UPDATE ... RETURNING
             with self._connect(begin=False) as conn:
                 ids = conn.execute(select(operations.c.id).where(*where)).scalars().all()
@@ -504,7 +522,9 @@ class OperationStore:
             .values(state="expired", updated_at=now, finished_at=now)
         )
         with self._connect(begin=True) as conn:
-            return conn.execute(stmt).rowcount
+            expired = conn.execute(stmt).rowcount
+        metrics.operation_finished("expired", expired)
+        return expired
 
     # -- internals ------------------------------------------------------------------------
 

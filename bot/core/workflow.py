@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
+from bot import metrics
 from bot.core.batch_recorder import BatchRecorder
 from bot.core.parsing import AddCommand, LibraryRef
 from bot.core.policy import Policy
@@ -34,8 +35,14 @@ log = logging.getLogger(__name__)
 LIBRARY_ID = re.compile(r"^[0-9a-f]{32}$")
 FINISHED_ADDING = ("done", "partial")
 RETRYABLE = ("partial", "failed", "interrupted")
+# updated_at of an operation whose lease was handed back: older than any lease.
+LEASE_RELEASED = datetime(2000, 1, 1, tzinfo=UTC)
 # The outcome of an asset someone else added between the preview and the execution.
 ALREADY_PRESENT = "already in library"
+
+
+class StoppingForRestart(Exception):
+    """Raised before a batch while the process shuts down: that batch is not sent."""
 
 
 class Workflow:
@@ -63,6 +70,8 @@ class Workflow:
         # Saves batch progress off the batch loop (see _BatchRecorder); shared, so that an
         # operation does not start a thread of its own.
         self._savers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="addtolib-save")
+        # Set on SIGTERM: running operations stop after their current batch (stop_new_batches).
+        self._stopping = threading.Event()
 
     # -- planning -------------------------------------------------------------------------
 
@@ -346,6 +355,15 @@ class Workflow:
             with self._running_lock:
                 self._running.discard(operation_id)
 
+    def stop_new_batches(self) -> None:
+        """Shutting down: every running operation stops after the batch it is sending."""
+        self._stopping.set()
+
+    def _unless_stopping(self, number: int, ids: list[str]) -> None:
+        """Called before each batch is sent: refuses to send one once shutting down."""
+        if self._stopping.is_set():
+            raise StoppingForRestart(f"batch {number} not sent: shutting down")
+
     def running_here(self) -> list[str]:
         """Ids of the operations this process is executing now (for the heartbeat)."""
         with self._running_lock:
@@ -382,11 +400,14 @@ class Workflow:
         batch_size = max(1, self.uplynk.batch_size)
         batches = -(-total // batch_size)
         counter = iter(range(1, batches + 1))
+        processed = [0]
 
         def on_batch(batch: BatchResult, done: int, _total: int) -> None:
             number = next(counter, batches)
+            processed[0] = done
             if batch.ok:
                 added.extend(batch.ids)
+                metrics.ASSETS_ADDED.inc(len(batch.ids))
                 for asset_id in batch.ids:
                     outcome[asset_id] = "added"
             else:
@@ -402,10 +423,19 @@ class Workflow:
         try:
             recorder.start(total)
             if todo:
-                result = self.uplynk.add_assets(operation.library_id, todo, on_batch=on_batch)
+                result = self.uplynk.add_assets(
+                    operation.library_id,
+                    todo,
+                    on_batch=on_batch,
+                    before_batch=self._unless_stopping,
+                )
                 library = result.last_library
+        except StoppingForRestart:
+            pass  # the batches sent are recorded; _stopped() below hands the rest on
         finally:
             recorder.close()  # every save lands before the final transition below
+        if processed[0] < total:
+            return self._stopped(operation, failed, errors, processed[0], total)
         if failed and not set(todo) - set(failed):
             state = "failed"
         elif failed:
@@ -426,6 +456,24 @@ class Workflow:
         if library is None or not failed:
             library = self._fresh_library(operation.library_id) or library
         return Executed(finished or self.store.get(operation.id), library, errors)
+
+    def _stopped(
+        self, operation: Operation, failed: list[str], errors: list[str], sent: int, total: int
+    ) -> Executed:
+        """A shutdown stopped the batches: record them and hand the lease back.
+
+        The operation stays `running` with its lease released (updated_at in the past), so
+        the next sweep of any live instance takes it over at once instead of after a lease.
+        """
+        log.info("operation %s stopped for a restart after %d of %d", operation.id, sent, total)
+        self.store.save(
+            operation.id,
+            failed_ids=failed,
+            errors=list(operation.errors) + errors,
+            updated_at=LEASE_RELEASED,
+        )
+        stopped = self.store.get(operation.id) or operation
+        return Executed(stopped, None, [f"stopped by a restart after {sent} of {total} assets"])
 
     def _still_new(self, library_id: str, todo: list[str]) -> tuple[list[str], list[str]]:
         """Split todo into (still new, added by someone else since the preview)."""

@@ -115,6 +115,8 @@ def confirm(services: Services, respond: Respond, operation_id: str, user_id: st
     name = confirmed.library_name or confirmed.library_id
     progress = ProgressLine(respond, name, services.settings.uplynk_batch_size)
     executed = services.workflow.execute(confirmed, progress)
+    if _stopped_for_restart(respond, executed):
+        return
     _report(services, respond, executed)
 
 
@@ -127,6 +129,8 @@ def retry(services: Services, respond: Respond, operation_id: str, user_id: str)
     executed = services.workflow.retry(operation_id, user_id, progress)
     if isinstance(executed, Refused):
         _ephemeral(respond, blocks.error(executed.message))
+        return
+    if _stopped_for_restart(respond, executed, replace=False):
         return
     _notify(services, executed.operation, f"<@{user_id}> retried: {_counts(executed.operation)}")
     if operation is not None and operation.state == "interrupted" and not operation.summary_ts:
@@ -149,6 +153,14 @@ def undo(services: Services, respond: Respond, operation_id: str, user_id: str) 
     if result.errors:
         text += "\nErrors: " + "; ".join(result.errors)
     _notify(services, operation, text)
+
+
+def _stopped_for_restart(respond: Respond, executed: Executed, replace: bool = True) -> bool:
+    """A shutdown stopped the run between batches: say so (the next instance takes over)."""
+    if executed.operation.state != "running":
+        return False
+    _ephemeral(respond, blocks.restarting(executed.operation), replace=replace)
+    return True
 
 
 def _report(services: Services, respond: Respond, executed: Executed) -> None:
