@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -324,3 +325,30 @@ def wait_state(bot: Bot, operation_id: str, state: str, timeout: float = 10) -> 
     finally:
         store.dispose()
     raise AssertionError(f"{operation_id} never reached {state}")
+
+
+def test_a_stopping_instance_answers_the_modal_without_doing_anything(start_bot) -> None:
+    bot: Bot = start_bot(UPLYNK_BATCH_SIZE="100", ADDTOLIB_GRACE_SECONDS="20")
+    assets = [f"{n:032x}" for n in range(0xB000, 0xB000 + 600)]
+    for n, asset_id in enumerate(assets):
+        bot.simulator.catalogue.add_asset(f"Bulk {n}", asset_id)
+    form = open_form(bot)
+    preview = preview_of(bot, form, library=MARKETING, assets=assets[0], channel=SUMMARY_CHANNEL)
+    late_form = open_form(bot)
+    bot.simulator.faults.set_latency("add", 1.5)  # a long job keeps the process draining
+    _, running = bot.preview(f"{MARKETING} {' '.join(assets[1:])}")
+    bot.click("addtolib_confirm", running)
+    bot.slack.wait_until(lambda: any(r.call == "add" for r in bot.simulator.requests), 20)
+    bot.process.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.5)  # the signal is handled on the server's own thread
+
+    restarting = "addtolib is restarting; nothing was done. Try again in a moment."
+    answer = submit(bot, late_form, library=MARKETING, assets=assets[0], channel="C0X")
+    assert answer == {"response_action": "errors", "errors": {"library": restarting}}
+    answer = submit(bot, preview)
+    assert answer["response_action"] == "update"
+    assert restarting in text_of_view(answer["view"]) and "submit" not in answer["view"]
+    assert bot.sender.block_suggestion(late_form, "").json() == {"options": []}
+    bot.process.proc.wait(30)
+    assert stored(bot, preview["private_metadata"]).state == "pending"  # never confirmed
+    assert assets[0] not in {a for p in patches(bot.simulator) for a in p.body["asset_ids"]}

@@ -43,6 +43,11 @@ def build_app(services: Services) -> App:
             return next()
         if respond is not None and request.body.get("type") == "block_actions":
             services.pool.submit(respond, text=blocks.RESTARTING, replace_original=False)
+        if request.body.get("type") in views.INTERACTIONS:
+            answer = views.while_stopping(request.body, blocks.RESTARTING)
+            return BoltResponse(
+                status=200, body=json.dumps(answer), headers={"content-type": "application/json"}
+            )
         return BoltResponse(
             status=200,
             body=json.dumps({"response_type": "ephemeral", "text": blocks.RESTARTING}),

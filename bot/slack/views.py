@@ -197,3 +197,23 @@ def options(libraries: list[Library]) -> list[dict]:
             name = name[: MAX_OPTION_TEXT - 1] + "…"
         shown.append({"text": _plain(name), "value": library.id})
     return shown
+
+
+#: Interaction payload types of the shortcuts and the modal.
+INTERACTIONS = ("shortcut", "message_action", "block_suggestion", "view_submission", "view_closed")
+
+
+def while_stopping(payload: dict, text: str) -> dict:
+    """What a stopping instance answers the modal's requests: nothing is done, and the user
+    is told where Slack can show it (a form keeps its input, so it can be sent again)."""
+    kind, view = payload.get("type"), payload.get("view") or {}
+    if kind == "block_suggestion":
+        return {"options": []}
+    if kind == "view_submission" and view.get("callback_id") == FORM:
+        return {"response_action": "errors", "errors": {LIBRARY: text}}
+    if kind == "view_submission":
+        return {
+            "response_action": "update",
+            "view": problem(view.get("private_metadata", ""), text),
+        }
+    return {}
