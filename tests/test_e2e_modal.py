@@ -294,6 +294,18 @@ def test_a_trigger_id_works_once_and_for_three_seconds(bot: Bot) -> None:
 
     first, second = bot.slack.wait_until(both)
     assert {first.error, second.error} == {None, "exchanged_trigger_id"}
+    # The modal that did not open leaves no pending draft behind.
+    store = OperationStore(bot.env["DATABASE_URL"])
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            states = sorted(d.state for d in store.recent(USER, limit=5))
+            if states == ["cancelled", "pending"]:
+                break
+            time.sleep(0.05)
+    finally:
+        store.dispose()
+    assert states == ["cancelled", "pending"]
 
 
 def test_the_options_offer_only_libraries_the_user_may_use_from_some_channel(bot: Bot) -> None:

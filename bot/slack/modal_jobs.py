@@ -55,6 +55,7 @@ class Handoff:
 
 def open_form(services: Services, trigger_id: str, who: Requester, message_text: str | None):
     """views.open first (the trigger id lasts 3 s); the type-ahead list is fetched after it."""
+    draft = None
     try:
         ids, duplicates = find_asset_ids(message_text) if message_text is not None else ((), ())
         draft = services.workflow.draft(who, ids)
@@ -62,6 +63,8 @@ def open_form(services: Services, trigger_id: str, who: Requester, message_text:
         services.client.views_open(trigger_id=trigger_id, view=view)
     except SlackApiError as exc:
         log.warning("views.open failed: %s", exc.response.get("error"))
+        if draft is not None:  # no modal shows it: nobody can submit or close it
+            services.workflow.cancel(draft.id, who.user_id)
     except Exception:
         log.exception("could not open the modal")
     if services.directory is not None:
