@@ -364,3 +364,22 @@ def test_a_stopping_instance_answers_the_modal_without_doing_anything(start_bot)
     bot.process.proc.wait(30)
     assert stored(bot, preview["private_metadata"]).state == "pending"  # never confirmed
     assert assets[0] not in {a for p in patches(bot.simulator) for a in p.body["asset_ids"]}
+
+
+def test_the_preview_submitted_to_two_instances_adds_once(start_bot) -> None:
+    first: Bot = start_bot()
+    second: Bot = start_bot()
+    assets = free_assets(first.simulator, MARKETING, 2)
+    form = open_form(first)
+    preview = preview_of(first, form, library=MARKETING, assets=" ".join(assets), channel="C0X")
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        answers = list(pool.map(lambda bot: submit(bot, preview), [first, second] * 2))
+    assert all(a == {"response_action": "clear"} for a in answers)
+    first.summary(preview["private_metadata"])
+
+    def refusals() -> list:
+        ephemerals = first.slack.calls_of("chat.postEphemeral")
+        return [c for c in ephemerals if "nothing more was done" in dump(c)]
+
+    first.slack.wait_until(lambda: len(refusals()) == 3, timeout=20)
+    assert [p.body for p in patches(first.simulator)] == [{"asset_ids": assets}]
