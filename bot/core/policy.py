@@ -228,9 +228,10 @@ class Policy:
         return bool(rule.approver_usergroups and rule.approver_usergroups & groups_of(user_id))
 
     def allowed_libraries(
-        self, user_id: str, channel_id: str | None, groups_of: GroupsOf
+        self, user_id: str, channel_id: str | None, groups_of: GroupsOf, any_channel: bool = False
     ) -> set[str] | Literal["*"]:
-        """The library ids this user may add to from this channel, or "*" for any."""
+        """The library ids this user may add to from this channel (from some channel with
+        `any_channel`), or "*" for any."""
         if self.is_admin(user_id):
             return "*"
         if self.deny_reason is not None:
@@ -238,7 +239,7 @@ class Policy:
         naming_user = _Membership(user_id, groups_of).rules_naming_user(self.rules)
         libraries: set[str] = set()
         for rule, _ in naming_user:
-            if rule.allows_channel(channel_id):
+            if any_channel or rule.allows_channel(channel_id):
                 if "*" in rule.libraries:
                     return "*"
                 libraries |= rule.libraries

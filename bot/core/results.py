@@ -28,6 +28,7 @@ class Planned:
 
     operation: Operation
     library: Library
+    titles: dict[str, str] = field(default_factory=dict)  # asset id -> Uplynk title (desc)
 
 
 @dataclass(frozen=True)

@@ -126,6 +126,37 @@ class Workflow:
         )
         return planned
 
+    def draft(self, who: Requester, asset_ids: list[str] | tuple[str, ...]) -> Operation:
+        """A pending operation with asset ids and no library yet: what a modal keeps on the
+        server (ids found in a message, too many for the view) until it is submitted."""
+        return self.store.create(
+            team_id=who.team_id,
+            channel_id=who.channel_id,
+            user_id=who.user_id,
+            requested_ids=list(asset_ids),
+        )
+
+    def plan_draft(
+        self,
+        draft_id: str,
+        user_id: str,
+        library_id: str,
+        channel_id: str,
+        more_ids: list[str] | tuple[str, ...] = (),
+    ) -> Planned | NeedsPick | Refused:
+        """Plan a draft once its form is submitted: its ids plus `more_ids`, summary to
+        `channel_id` (the permission check uses that channel)."""
+        operation = self.store.get(draft_id) if draft_id else None
+        if operation is None or operation.library_id is not None:
+            return Refused("This form was already submitted, or has expired; open it again.")
+        if operation.user_id != user_id:
+            return Refused(f"Only <@{operation.user_id}> can submit this form.")
+        if operation.state != "pending":
+            return Refused(f"This form is {operation.state}; open it again.")
+        requested = list(dict.fromkeys([*operation.requested_ids, *more_ids]))
+        self.store.update(draft_id, requested_ids=requested, channel_id=channel_id)
+        return self.pick_library(draft_id, library_id, user_id)
+
     def _preview(
         self,
         who: Requester,
@@ -171,7 +202,7 @@ class Workflow:
         if not new:
             # Nothing to add: the preview is the whole answer; the operation is closed.
             operation = self.store.transition(operation.id, "pending", "done") or operation
-        return Planned(operation, library)
+        return Planned(operation, library, {a: asset.desc for a, asset in assets.items()})
 
     def _resolve_library(self, ref: LibraryRef) -> Library | list[Library] | Refused:
         if ref.id:

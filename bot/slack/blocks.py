@@ -44,6 +44,11 @@ class Message:
         return {"text": self.text, "blocks": self.blocks}
 
 
+def escape(text: str) -> str:
+    """Text we did not write (names, titles, input), made inert for mrkdwn and fallback text."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def _message(text: str, blocks: Iterable[Block]) -> Message:
     return Message(text=text, blocks=[b.to_dict() for b in blocks])
 
@@ -58,11 +63,6 @@ def _context(markdown: str) -> ContextBlock:
 
 def _button(label: str, action_id: str, value: str, style: str | None = None) -> ButtonElement:
     return ButtonElement(text=label[:75], action_id=action_id, value=value, style=style)
-
-
-def escape(text: str) -> str:
-    """Text we did not write (names, titles, input), made safe for mrkdwn and fallback text."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def id_list(ids: Iterable[str], shown: int = SHOWN_IDS) -> str:
