@@ -7,7 +7,7 @@ import sys
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect, text
+from sqlalchemy import inspect
 
 from bot.core import schema
 from bot.core.store import OperationStore, metadata
@@ -31,22 +31,6 @@ def test_upgrade_twice_is_harmless(store: OperationStore) -> None:
     assert schema.upgrade(store.engine) == schema.head_revision()
     store.create_schema()
     assert store.get(created.id) == created
-
-
-def test_unstamped_first_release_table_is_stamped_not_recreated(database_url: str) -> None:
-    first = OperationStore(database_url)
-    try:
-        first.create_schema()
-        kept = first.create(user_id="U1", library_id="f" * 32)
-        with first.engine.begin() as conn:  # what a first-release database looks like
-            for name in set(inspect(conn).get_table_names()) - {"operations"}:
-                conn.execute(text(f"DROP TABLE {name}"))  # alembic_version, later tables
-        assert schema.current_revision(first.engine) is None
-        first.create_schema()
-        assert schema.is_current(first.engine)
-        assert first.get(kept.id) == kept
-    finally:
-        first.dispose()
 
 
 def test_migrate_command(database_url: str, tmp_path) -> None:

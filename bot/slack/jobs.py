@@ -6,10 +6,13 @@ import logging
 import threading
 from collections.abc import Callable
 
+from slack_sdk.errors import SlackApiError
+
 from bot.core.parsing import USAGE, AddCommand, HistoryCommand
-from bot.core.results import Executed, NeedsPick, Planned, Refused, Requester
+from bot.core.results import AwaitingApproval, Executed, NeedsPick, Planned, Refused, Requester
 from bot.core.store import Operation
 from bot.slack import blocks
+from bot.slack.owed import Owing
 from bot.slack.services import Services
 from bot.uplynk.errors import UplynkError
 
@@ -70,8 +73,9 @@ def send_history(
         if link:
             links[op.id] = link
     everyone = services.policy.is_admin(user_id)
+    approvers = services.workflow.approvals.approvers_of(operations)
     queued = services.outbox.queued_for(op.id for op in operations) if services.outbox else set()
-    _ephemeral(respond, blocks.history(operations, links, everyone, queued))
+    _ephemeral(respond, blocks.history(operations, links, everyone, approvers, queued))
 
 
 @_safely
@@ -103,6 +107,9 @@ def cancel(services: Services, respond: Respond, operation_id: str, user_id: str
         _ephemeral(respond, blocks.error(result.message))
     else:
         _ephemeral(respond, blocks.cancelled(result), replace=True)
+        from bot.slack import approval_jobs  # imports this module
+
+        approval_jobs.withdrawn(services, result)
 
 
 @_safely
@@ -115,6 +122,11 @@ def confirm(services: Services, respond: Respond, operation_id: str, user_id: st
         # The summary's way into a channel the bot is not in (SPEC 12), kept with the row so
         # that whichever instance delivers the summary can use it.
         services.store.update(confirmed.id, response_url=respond.response_url)
+    if isinstance(confirmed, AwaitingApproval):
+        from bot.slack import approval_jobs  # imports this module
+
+        approval_jobs.request_approval(services, respond, confirmed)
+        return
     name = confirmed.library_name or confirmed.library_id
     progress = ProgressLine(respond, name, services.settings.uplynk_batch_size)
     executed = services.workflow.execute(confirmed, progress)
@@ -140,7 +152,10 @@ def retry(services: Services, respond: Respond, operation_id: str, user_id: str)
         # summary and the thread's events were queued with the outcome (bot.slack.owed).
         _ephemeral(respond, blocks.outcome(executed.operation), replace=True)
         return
-    respond(replace_original=True, **blocks.summary(executed.operation, executed.library).kwargs())
+    summary = blocks.summary(
+        executed.operation, executed.library, _approvers(services, executed.operation)
+    )
+    respond(replace_original=True, **summary.kwargs())
 
 
 @_safely
@@ -150,7 +165,8 @@ def undo(services: Services, respond: Respond, operation_id: str, user_id: str) 
         _ephemeral(respond, blocks.error(result.message))
         return
     operation = result.operation
-    respond(replace_original=True, **blocks.summary(operation, result.library).kwargs())
+    summary = blocks.summary(operation, result.library, _approvers(services, operation))
+    respond(replace_original=True, **summary.kwargs())
 
 
 def _stopped_for_restart(respond: Respond, executed: Executed, replace: bool = True) -> bool:
@@ -165,6 +181,44 @@ def _report(services: Services, respond: Respond, executed: Executed) -> None:
     """Replace the confirmation with the outcome; the summary and the notification thread
     were queued in the outbox with the outcome itself (bot.slack.owed, bot.slack.delivery)."""
     _ephemeral(respond, blocks.outcome(executed.operation), replace=True)
+
+
+def _approvers(services: Services, operation: Operation) -> list[str]:
+    """Who approved the operation (SPEC 7), for its summary."""
+    return services.workflow.approvals.approvers_of([operation]).get(operation.id, [])
+
+
+def post_message(
+    services: Services, channel: str, message: blocks.Message, thread_ts: str | None = None
+) -> tuple[str, str] | None:
+    """chat.postMessage; returns (channel, ts), or None (logged) when Slack refused it.
+
+    The one place the approval flow posts, so that a delivery queue can take it over.
+    """
+    extra = {"thread_ts": thread_ts} if thread_ts else {}
+    try:
+        posted = services.client.chat_postMessage(channel=channel, **extra, **message.kwargs())
+    except SlackApiError as exc:
+        log.warning("could not post to %s: %s", channel, exc.response.get("error"))
+        return None
+    return posted["channel"], posted["ts"]
+
+
+def update_message(services: Services, channel: str, ts: str, message: blocks.Message) -> bool:
+    """chat.update of a message the bot posted; False (logged) when Slack refused it."""
+    try:
+        services.client.chat_update(channel=channel, ts=ts, **message.kwargs())
+    except SlackApiError as exc:
+        log.warning("could not update %s/%s: %s", channel, ts, exc.response.get("error"))
+        return False
+    return True
+
+
+def _notify(services: Services, operation: Operation, text: str) -> None:
+    """A reply in the operation's notification thread, through the outbox (after whatever
+    the operation already owes Slack; the thread's parent first if it has none yet)."""
+    if services.outbox is not None:
+        services.outbox.add(Owing(services.settings.notify_channel).thread(operation, text))
 
 
 def report_interrupted(services: Services, operations: list[Operation]) -> None:

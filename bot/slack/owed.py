@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from bot.core.outbox import Entry, Owed
@@ -28,26 +29,26 @@ class Owing:
 
     def __call__(self, event: str, operation: Operation, **facts: Any) -> list[Owed]:
         if event == "executed":
-            return self._summary(operation) + self._thread(operation, details=True)
+            return self._summary(operation) + self.thread(operation, details=True)
         if event == "retried":
             text = f"<@{facts['by']}> retried: {_counts(facts)}"
-            entries = self._thread(operation, text)
+            entries = self.thread(operation, text)
             if facts.get("was") == "interrupted" and not operation.summary_ts:
                 # Cut off by a crash, it was never reported: report it as a first run would be.
-                entries = self._summary(operation) + self._thread(operation, text, details=True)
+                entries = self._summary(operation) + self.thread(operation, text, details=True)
             return entries
         if event == "undone":
             text = f"<@{facts['by']}> undid this: removed {blocks.id_list(facts['removed'], 50)}"
             if facts.get("errors"):
                 text += "\nErrors: " + "; ".join(facts["errors"])
-            return self._thread(operation, text)
+            return self.thread(operation, text)
         if event == "interrupted":
             dm = Owed("dm", "interrupted", channel=operation.user_id, operation_id=operation.id)
             text = (
                 f"Interrupted by a restart after {len(operation.added_ids)} of "
                 f"{len(operation.new_ids)} assets; <@{operation.user_id}> can retry."
             )
-            return [dm, *self._thread(operation, text)]
+            return [dm, *self.thread(operation, text)]
         raise ValueError(f"unknown workflow event {event!r}")
 
     def _summary(self, operation: Operation) -> list[Owed]:
@@ -63,7 +64,7 @@ class Owing:
             )
         ]
 
-    def _thread(self, operation: Operation, *texts: str, details: bool = False) -> list[Owed]:
+    def thread(self, operation: Operation, *texts: str, details: bool = False) -> list[Owed]:
         """The thread parent (skipped once posted), then the replies, in this order."""
         if not self.notify_channel:
             return []
@@ -113,8 +114,13 @@ def _counts(facts: dict[str, Any]) -> str:
 class Renderer:
     """Turns an outbox entry and its operation (as stored now) into chat.* arguments."""
 
-    def __init__(self, uplynk: UplynkClient | None):
+    def __init__(
+        self,
+        uplynk: UplynkClient | None,
+        approvers_of: Callable[[Operation], list[str]] | None = None,
+    ):
         self.uplynk = uplynk
+        self.approvers_of = approvers_of or (lambda operation: [])
         self._libraries: dict[str, tuple[float, Library]] = {}
         self._lock = threading.Lock()
 
@@ -129,7 +135,8 @@ class Renderer:
         if operation is None:
             raise LookupError(f"operation {entry.operation_id} of outbox entry {entry.id} is gone")
         if template == "summary":
-            return blocks.summary(operation, self.library(operation.library_id)).kwargs()
+            library = self.library(operation.library_id)
+            return blocks.summary(operation, library, self.approvers_of(operation)).kwargs()
         if template == "notify_parent":
             return blocks.notify_parent(operation).kwargs()
         if template == "notify_details":

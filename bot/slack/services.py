@@ -14,6 +14,7 @@ from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
 from bot import metrics
 from bot.config import Settings
+from bot.core.library_directory import LibraryDirectory
 from bot.core.outbox import Outbox
 from bot.core.policy import Policy, UsergroupCache
 from bot.core.policy_holder import PolicyHolder
@@ -44,6 +45,10 @@ class Services:
     outbox: Outbox | None = None
     delivery: DeliveryWorker | None = None  # started by bot.server.start_delivery
     inflight: set[Future] = field(default_factory=set)
+    # Quick Slack calls that must not queue behind Uplynk work (a trigger id lasts 3 s), and
+    # the library list behind the modal's type-ahead.
+    ui_pool: ThreadPoolExecutor | None = None
+    directory: LibraryDirectory | None = None
     draining: threading.Event = field(default_factory=threading.Event)
 
     def groups_of(self, user_id: str) -> set[str]:
@@ -53,6 +58,13 @@ class Services:
         """Run network work off Bolt's listener threads, so acknowledgements never wait."""
         metrics.JOBS_QUEUED.inc()
         future = self.pool.submit(_counted, job, self, *args)
+        self.inflight.add(future)
+        future.add_done_callback(self.inflight.discard)
+        return future
+
+    def submit_ui(self, job: Callable[..., None], *args) -> Future:
+        """Like submit, on the small pool kept free for views.open and the type-ahead list."""
+        future = (self.ui_pool or self.pool).submit(job, self, *args)
         self.inflight.add(future)
         future.add_done_callback(self.inflight.discard)
         return future
@@ -98,6 +110,8 @@ class Services:
         self.pool.shutdown(wait=False, cancel_futures=True)
         if self.delivery is not None:
             self.delivery.stop()
+        if self.ui_pool is not None:
+            self.ui_pool.shutdown(wait=False, cancel_futures=True)
         self.store.dispose()
 
 
@@ -136,15 +150,19 @@ def build_services(settings: Settings, policy: Policy | None = None) -> Services
         confirm_ttl=settings.confirm_ttl,
         undo_window=settings.undo_window,
         owed=Owing(settings.notify_channel),
+        approval_ttl=settings.approval_ttl,
     )
     outbox = Outbox(store)
     delivery = DeliveryWorker(
         outbox,
         delivery_client(settings.slack_bot_token, settings.slack_api_url),
-        Renderer(uplynk),
+        Renderer(uplynk, lambda op: workflow.approvals.approvers_of([op]).get(op.id, [])),
         timeout=settings.delivery_timeout,
     )
+    ui_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="addtolib-ui")
     return Services(
+        ui_pool=ui_pool,
+        directory=LibraryDirectory(lambda: uplynk.find_libraries(""), ui_pool),
         settings=settings,
         client=client,
         store=store,

@@ -16,6 +16,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from bot.slack_standin.views import Views
+
 log = logging.getLogger(__name__)
 
 BOT_USER_ID = "UBOT"
@@ -147,6 +149,7 @@ class SlackStandIn:
         self._post_limit: tuple[float, float] | None = None  # (rate a second, burst)
         self._buckets: dict[str, tuple[float, float]] = {}  # channel -> (tokens, at)
         self._outage_until = 0.0
+        self.views = Views()  # modals: trigger ids, views.open/update/push
         # conversations.info knows these channels only (channel id -> its "channel" object).
         self._channels: dict[str, dict[str, Any]] = {}
         self._server: ThreadingHTTPServer | None = None
@@ -259,6 +262,10 @@ class SlackStandIn:
             return True
         self._buckets[channel] = (tokens - 1, now)
         return False
+
+    def new_trigger(self) -> str:
+        """A trigger id for an interaction payload: views.open accepts it once, within 3 s."""
+        return self.views.new_trigger()
 
     def add_channel(
         self, channel_id: str, name: str, *, is_private: bool = False, is_member: bool = True
@@ -583,6 +590,15 @@ class SlackStandIn:
             return {"ok": False, "error": "no_such_subteam"}, None
         return {"ok": True, "users": users}, None
 
+    def _m_views_open(self, payload: dict[str, Any]) -> tuple[dict[str, Any], None]:
+        return self.views.open(payload), None
+
+    def _m_views_push(self, payload: dict[str, Any]) -> tuple[dict[str, Any], None]:
+        return self.views.open(payload, push=True), None
+
+    def _m_views_update(self, payload: dict[str, Any]) -> tuple[dict[str, Any], None]:
+        return self.views.update(payload), None
+
 
 _METHODS: dict[str, Callable[[SlackStandIn, dict[str, Any]], tuple[dict[str, Any], Any]]] = {
     "auth.test": SlackStandIn._m_auth_test,
@@ -594,6 +610,9 @@ _METHODS: dict[str, Callable[[SlackStandIn, dict[str, Any]], tuple[dict[str, Any
     "conversations.info": SlackStandIn._m_conversations_info,
     "conversations.open": SlackStandIn._m_conversations_open,
     "usergroups.users.list": SlackStandIn._m_usergroups_users_list,
+    "views.open": SlackStandIn._m_views_open,
+    "views.push": SlackStandIn._m_views_push,
+    "views.update": SlackStandIn._m_views_update,
 }
 
 

@@ -173,7 +173,7 @@ class UplynkClient:
             settings.uplynk_user_id,
             settings.uplynk_api_key,
             batch_size=settings.uplynk_batch_size,
-            concurrency=getattr(settings, "uplynk_concurrency", 1),
+            concurrency=settings.uplynk_concurrency,
         )
 
     def __repr__(self) -> str:

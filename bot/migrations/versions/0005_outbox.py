@@ -1,7 +1,7 @@
 """Outbox: Slack calls owed, delivered by any instance (SPEC 12).
 
 Revision ID: 0005
-Revises: 0001
+Revises: 0003
 Create Date: 2026-12-01
 """
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005"
-down_revision = "0001"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
