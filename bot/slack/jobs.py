@@ -121,7 +121,7 @@ def confirm(services: Services, respond: Respond, operation_id: str, user_id: st
     if getattr(respond, "response_url", None):
         # The summary's way into a channel the bot is not in (SPEC 12), kept with the row so
         # that whichever instance delivers the summary can use it.
-        services.store.update(confirmed.id, response_url=respond.response_url)
+        services.store.update(operation_id, response_url=respond.response_url)
     if isinstance(confirmed, AwaitingApproval):
         from bot.slack import approval_jobs  # imports this module
 
