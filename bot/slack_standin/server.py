@@ -16,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from bot.slack_standin.socket_mode import SocketModeStandIn
 from bot.slack_standin.views import Views
 
 log = logging.getLogger(__name__)
@@ -147,6 +148,7 @@ class SlackStandIn:
         self._response_uses: dict[str, int] = {}
         self._ts_counter = 0
         self.views = Views()  # modals: trigger ids, views.open/update/push
+        self.socket_mode = SocketModeStandIn(host)  # off until socket_mode.enable(app_token)
         # conversations.info knows these channels only (channel id -> its "channel" object).
         self._channels: dict[str, dict[str, Any]] = {}
         self._server: ThreadingHTTPServer | None = None
@@ -172,6 +174,7 @@ class SlackStandIn:
         return self
 
     def stop(self) -> None:
+        self.socket_mode.stop()
         server, self._server = self._server, None
         if server is None:
             return
@@ -373,6 +376,10 @@ class SlackStandIn:
     ) -> tuple[int, dict[str, Any]]:
         """Answer one Web API call: (HTTP status, JSON body)."""
         self._delay(method)
+        if method == "apps.connections.open":  # authenticated by the app-level token instead
+            body = self.socket_mode.connections_open(token)
+            self._record(SlackCall(method, payload, error=body.get("error"), token=token))
+            return 200, body
         if self.token is not None and token != self.token:
             self._record(SlackCall(method, payload, error="invalid_auth", token=token))
             return 200, {"ok": False, "error": "invalid_auth"}

@@ -1,0 +1,112 @@
+"""End to end through Socket Mode: `python -m bot socket` against the stand-in's WebSocket."""
+
+from __future__ import annotations
+
+from tests.fixtures_bot import MARKETING, button_value, free_assets, patches, stored, text_of
+from tests.fixtures_socket import APP_TOKEN, SocketBot
+
+# Uplynk answers every call after this long: an ack that waited for Uplynk would take longer.
+SLOW_UPLYNK = 2.0
+# Well under Slack's 3 s, and under SLOW_UPLYNK: the ack did not wait for any Uplynk call.
+FAST_ACK = 1.0
+
+
+def test_command_preview_confirm_summary_with_a_slow_uplynk(socket_bot: SocketBot) -> None:
+    bot = socket_bot
+    assets = free_assets(bot.simulator, MARKETING, 2)
+    opened = bot.slack.calls_of("apps.connections.open")
+    assert [c.token for c in opened] == [APP_TOKEN] and opened[0].ok
+    bot.simulator.faults.set_latency("*", SLOW_UPLYNK)
+
+    ack, key = bot.command(f'"Marketing Library" {assets[0]} {assets[1]}')
+    print(f"slash command acknowledged in {ack.latency * 1000:.0f} ms (Uplynk takes 2 s)")
+    assert ack.ok, ack.error
+    assert ack.latency < FAST_ACK
+    assert "Checking 2 assets for Marketing Library" in ack.payload["text"]
+
+    preview = bot.reply(key, "addtolib_confirm", timeout=30)
+    assert "Add 2 assets" in text_of(preview)
+    operation_id = button_value(preview, "addtolib_confirm")
+    assert operation_id
+
+    ack, click_key = bot.click("addtolib_confirm", operation_id)
+    assert ack.ok, ack.error
+    assert ack.latency < FAST_ACK
+    assert ack.payload is None  # a block_actions envelope takes an empty ack only
+
+    summary = bot.summary(operation_id, timeout=30)
+    assert "Marketing Library" in text_of(summary) and MARKETING in text_of(summary)
+    assert [p.body for p in patches(bot.simulator)] == [{"asset_ids": assets}]
+    assert {*assets} <= bot.simulator.catalogue.library_assets(MARKETING)
+    assert stored(bot, operation_id).state == "done"
+    assert all(a.ok for a in bot.sm.acks), [a.error for a in bot.sm.acks]
+    # The bot's Web API calls use the bot token; only apps.connections.open used the app token.
+    posts = bot.slack.calls_of("chat.postMessage")
+    assert posts and all(c.token == bot.env["SLACK_BOT_TOKEN"] for c in posts)
+
+
+def test_a_parse_error_is_answered_in_the_ack_itself(socket_bot: SocketBot) -> None:
+    bot = socket_bot
+    ack, key = bot.command('"Marketing Library" 7a08bca2 nothex!')
+    assert ack.ok, ack.error
+    assert "This is not an asset id: `nothex!`" in ack.payload["text"]
+    assert ack.payload["response_type"] == "ephemeral"
+    ack, other = bot.command('"Marketing Library"')
+    assert "No asset ids given for library `Marketing Library`" in ack.payload["text"]
+    assert bot.replies(key) == [] and bot.replies(other) == []
+    assert bot.simulator.requests == []
+
+
+def test_a_refresh_request_reconnects_and_the_bot_keeps_working(socket_bot: SocketBot) -> None:
+    bot = socket_bot
+    asset = free_assets(bot.simulator, MARKETING, 1)[0]
+    first = bot.sm.disconnect("refresh_requested", close_after=1.0)
+    second = bot.sm.wait_connected(2)
+    assert second.number == 2
+    opened = bot.slack.calls_of("apps.connections.open", ok=True)
+    assert len(opened) == 2  # a new URL for the new connection: tickets work once
+
+    ack, key = bot.command(f"{MARKETING} {asset}")
+    assert ack.ok, ack.error  # within Slack's 3 s, on the new connection
+    assert ack.connection == 2
+    operation_id = button_value(bot.reply(key, "addtolib_confirm"), "addtolib_confirm")
+    bot.click("addtolib_confirm", operation_id)
+    assert "Added (1):" in text_of(bot.summary(operation_id))
+    assert not first.open and second.open
+    assert bot.process.alive
+
+
+def test_an_envelope_delivered_twice_runs_its_operation_once(socket_bot: SocketBot) -> None:
+    bot = socket_bot
+    *assets, spare = free_assets(bot.simulator, MARKETING, 3)
+    ack, key = bot.command(f"{MARKETING} {assets[0]} {assets[1]}")
+    operation_id = button_value(bot.reply(key, "addtolib_confirm"), "addtolib_confirm")
+    bot.simulator.faults.set_latency("add", SLOW_UPLYNK)  # the first delivery is still running
+
+    click, _ = bot.click_envelope("addtolib_confirm", operation_id)
+    # Slack redelivers an envelope whose ack it did not get in time: same id and payload,
+    # once as is and once marked as a retry.
+    bot.sm.send("interactive", click.payload, envelope_id=click.envelope_id)
+    bot.sm.send("interactive", click.payload, envelope_id=click.envelope_id, retry_attempt=1)
+    for n in (1, 2, 3):
+        assert bot.sm.wait_ack(click.envelope_id, count=n).ok
+
+    bot.summary(operation_id, timeout=30)
+    assert [p.body for p in patches(bot.simulator)] == [{"asset_ids": assets}]
+    summaries = [
+        c
+        for c in bot.slack.calls_of("chat.postMessage")
+        if operation_id in str(c.payload) and c.channel == "C0GENERAL"
+    ]
+    assert len(summaries) == 1
+    assert stored(bot, operation_id).state == "done"
+
+    # A slash command redelivered as a retry does not plan a second operation.
+    payload, retry_key = bot.command_payload(f"{MARKETING} {spare}")
+    original = bot.sm.send("slash_commands", payload)
+    bot.sm.send("slash_commands", payload, envelope_id=original.envelope_id, retry_attempt=1)
+    first, second = (bot.sm.wait_ack(original.envelope_id, count=n) for n in (1, 2))
+    assert first.ok and "Checking 1 asset" in first.payload["text"]
+    assert second.ok and second.payload is None  # acknowledged, and nothing else done
+    bot.reply(retry_key, "addtolib_confirm")
+    assert len(bot.replies(retry_key)) == 1
