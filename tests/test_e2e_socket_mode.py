@@ -72,7 +72,7 @@ def test_a_refresh_request_reconnects_and_the_bot_keeps_working(socket_bot: Sock
     operation_id = button_value(bot.reply(key, "addtolib_confirm"), "addtolib_confirm")
     bot.click("addtolib_confirm", operation_id)
     assert "Added (1):" in text_of(bot.summary(operation_id))
-    assert not first.open and second.open
+    assert bot.sm.wait_closed(first.number) and second.open
     assert bot.process.alive
 
 

@@ -195,6 +195,16 @@ class SocketModeStandIn:
             f"no connection number {count}",
         )
 
+    def wait_closed(self, number: int, timeout: float = 15) -> Connection:
+        """Connection ``number`` once it has ended (its ``protocol_error`` then says why)."""
+        return self._wait(
+            lambda: len(self._connections) >= number
+            and not self._connections[number - 1].open
+            and self._connections[number - 1],
+            timeout,
+            f"connection number {number} still open",
+        )
+
     def current(self) -> Connection:
         """The newest open connection (where Slack would send the next envelope)."""
         with self._cond:
@@ -284,8 +294,8 @@ class SocketModeStandIn:
             },
             "connection_info": {"app_id": self.app_id},
         }
-        connection.socket.send_text(json.dumps(hello))
-        with self._cond:  # visible to tests only once greeted
+        with self._cond:  # greeted before anything else can be sent on it
+            connection.socket.send_text(json.dumps(hello))
             connection.number = len(self._connections) + 1
             self._connections.append(connection)
             self._cond.notify_all()
