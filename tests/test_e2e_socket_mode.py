@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from tests.fixtures_bot import MARKETING, button_value, free_assets, patches, stored, text_of
+import time
+from typing import Any
+
+from bot.slack_standin.views import validate_view
+from tests.fixtures_bot import MARKETING, USER, button_value, free_assets, patches, stored, text_of
 from tests.fixtures_socket import APP_TOKEN, SocketBot
+from tests.slack_requests import API_APP_ID, VERIFICATION_TOKEN, SlackSender
 
 # Uplynk answers every call after this long: an ack that waited for Uplynk would take longer.
 SLOW_UPLYNK = 2.0
@@ -110,3 +115,68 @@ def test_an_envelope_delivered_twice_runs_its_operation_once(socket_bot: SocketB
     assert second.ok and second.payload is None  # acknowledged, and nothing else done
     bot.reply(retry_key, "addtolib_confirm")
     assert len(bot.replies(retry_key)) == 1
+
+
+def _user(user_id: str = USER) -> dict[str, Any]:
+    return {"id": user_id, "username": user_id.lower(), "name": user_id.lower(), "team_id": "T0001"}
+
+
+def _submission(view: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """A view_submission payload, as in tests/slack_requests.py but for an envelope."""
+    return {
+        "type": "view_submission",
+        "team": {"id": "T0001", "domain": "demo"},
+        "user": _user(),
+        "api_app_id": API_APP_ID,
+        "token": VERIFICATION_TOKEN,
+        "trigger_id": SlackSender.trigger_id(),
+        "view": {**view, "state": {"values": values}},
+        "response_urls": [],
+        "is_enterprise_install": False,
+        "enterprise": None,
+    }
+
+
+def test_the_modal_answers_its_response_actions_in_the_ack(socket_bot: SocketBot) -> None:
+    bot = socket_bot
+    assets = free_assets(bot.simulator, MARKETING, 2)
+    trigger = bot.slack.new_trigger()
+    shortcut = {
+        "type": "shortcut",
+        "token": VERIFICATION_TOKEN,
+        "action_ts": f"{time.time():.6f}",
+        "team": {"id": "T0001", "domain": "demo"},
+        "user": _user(),
+        "is_enterprise_install": False,
+        "enterprise": None,
+        "callback_id": "addtolib_shortcut",
+        "trigger_id": trigger,
+    }
+    ack = bot.interaction(shortcut)
+    assert ack.ok and ack.payload is None
+    opened = bot.slack.wait_for(
+        lambda c: c.method == "views.open" and c.payload.get("trigger_id") == trigger
+    )
+    assert opened.ok, opened.error
+    form = bot.slack.views.opened_by(trigger)
+
+    values = SlackSender.form_values
+    ack = bot.interaction(_submission(form, values(MARKETING, f"{assets[0]} zz12", "C0SUMMARY")))
+    assert ack.ok, ack.error
+    assert ack.payload["response_action"] == "errors"
+    assert "`zz12`" in ack.payload["errors"]["assets"]
+
+    typed = f"{assets[0]} {assets[1]}"
+    ack = bot.interaction(_submission(form, values(MARKETING, typed, "C0SUMMARY")))
+    assert ack.ok, ack.error
+    assert ack.payload["response_action"] == "update"
+    validate_view(ack.payload["view"])
+    bot.slack.views.submitted(form["id"], ack.payload["view"])
+    preview = bot.slack.views.view(form["id"])
+    operation_id = preview["private_metadata"]
+    assert preview["submit"]["text"] == "Add 2 assets"
+
+    ack = bot.interaction(_submission(preview, {}))
+    assert ack.ok and ack.payload == {"response_action": "clear"}
+    assert bot.summary(operation_id).channel == "C0SUMMARY"
+    assert [p.body for p in patches(bot.simulator)] == [{"asset_ids": assets}]
