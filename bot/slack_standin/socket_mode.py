@@ -198,9 +198,11 @@ class SocketModeStandIn:
     def wait_closed(self, number: int, timeout: float = 15) -> Connection:
         """Connection ``number`` once it has ended (its ``protocol_error`` then says why)."""
         return self._wait(
-            lambda: len(self._connections) >= number
-            and not self._connections[number - 1].open
-            and self._connections[number - 1],
+            lambda: (
+                len(self._connections) >= number
+                and not self._connections[number - 1].open
+                and self._connections[number - 1]
+            ),
             timeout,
             f"connection number {number} still open",
         )
