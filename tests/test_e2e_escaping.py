@@ -55,10 +55,12 @@ def test_a_hostile_library_name_and_titles_are_shown_escaped_everywhere(
     }
     assert summary.text.startswith(f"{ESCAPED}: 3 assets added by <@U0USER>")
     details = bot.slack.wait_for(
-        lambda c: c.method == "chat.postMessage"
-        and c.channel == NOTIFY
-        and c.payload.get("thread_ts")
-        and operation_id in dump(c)
+        lambda c: (
+            c.method == "chat.postMessage"
+            and c.channel == NOTIFY
+            and c.payload.get("thread_ts")
+            and operation_id in dump(c)
+        )
     )
     parent = bot.slack.message(NOTIFY, details.payload["thread_ts"])
     assert f"*{ESCAPED}*" in parent["text"]
