@@ -35,7 +35,7 @@ def _safely(job: Callable[..., None]) -> Callable[..., None]:
         try:
             job(services, respond, *args)
         except UplynkError as exc:
-            _ephemeral(respond, blocks.error(exc.user_message))
+            _ephemeral(respond, blocks.error(blocks.escape(exc.user_message)))
         except Exception:
             log.exception("job %s failed", job.__name__)
             try:
@@ -164,7 +164,7 @@ def undo(services: Services, respond: Respond, operation_id: str, user_id: str) 
     respond(replace_original=True, **summary.kwargs())
     text = f"<@{user_id}> undid this: removed {blocks.id_list(operation.removed_ids, 50)}"
     if result.errors:
-        text += "\nErrors: " + "; ".join(result.errors)
+        text += "\nErrors: " + blocks.escape("; ".join(result.errors))
     _notify(services, operation, text)
 
 
