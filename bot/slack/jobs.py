@@ -36,7 +36,7 @@ def _safely(job: Callable[..., None]) -> Callable[..., None]:
         try:
             job(services, respond, *args)
         except UplynkError as exc:
-            _ephemeral(respond, blocks.error(exc.user_message))
+            _ephemeral(respond, blocks.error(blocks.escape(exc.user_message)))
         except Exception:
             log.exception("job %s failed", job.__name__)
             try:

@@ -40,7 +40,7 @@ class Owing:
         if event == "undone":
             text = f"<@{facts['by']}> undid this: removed {blocks.id_list(facts['removed'], 50)}"
             if facts.get("errors"):
-                text += "\nErrors: " + "; ".join(facts["errors"])
+                text += "\nErrors: " + blocks.escape("; ".join(facts["errors"]))
             return self.thread(operation, text)
         if event == "interrupted":
             dm = Owed("dm", "interrupted", channel=operation.user_id, operation_id=operation.id)
