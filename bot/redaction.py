@@ -72,6 +72,8 @@ def configure_logging(settings: Settings, level: int | None = None) -> None:
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True
     )
+    # Alembic announces each of its plugins at INFO on every start: keep its warnings only.
+    logging.getLogger("alembic").setLevel(max(level, logging.WARNING))
     redactor = RedactSecrets(settings)
     for handler in logging.getLogger().handlers:
         handler.addFilter(redactor)
