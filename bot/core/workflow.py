@@ -242,6 +242,11 @@ class Workflow:
             return operation
         if operation.state != "pending":
             return Refused(already_handled(operation))
+        if operation.library_id is None:
+            return Refused(
+                "This request is still waiting for a library to be picked; pick one of the "
+                "libraries offered first. Nothing was added."
+            )
         if self.now() - operation.created_at > timedelta(seconds=self.confirm_ttl):
             self.store.transition(operation.id, "pending", "expired")
             return Refused(
