@@ -1,4 +1,4 @@
-"""Command-line modes: console, serve, socket, simulator, history."""
+"""Command-line modes: console, serve, socket, simulator, history, migrate."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ MODES = {
     "socket": "Slack Socket Mode (needs SLACK_APP_TOKEN)",
     "simulator": "the Uplynk API emulator alone on a port",
     "history": "export the operation log (audit trail) as JSON lines",
+    "migrate": "bring the database schema to the newest version (also done at start-up)",
 }
 
 
@@ -96,10 +97,33 @@ def run_history(argv: list[str]) -> int:
     return 0
 
 
+def run_migrate(argv: list[str]) -> int:
+    options = argparse.ArgumentParser(
+        prog="python -m bot migrate",
+        description="Apply the database migrations (DATABASE_URL) up to the newest one.",
+    )
+    options.parse_args(argv)
+    from bot.core import schema
+    from bot.core.store import OperationStore
+
+    store = OperationStore(load_settings().database_url)
+    try:
+        before = schema.upgrade(store.engine)
+        after = schema.current_revision(store.engine)
+    finally:
+        store.dispose()
+    if before == after:
+        print(f"database schema already at revision {after}")
+    else:
+        print(f"database schema upgraded from {before or 'nothing'} to {after}")
+    return 0
+
+
 RUNNERS = {
     "serve": run_serve,
     "socket": run_socket,
     "simulator": run_simulator,
     "console": run_console,
     "history": run_history,
+    "migrate": run_migrate,
 }

@@ -348,8 +348,10 @@ class OperationStore:
     # -- schema and lifecycle -------------------------------------------------------------
 
     def create_schema(self) -> None:
-        """Create the table and its indexes if they do not exist."""
-        metadata.create_all(self.engine, checkfirst=True)
+        """Bring the schema to the newest migration (a new database gets every table)."""
+        from bot.core import schema  # Alembic's env imports this module's metadata
+
+        schema.upgrade(self.engine)
 
     def dispose(self) -> None:
         """Close every pooled connection."""
