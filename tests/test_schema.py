@@ -36,14 +36,24 @@ def test_upgrade_twice_is_harmless(store: OperationStore) -> None:
 def test_unstamped_first_release_table_is_stamped_not_recreated(database_url: str) -> None:
     first = OperationStore(database_url)
     try:
-        first.create_schema()
-        kept = first.create(user_id="U1", library_id="f" * 32)
+        schema.upgrade(first.engine, schema.BASELINE)  # the first release's table only
+        with first.engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO operations (id, state, user_id, library_id, requested_ids,"
+                    " new_ids, present_ids, missing_ids, added_ids, failed_ids, removed_ids,"
+                    " outcome, errors, created_at, updated_at) VALUES ('" + "a" * 32 + "',"
+                    " 'done', 'U1', '" + "f" * 32 + "', '[]', '[]', '[]', '[]', '[]', '[]',"
+                    " '[]', '{}', '[]', '2026-01-01 00:00:00', '2026-01-01 00:00:00')"
+                )
+            )
         with first.engine.begin() as conn:  # what a first-release database looks like
             conn.execute(text("DROP TABLE alembic_version"))
         assert schema.current_revision(first.engine) is None
         first.create_schema()
         assert schema.is_current(first.engine)
-        assert first.get(kept.id) == kept
+        kept = first.get("a" * 32)
+        assert kept is not None and kept.state == "done" and kept.library_id == "f" * 32
     finally:
         first.dispose()
 

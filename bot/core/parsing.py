@@ -63,8 +63,9 @@ _QUOTE_FAMILY = {q: _DOUBLE_QUOTES for q in _DOUBLE_QUOTES} | {
 }
 
 # Regexes (linear, in C) rather than a Python loop over a possibly megabyte-long command.
-_CLOSING = {f: re.compile(f"[{f}]") for f in (_DOUBLE_QUOTES, _SINGLE_QUOTES)}
-_CLOSING_WORD = {f: re.compile(f"[{f}](?=[{_SEP_CHARS}]|$)") for f in (_DOUBLE_QUOTES, _SINGLE_QUOTES)}
+_FAMILIES = (_DOUBLE_QUOTES, _SINGLE_QUOTES)
+_CLOSING = {f: re.compile(f"[{f}]") for f in _FAMILIES}
+_CLOSING_WORD = {f: re.compile(f"[{f}](?=[{_SEP_CHARS}]|$)") for f in _FAMILIES}
 
 # Slack escapes these three characters in the text of a slash command.
 _SLACK_ENTITIES = (("&lt;", "<"), ("&gt;", ">"), ("&amp;", "&"))
