@@ -244,10 +244,19 @@ def summary(operation: Operation, library: Library | None) -> Message:
                 f"{slack_date(operation.undone_at)}: removed {id_list(operation.removed_ids)}"
             )
         )
+    left = left_to_undo(operation)
+    if operation.state in ("done", "partial") and operation.removed_ids and left:
+        blocks.append(
+            _section(
+                f":warning: *Undo removed {len(operation.removed_ids)} of "
+                f"{len(operation.added_ids)}*; {len(left)} still in the library: "
+                f"{id_list(left)}. Undo removes the rest."
+            )
+        )
     buttons = []
-    if operation.state in ("done", "partial") and operation.added_ids:
+    if operation.state in ("done", "partial") and left:
         buttons.append(_button("Undo", UNDO, operation.id))
-    if operation.state in ("partial", "failed", "interrupted"):
+    if operation.state in ("partial", "failed", "interrupted") and not operation.removed_ids:
         failed = len(operation.failed_ids) or len(operation.new_ids) - len(operation.added_ids)
         buttons.append(_button(f"Retry {plural(failed, 'asset')}", RETRY, operation.id, "primary"))
     if buttons:
@@ -268,6 +277,28 @@ def interrupted(operation: Operation) -> Message:
                 f"Retry adds the remaining {remaining}; assets already added are not added twice."
             ),
             ActionsBlock(elements=[_button("Retry", RETRY, operation.id, "primary")]),
+        ],
+    )
+
+
+def left_to_undo(operation: Operation) -> list[str]:
+    """Assets the operation added that no undo has removed yet."""
+    removed = set(operation.removed_ids)
+    return [a for a in operation.added_ids if a not in removed]
+
+
+def undo_interrupted(operation: Operation) -> Message:
+    left = left_to_undo(operation)
+    name = operation.library_name or operation.library_id or ""
+    return _message(
+        f"Your undo on {name} was interrupted",
+        [
+            _section(
+                f":warning: Your undo on *{name}* was interrupted by a restart after removing "
+                f"{len(operation.removed_ids)} of {len(operation.added_ids)} assets; "
+                f"{len(left)} are still in the library. Undo removes the rest."
+            ),
+            ActionsBlock(elements=[_button("Undo", UNDO, operation.id)]),
         ],
     )
 

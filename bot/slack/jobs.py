@@ -19,6 +19,11 @@ log = logging.getLogger(__name__)
 
 Respond = Callable[..., object]
 
+SUPERSEDED_TEXT = (
+    "This run was presumed stopped and another run took the operation over; "
+    "that run reports the outcome."
+)
+
 # Slack allows 5 posts per response_url: the first progress line, these marks, and the outcome
 # leave one spare for a late problem report.
 PROGRESS_MARKS = (1 / 3, 2 / 3)
@@ -115,6 +120,9 @@ def confirm(services: Services, respond: Respond, operation_id: str, user_id: st
     name = confirmed.library_name or confirmed.library_id
     progress = ProgressLine(respond, name, services.settings.uplynk_batch_size)
     executed = services.workflow.execute(confirmed, progress)
+    if executed.superseded:
+        _ephemeral(respond, blocks.info(SUPERSEDED_TEXT))
+        return
     _report(services, respond, executed)
 
 
@@ -127,6 +135,9 @@ def retry(services: Services, respond: Respond, operation_id: str, user_id: str)
     executed = services.workflow.retry(operation_id, user_id, progress)
     if isinstance(executed, Refused):
         _ephemeral(respond, blocks.error(executed.message))
+        return
+    if executed.superseded:
+        _ephemeral(respond, blocks.info(SUPERSEDED_TEXT))
         return
     _notify(services, executed.operation, f"<@{user_id}> retried: {_counts(executed.operation)}")
     if operation is not None and operation.state == "interrupted" and not operation.summary_ts:
@@ -146,6 +157,12 @@ def undo(services: Services, respond: Respond, operation_id: str, user_id: str) 
     operation = result.operation
     respond(replace_original=True, **blocks.summary(operation, result.library).kwargs())
     text = f"<@{user_id}> undid this: removed {blocks.id_list(operation.removed_ids, 50)}"
+    left = blocks.left_to_undo(operation)
+    if left:
+        text = (
+            f"<@{user_id}> undid part of this: removed {blocks.id_list(operation.removed_ids, 50)}"
+            f"; {len(left)} still in the library: {blocks.id_list(left, 50)}. Undo removes the rest."
+        )
     if result.errors:
         text += "\nErrors: " + "; ".join(result.errors)
     _notify(services, operation, text)
@@ -195,6 +212,9 @@ def _counts(operation: Operation) -> str:
 def report_interrupted(services: Services, operations: list[Operation]) -> None:
     """Tell each requester (by DM, with Retry) and each thread that an operation was cut off."""
     for operation in operations:
+        if operation.state != "interrupted":
+            _report_undo_interrupted(services, operation)
+            continue
         log.warning("operation %s was interrupted", operation.id)
         try:
             services.client.chat_postMessage(
@@ -208,6 +228,25 @@ def report_interrupted(services: Services, operations: list[Operation]) -> None:
             f"Interrupted by a restart after {len(operation.added_ids)} of "
             f"{len(operation.new_ids)} assets; <@{operation.user_id}> can retry.",
         )
+
+
+def _report_undo_interrupted(services: Services, operation: Operation) -> None:
+    """An undo cut off by a restart: say what is left; its Undo button removes the rest."""
+    log.warning("undo of operation %s was interrupted", operation.id)
+    try:
+        services.client.chat_postMessage(
+            channel=operation.user_id, **blocks.undo_interrupted(operation).kwargs()
+        )
+    except SlackApiError as exc:
+        log.warning("could not tell %s: %s", operation.user_id, exc.response.get("error"))
+    left = blocks.left_to_undo(operation)
+    _notify(
+        services,
+        operation,
+        f"Undo interrupted by a restart after removing {len(operation.removed_ids)} of "
+        f"{len(operation.added_ids)} assets; {len(left)} left. <@{operation.user_id}> can "
+        "press Undo to remove the rest.",
+    )
 
 
 class ProgressLine:

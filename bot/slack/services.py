@@ -79,6 +79,7 @@ def build_services(settings: Settings, policy: Policy | None = None) -> Services
         usergroups.groups_of,
         confirm_ttl=settings.confirm_ttl,
         undo_window=settings.undo_window,
+        batch_grace=settings.lease_seconds,
     )
     return Services(
         settings=settings,
