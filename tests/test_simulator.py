@@ -347,3 +347,20 @@ def test_python_m_simulator_prints_credentials_and_stops_on_ctrl_c():
         if process.poll() is None:
             process.kill()
         process.stdout.close()
+
+
+def test_swallowed_assets_are_accepted_but_not_added(simulator):
+    simulator.faults.swallow([A2.upper()])
+    answer = call(simulator, "PATCH", assets_path(), body={"asset_ids": [A1, A2]})
+    assert answer.status_code == 200
+    held = simulator.catalogue.library_assets(MARKETING)
+    assert A1 in held and A2 not in held
+    simulator.faults.clear()
+    call(simulator, "PATCH", assets_path(), body={"asset_id": A2})
+    assert A2 in simulator.catalogue.library_assets(MARKETING)
+
+
+def test_swallow_through_the_control_endpoint(simulator):
+    requests.post(f"{simulator.url}/_simulator/faults", json={"swallow": [A1]}, timeout=5)
+    assert call(simulator, "PATCH", assets_path(), body={"asset_id": A1}).status_code == 200
+    assert A1 not in simulator.catalogue.library_assets(MARKETING)

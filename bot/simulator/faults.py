@@ -55,6 +55,7 @@ class Faults:
         self._latency: dict[str, float] = {}
         self._pending: dict[str, list[_Countdown]] = {}
         self._chaos: dict[str, _Chaos] = {}
+        self._swallowed: set[str] = set()
 
     def set_latency(self, call: str, seconds: float) -> None:
         with self._lock:
@@ -119,15 +120,28 @@ class Faults:
                 float(probability), codes, max(0.0, float(hang)), random.Random(seed)
             )
 
+    def swallow(self, asset_ids: Iterable[str]) -> None:
+        """Add calls answer 200 for these assets but leave them out of the library (until
+        clear()): the silent failure that only reading the assets back can catch."""
+        with self._lock:
+            self._swallowed.update(a.lower() for a in asset_ids)
+
+    def swallowed(self, asset_ids: Iterable[str]) -> set[str]:
+        """Which of these assets an add call should pretend to add."""
+        with self._lock:
+            return {a for a in asset_ids if a.lower() in self._swallowed}
+
     def clear(self) -> None:
         with self._lock:
             self._latency.clear()
             self._pending.clear()
             self._chaos.clear()
+            self._swallowed.clear()
 
     def configure(self, spec: dict[str, Any]) -> None:
         """Apply a control-endpoint spec: {"latency": {...}, "fail": [...], "timeout": [...],
-        "chaos": [{"probability": p, "statuses": [...], "seed": n, "call": c, "hang": s}]}."""
+        "chaos": [{"probability": p, "statuses": [...], "seed": n, "call": c, "hang": s}],
+        "swallow": [asset ids]}."""
         if spec.get("clear"):
             self.clear()
         for call, seconds in (spec.get("latency") or {}).items():
@@ -142,6 +156,7 @@ class Faults:
             )
         for item in spec.get("timeout") or []:
             self.timeout(item["call"], item["seconds"], item.get("times", 1))
+        self.swallow(spec.get("swallow") or [])
         for item in spec.get("chaos") or []:
             self.chaos(
                 item["probability"],

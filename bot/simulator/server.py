@@ -128,7 +128,8 @@ def add_assets(sim: UplynkSimulator, req: ApiRequest) -> dict[str, Any]:
     unknown = sim.catalogue.unknown_assets(ids)
     if unknown:
         raise ApiError(400, _name_unknown(unknown))
-    return sim.catalogue.add_to_library(lib_id, ids)
+    swallowed = sim.faults.swallowed(ids)
+    return sim.catalogue.add_to_library(lib_id, [i for i in ids if i not in swallowed])
 
 
 def remove_assets(sim: UplynkSimulator, req: ApiRequest) -> dict[str, Any]:
@@ -278,6 +279,13 @@ class _Handler(BaseHTTPRequestHandler):
         return self._send(404, ApiError(404, "Not Found").body())
 
     def _api(self, sim, call, handler, groups, path, query, body) -> None:  # noqa: ANN001
+        sim.entered(call, +1)
+        try:
+            return self._api_answer(sim, call, handler, groups, path, query, body)
+        finally:
+            sim.entered(call, -1)
+
+    def _api_answer(self, sim, call, handler, groups, path, query, body) -> None:  # noqa: ANN001
         v2 = path.startswith("/api2/")
         sim.record(
             RecordedRequest(
@@ -312,7 +320,9 @@ class _Handler(BaseHTTPRequestHandler):
         if not ipaddress.ip_address(self.client_address[0]).is_loopback:
             return self._send(403, ApiError(403, "Control endpoints answer loopback only").body())
         if path == "/_simulator/requests" and self.command == "GET":
-            return self._send(200, {"requests": [asdict(r) for r in sim.requests]})
+            peaks = {call: sim.peak_in_flight(call) for call in ("add", "remove", "get_assets")}
+            requests = [asdict(r) for r in sim.requests]
+            return self._send(200, {"requests": requests, "peak_in_flight": peaks})
         if path == "/_simulator/reset" and self.command == "POST":
             sim.reset()
             return self._send(200, {"ok": True})
@@ -390,6 +400,8 @@ class UplynkSimulator:
         self.catalogue = Catalogue(seed_demo=seed_demo)
         self.faults = Faults()
         self._requests: list[RecordedRequest] = []
+        self._in_flight: dict[str, int] = {}
+        self._peak_in_flight: dict[str, int] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._server: _Server | None = None
@@ -451,6 +463,19 @@ class UplynkSimulator:
     def clear_requests(self) -> None:
         with self._lock:
             self._requests.clear()
+            self._peak_in_flight.clear()
+
+    def peak_in_flight(self, call: str) -> int:
+        """The most requests of `call` that were being handled at one time."""
+        with self._lock:
+            return self._peak_in_flight.get(call, 0)
+
+    def entered(self, call: str, delta: int) -> None:
+        """Count a request of `call` in (+1) or out (-1) of the handler."""
+        with self._lock:
+            now = self._in_flight.get(call, 0) + delta
+            self._in_flight[call] = now
+            self._peak_in_flight[call] = max(self._peak_in_flight.get(call, 0), now)
 
     def reset(self) -> None:
         """Back to the seeded catalogue, no faults, no recorded requests."""

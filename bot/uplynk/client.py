@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import quote
 
@@ -18,12 +20,14 @@ from bot.uplynk.errors import (
     UplynkError,
     UplynkForbidden,
     UplynkNotFound,
+    UplynkRateLimited,
     UplynkTimeout,
     UplynkUnauthorized,
     UplynkUnavailable,
     error_for_status,
     error_for_v2,
 )
+from bot.uplynk.limiter import AdaptiveLimit
 from bot.uplynk.models import Asset, BatchResult, BulkResult, Library
 from bot.uplynk.signing import sign
 
@@ -35,15 +39,28 @@ RETRY_STATUSES = (429, 502, 503, 504)
 STOPPING_ERRORS = (UplynkNotFound, UplynkUnauthorized, UplynkForbidden)
 
 OnBatch = Callable[[BatchResult, int, int], None]
+# before_batch(number, ids): called just before a batch is sent (number counts from 1).
+BeforeBatch = Callable[[int, list[str]], None]
+# Statuses that say Uplynk is overloaded: the adaptive limit halves when one is seen.
+OVERLOAD_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 _SECRET_QUERY = re.compile(r"(?i)\b(sig|msg)=[^&\s'\"]*")
+
+
+# Per thread: who wants to hear of a Retry-After before urllib3 sleeps on it (the adaptive
+# limit of the batch this thread is sending, so that other batches hold back too).
+_retry_after_listener = threading.local()
 
 
 class _CappedRetry(Retry):
     """urllib3 Retry whose Retry-After wait never exceeds backoff_max."""
 
     def parse_retry_after(self, retry_after: str) -> float:
-        return min(super().parse_retry_after(retry_after), self.backoff_max)
+        seconds = min(super().parse_retry_after(retry_after), self.backoff_max)
+        listener = getattr(_retry_after_listener, "pause", None)
+        if listener is not None:
+            listener(seconds)
+        return seconds
 
 
 class _RedactQuery(logging.Filter):
@@ -96,9 +113,15 @@ class UplynkClient:
         max_retries: int = 4,
         backoff_factor: float = 0.5,
         backoff_max: float = 8.0,
+        concurrency: int = 1,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self.concurrency = concurrency
+        # The lowest adaptive limit a job reached (for logs and tests); None before any job.
+        self.last_limit: AdaptiveLimit | None = None
         self.base_url = base_url.rstrip("/")
         self.user_id = user_id
         self._api_key = api_key
@@ -136,6 +159,7 @@ class UplynkClient:
             settings.uplynk_user_id,
             settings.uplynk_api_key,
             batch_size=settings.uplynk_batch_size,
+            concurrency=getattr(settings, "uplynk_concurrency", 1),
         )
 
     def __repr__(self) -> str:
@@ -187,16 +211,28 @@ class UplynkClient:
         return found
 
     def add_assets(
-        self, library_id: str, asset_ids: Iterable[str], on_batch: OnBatch | None = None
+        self,
+        library_id: str,
+        asset_ids: Iterable[str],
+        on_batch: OnBatch | None = None,
+        *,
+        before_batch: BeforeBatch | None = None,
     ) -> BulkResult:
-        """Add assets in batches: {"asset_id"} for one, {"asset_ids"} for several."""
+        """Add assets in batches: {"asset_id"} for one, {"asset_ids"} for several.
+
+        Up to ``concurrency`` batches are in flight at once (an adaptive limit, see
+        AdaptiveLimit); ``on_batch`` is then called as batches finish, in any order.
+        """
         path = f"/api/v4/libraries/{quote(library_id, safe='')}/assets"
 
         def send(batch: list[str]) -> dict[str, Any]:
             body = {"asset_id": batch[0]} if len(batch) == 1 else {"asset_ids": batch}
             return self._request("PATCH", path, json_body=body)
 
-        return self._bulk(_unique(asset_ids), send, on_batch)
+        ids = _unique(asset_ids)
+        if self.concurrency > 1:
+            return self._bulk_concurrent(ids, send, on_batch, before_batch)
+        return self._bulk(ids, send, on_batch, before_batch)
 
     def remove_assets(
         self, library_id: str, asset_ids: Iterable[str], on_batch: OnBatch | None = None
@@ -216,28 +252,89 @@ class UplynkClient:
         ids: list[str],
         send: Callable[[list[str]], dict[str, Any]],
         on_batch: OnBatch | None,
+        before_batch: BeforeBatch | None = None,
     ) -> BulkResult:
         result = BulkResult()
         stopped: UplynkError | None = None
         done = 0
-        for batch in _chunks(ids, self.batch_size):
+        for number, batch in enumerate(_chunks(ids, self.batch_size), start=1):
             if stopped is not None:
                 outcome = BatchResult(batch, None, stopped)
             else:
-                try:
-                    outcome = BatchResult(batch, Library.from_api(send(batch)), None)
-                except UplynkError as exc:
-                    outcome = BatchResult(batch, None, exc)
-                    if isinstance(exc, STOPPING_ERRORS):
-                        stopped = exc
+                outcome = self._send_batch(number, batch, send, before_batch)
+                if isinstance(outcome.error, STOPPING_ERRORS):
+                    stopped = outcome.error
             result.batches.append(outcome)
             done += len(batch)
-            if on_batch is not None:
-                try:
-                    on_batch(outcome, done, len(ids))
-                except Exception:
-                    log.exception("on_batch callback failed (%d/%d)", done, len(ids))
+            _report(on_batch, outcome, done, len(ids))
         return result
+
+    def _bulk_concurrent(
+        self,
+        ids: list[str],
+        send: Callable[[list[str]], dict[str, Any]],
+        on_batch: OnBatch | None,
+        before_batch: BeforeBatch | None,
+    ) -> BulkResult:
+        """_bulk with several batches in flight under an adaptive limit."""
+        limit = self.last_limit = AdaptiveLimit(self.concurrency)
+        batches = list(_chunks(ids, self.batch_size))
+        outcomes: list[BatchResult | None] = [None] * len(batches)
+        lock = threading.Lock()
+        state = {"done": 0, "stopped": None}
+
+        def run(index: int, batch: list[str]) -> None:
+            _retry_after_listener.pause = limit.pause
+            overloaded = True
+            try:
+                outcome = self._send_batch(index + 1, batch, send, before_batch)
+                overloaded = outcome.overloaded
+            finally:
+                _retry_after_listener.pause = None
+                limit.release(overloaded=overloaded)
+            finish(index, outcome)
+
+        def finish(index: int, outcome: BatchResult) -> None:
+            with lock:
+                outcomes[index] = outcome
+                if isinstance(outcome.error, STOPPING_ERRORS) and state["stopped"] is None:
+                    state["stopped"] = outcome.error
+                state["done"] += len(outcome.ids)
+                _report(on_batch, outcome, state["done"], len(ids))
+
+        futures = []
+        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="uplynk-batch") as pool:
+            for index, batch in enumerate(batches):
+                limit.acquire()
+                with lock:
+                    stopped = state["stopped"]
+                if stopped is not None:
+                    limit.release(overloaded=False)
+                    finish(index, BatchResult(batch, None, stopped))
+                    continue
+                futures.append(pool.submit(run, index, batch))
+        for future in futures:
+            future.result()  # a callback's crash (e.g. the journal's write) is not swallowed
+        return BulkResult([o for o in outcomes if o is not None])
+
+    def _send_batch(
+        self,
+        number: int,
+        batch: list[str],
+        send: Callable[[list[str]], dict[str, Any]],
+        before_batch: BeforeBatch | None,
+    ) -> BatchResult:
+        if before_batch is not None:
+            before_batch(number, batch)
+        _last_overload.seen = False
+        try:
+            outcome = BatchResult(batch, Library.from_api(send(batch)), None)
+        except UplynkError as exc:
+            outcome = BatchResult(batch, None, exc)
+            outcome.overloaded = isinstance(exc, UplynkRateLimited | UplynkUnavailable)
+            return outcome
+        outcome.overloaded = bool(getattr(_last_overload, "seen", False))
+        return outcome
 
     def _request(
         self,
@@ -319,4 +416,19 @@ class UplynkClient:
         history = getattr(retries, "history", None)
         if history is None:
             return 1
+        if any(entry.status in OVERLOAD_STATUSES for entry in history):
+            _last_overload.seen = True  # a retry got past it, but Uplynk was overloaded
         return len(history) + 1
+
+
+# Per thread: whether the last request needed a retry because Uplynk was overloaded.
+_last_overload = threading.local()
+
+
+def _report(on_batch: OnBatch | None, outcome: BatchResult, done: int, total: int) -> None:
+    if on_batch is None:
+        return
+    try:
+        on_batch(outcome, done, total)
+    except Exception:
+        log.exception("on_batch callback failed (%d/%d)", done, total)

@@ -81,6 +81,8 @@ class BatchResult:
     ids: list[str]
     library: Library | None = None
     error: UplynkError | None = None
+    # Uplynk answered 429/5xx on the way (even if a retry then succeeded).
+    overloaded: bool = False
 
     @property
     def ok(self) -> bool:
