@@ -105,8 +105,9 @@ class BatchJournal:
         found = []
         for row in rows:
             values = {k: v for k, v in row.items() if k != "now"}
+            values["asset_ids"] = list(values["asset_ids"] or [])
             age = (row["now"] - row["started_at"]).total_seconds()
-            found.append(Batch(**values, asset_ids=list(values.pop("asset_ids")), age=age))
+            found.append(Batch(**values, age=age))
         return found
 
     def settled(

@@ -354,8 +354,8 @@ def db_now(dialect_name: str, minus_seconds: float = 0) -> Any:
     in time order and read back as datetimes.
     """
     if dialect_name == "sqlite":
-        modifier = f"-{float(minus_seconds):.6f} seconds"
-        expr = func.strftime("%Y-%m-%d %H:%M:%f", "now", modifier) + literal_column("'000'")
+        modifier = f"-{float(minus_seconds):.6f} seconds"  # a float we format: no injection
+        expr = literal_column(f"(strftime('%Y-%m-%d %H:%M:%f', 'now', '{modifier}') || '000')")
         return type_coerce(expr, UTCDateTime)
     now = func.now()
     if minus_seconds:

@@ -27,7 +27,7 @@ from bot.core.results import (
 )
 from bot.core.store import Operation, OperationStore
 from bot.core.wording import already_handled, duration, id_sample
-from bot.uplynk.client import STOPPING_ERRORS, UplynkClient
+from bot.uplynk.client import UplynkClient
 from bot.uplynk.errors import UplynkError, UplynkNotFound, UplynkUnavailable
 from bot.uplynk.models import BatchResult, Library
 
@@ -41,6 +41,10 @@ ALREADY_PRESENT = "already in library"
 REMOVED = "removed by undo"
 PICKED_ALREADY = "A library was already picked for this request; nothing more was done."
 SUPERSEDED = "this run was presumed dead and another run took the operation over"
+
+
+class _Superseded(Exception):
+    """Raised from the client's before_batch hook: the run lost its fence; send nothing more."""
 
 
 def _new_token() -> str:
@@ -429,39 +433,48 @@ class Workflow:
         errors: list[str] = []
         failed: list[str] = []
         total = len(todo)
-        chunks = _chunks(todo, max(1, self.uplynk.batch_size))
+        batches = -(-total // max(1, self.uplynk.batch_size))
+        numbers: dict[str, int] = {}  # first id of a batch -> its number
+        entries: dict[str, int] = {}  # first id of a batch -> its journal entry
+        lock = threading.Lock()  # batches may finish concurrently, in any order
         library = None
-        stopped: UplynkError | None = None
-        superseded = False
-        done = 0
-        recorder = BatchRecorder(self._savers, self.store, operation.id, progress, token)
-        try:
-            recorder.start(total)
-            for number, ids in enumerate(chunks, 1):
-                if stopped is not None:
-                    batch = BatchResult(ids, None, stopped)  # not sent
-                else:
-                    batch = self._send(operation, token, "add", number, ids)
-                    if batch is None or recorder.superseded:
-                        superseded = True
-                        break
-                    if isinstance(batch.error, STOPPING_ERRORS):
-                        stopped = batch.error
-                done += len(ids)
+
+        def before_batch(number: int, ids: list[str]) -> None:
+            entry = self.journal.begin(operation.id, token, "add", number, ids)
+            if entry is None or recorder.superseded:
+                raise _Superseded  # not sent: another run owns the operation now
+            with lock:
+                numbers[ids[0]], entries[ids[0]] = number, entry
+
+        def on_batch(batch: BatchResult, done: int, _total: int) -> None:
+            nonlocal library
+            with lock:
+                entry = entries.pop(batch.ids[0], None)
+                number = numbers.get(batch.ids[0], 0)
+                if entry is not None:  # None: not sent (an earlier batch stopped the job)
+                    self.journal.finish(entry, _journal_state(batch))
                 if batch.ok:
                     library = batch.library
                     added.extend(batch.ids)
-                    for asset_id in batch.ids:
-                        outcome[asset_id] = "added"
+                    outcome.update(dict.fromkeys(batch.ids, "added"))
                 else:
                     failed.extend(batch.ids)
                     message = batch.error.user_message if batch.error else "unknown error"
-                    errors.append(
-                        f"batch {number} of {len(chunks)} ({id_sample(batch.ids)}): {message}"
-                    )
-                    for asset_id in batch.ids:
-                        outcome[asset_id] = f"failed: {message}"
+                    where = f"batch {number} of {batches}" if number else "not sent"
+                    errors.append(f"{where} ({id_sample(batch.ids)}): {message}")
+                    outcome.update(dict.fromkeys(batch.ids, f"failed: {message}"))
                 recorder.record(added, outcome, done, total)
+
+        recorder = BatchRecorder(self._savers, self.store, operation.id, progress, token)
+        superseded = False
+        try:
+            recorder.start(total)
+            if todo:
+                self.uplynk.add_assets(
+                    operation.library_id, todo, on_batch=on_batch, before_batch=before_batch
+                )
+        except _Superseded:
+            superseded = True
         finally:
             recorder.close()  # every save lands before the final transition below
         if superseded or recorder.superseded:

@@ -159,9 +159,10 @@ def undo(services: Services, respond: Respond, operation_id: str, user_id: str) 
     text = f"<@{user_id}> undid this: removed {blocks.id_list(operation.removed_ids, 50)}"
     left = blocks.left_to_undo(operation)
     if left:
+        removed = blocks.id_list(operation.removed_ids, 50)
         text = (
-            f"<@{user_id}> undid part of this: removed {blocks.id_list(operation.removed_ids, 50)}"
-            f"; {len(left)} still in the library: {blocks.id_list(left, 50)}. Undo removes the rest."
+            f"<@{user_id}> undid part of this: removed {removed}; {len(left)} still in the "
+            f"library: {blocks.id_list(left, 50)}. Undo removes the rest."
         )
     if result.errors:
         text += "\nErrors: " + "; ".join(result.errors)
