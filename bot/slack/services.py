@@ -79,7 +79,8 @@ def build_services(settings: Settings, policy: Policy | None = None) -> Services
         usergroups.groups_of,
         confirm_ttl=settings.confirm_ttl,
         undo_window=settings.undo_window,
-        batch_grace=settings.lease_seconds,
+        # A batch presumed lost may be answered as late as one request can take.
+        batch_grace=max(settings.lease_seconds, sum(uplynk.timeout)),
     )
     return Services(
         settings=settings,
