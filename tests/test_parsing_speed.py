@@ -30,7 +30,8 @@ def test_a_megabyte_of_separators_alone_is_help_within_100_ms() -> None:
 def test_a_command_padded_with_a_megabyte_of_separators_parses_within_100_ms() -> None:
     text = f'"Marketing Library"{MEGABYTE_OF_SEPARATORS} 7a08bca2{MEGABYTE_OF_SEPARATORS}'
     elapsed, result = best_time(text)
-    assert result == AddCommand(
-        library=result.library, asset_ids=("7a08bca2",), duplicates=()
-    ) and result.library.name == "Marketing Library"
+    assert (
+        result == AddCommand(library=result.library, asset_ids=("7a08bca2",), duplicates=())
+        and result.library.name == "Marketing Library"
+    )
     assert elapsed < BOUND_SECONDS, f"{elapsed:.3f} s"
