@@ -11,5 +11,6 @@ workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
 worker_class = "bot.gunicorn_worker.PrereadThreadWorker"
 threads = int(os.environ.get("GUNICORN_THREADS", "16"))
 timeout = 60
-graceful_timeout = 30
+# SIGTERM: running operations stop after their current batch, within this grace period.
+graceful_timeout = int(os.environ.get("ADDTOLIB_GRACE_SECONDS", "30"))
 accesslog = None

@@ -1,4 +1,4 @@
-"""Command-line modes: console, serve, socket, simulator, history, migrate."""
+"""Command-line modes: console, serve, socket, simulator, history, migrate, check."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ MODES = {
     "simulator": "the Uplynk API emulator alone on a port",
     "history": "export the operation log (audit trail) as JSON lines",
     "migrate": "bring the database schema to the newest version (also done at start-up)",
+    "check": "check the deployed configuration, changing nothing; exit 0 only if all is well",
 }
 
 
@@ -119,6 +120,16 @@ def run_migrate(argv: list[str]) -> int:
     return 0
 
 
+def run_check(argv: list[str]) -> int:
+    argparse.ArgumentParser(
+        prog="python -m bot check",
+        description="Check variables, policy, Slack, Uplynk, database and channels (read-only).",
+    ).parse_args(argv)
+    from bot.check import main as check_main
+
+    return check_main()
+
+
 RUNNERS = {
     "serve": run_serve,
     "socket": run_socket,
@@ -126,4 +137,5 @@ RUNNERS = {
     "console": run_console,
     "history": run_history,
     "migrate": run_migrate,
+    "check": run_check,
 }

@@ -39,6 +39,11 @@ class Settings:
     lease_seconds: int = 60
     port: int = 3000
     log_level: str = "INFO"
+    approval_channel: str | None = None
+    approval_ttl: int = 86400
+    uplynk_concurrency: int = 1
+    log_format: str = "text"
+    grace_seconds: int = 30
 
 
 # Settings field -> environment variable.
@@ -62,6 +67,11 @@ ENV_NAMES = {
     "lease_seconds": "ADDTOLIB_LEASE_SECONDS",
     "port": "PORT",
     "log_level": "LOG_LEVEL",
+    "approval_channel": "ADDTOLIB_APPROVAL_CHANNEL",
+    "approval_ttl": "ADDTOLIB_APPROVAL_TTL",
+    "uplynk_concurrency": "UPLYNK_CONCURRENCY",
+    "log_format": "LOG_FORMAT",
+    "grace_seconds": "ADDTOLIB_GRACE_SECONDS",
 }
 
 # What each run mode cannot start without.

@@ -6,6 +6,7 @@ import logging
 import re
 
 from bot.config import ENV_NAMES, ConfigError, Settings
+from bot.jsonlog import JsonFormatter
 
 PATTERNS = [
     re.compile(r"xox[abposr]-[A-Za-z0-9-]+"),
@@ -67,12 +68,26 @@ def configure_logging(settings: Settings, level: int | None = None) -> None:
     """Log to stderr through the redacting filter (attached to every root handler).
 
     `level` defaults to LOG_LEVEL (INFO); even DEBUG output goes through the filter.
+    LOG_FORMAT=json writes each line as a JSON object (bot.jsonlog).
     """
     if level is None:
         level = log_level(settings)
+    json_lines = log_format(settings) == "json"
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True
     )
     redactor = RedactSecrets(settings)
     for handler in logging.getLogger().handlers:
         handler.addFilter(redactor)
+        if json_lines:
+            handler.setFormatter(JsonFormatter())
+
+
+def log_format(settings: Settings) -> str:
+    """LOG_FORMAT: `text` (default) or `json` (one JSON object a line)."""
+    name = (settings.log_format or "text").strip().lower()
+    if name not in ("text", "json"):
+        raise ConfigError(
+            f"{ENV_NAMES['log_format']} must be text or json, got {settings.log_format!r}"
+        )
+    return name

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import logging
+import signal
+import threading
+from typing import Any
 
 from slack_bolt import App
 
@@ -40,9 +43,31 @@ def start_http(settings: Settings, port: int) -> None:
     app, services = start_app(settings)
     log.info("addtolib listening on :%d (POST /slack/events, GET /healthz)", port)
     try:
-        serve(make_wsgi_app(app), port=port)
+        serve(
+            make_wsgi_app(app, ready=services.not_ready),
+            port=port,
+            before_stop=lambda: services.drain(settings.grace_seconds),
+        )
     finally:
         services.close()
+
+
+def stop_work_on_sigterm(services: Services) -> None:
+    """Under gunicorn: on SIGTERM stop taking work, then let gunicorn's own handler run.
+
+    gunicorn stops accepting and waits `graceful_timeout` for requests; the process then
+    exits once the jobs in flight (each stopping after its current batch) have returned.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        services.stop_taking_work()
+        if callable(previous):
+            previous(signum, frame)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
 
 
 def start_socket_mode(settings: Settings) -> None:

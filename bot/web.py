@@ -1,4 +1,4 @@
-"""WSGI app for Slack's HTTP endpoint (POST /slack/events, GET /healthz) and a threaded server."""
+"""WSGI app for Slack's HTTP endpoint (POST /slack/events, GET /healthz, /readyz, /metrics)."""
 
 from __future__ import annotations
 
@@ -15,10 +15,14 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 
+from bot import metrics
+
 log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
 HEALTH_PATH = "/healthz"
+READY_PATH = "/readyz"
+METRICS_PATH = "/metrics"
 #: Slack's payloads are small; anything larger is refused before it reaches Bolt.
 MAX_BODY_BYTES = 1024 * 1024
 #: What Slack sends: slash commands and interactivity are form-encoded, Events API is JSON.
@@ -53,17 +57,39 @@ def make_wsgi_app(
     path: str = EVENTS_PATH,
     max_body: int = MAX_BODY_BYTES,
     health: Callable[[], dict[str, Any]] | None = None,
+    ready: Callable[[], str | None] | None = None,
 ) -> WSGIApp:
-    """A WSGI callable: ``POST path`` to Bolt, ``GET /healthz``, 404 otherwise.
+    """A WSGI callable: ``POST path`` to Bolt, ``GET /healthz``, ``/readyz``, ``/metrics``.
 
     Bodies over ``max_body`` bytes get 413 without reaching Bolt. Bolt verifies Slack's
-    signature itself (401 on failure). ``health`` may add fields to the /healthz answer.
+    signature itself (401 on failure). ``health`` may add fields to the /healthz answer;
+    ``ready`` returns why the process is not ready (None when it is) for /readyz.
     """
     handler = SlackRequestHandler(bolt_app, path=path)
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD", "GET")
         route = environ.get("PATH_INFO", "")
+        if route in (READY_PATH, METRICS_PATH):
+            if method not in ("GET", "HEAD"):
+                return _json_response(
+                    start_response,
+                    "405 Method Not Allowed",
+                    {"ok": False, "error": "method_not_allowed"},
+                    [("Allow", "GET, HEAD")],
+                )
+            if route == METRICS_PATH:
+                body, content_type = metrics.exposition()
+                start_response(
+                    "200 OK", [("Content-Type", content_type), ("Content-Length", str(len(body)))]
+                )
+                return [body]
+            problem = ready() if ready is not None else None
+            if problem:
+                return _json_response(
+                    start_response, "503 Service Unavailable", {"ok": False, "error": problem}
+                )
+            return _json_response(start_response, "200 OK", {"ok": True})
         if route == HEALTH_PATH:
             if method not in ("GET", "HEAD"):
                 return _json_response(
@@ -103,6 +129,7 @@ def make_wsgi_app(
         if refusal is not None:
             status, error = refusal
             return _json_response(start_response, status, {"ok": False, "error": error})
+        started = time.monotonic()
         try:
             return handler(environ, start_response)
         except ValueError:
@@ -119,6 +146,8 @@ def make_wsgi_app(
                 "500 Internal Server Error",
                 {"ok": False, "error": "internal_error"},
             )
+        finally:
+            metrics.ACK_LATENCY.observe(time.monotonic() - started)
 
     return app
 
@@ -249,11 +278,13 @@ def serve(
     port: int = 3000,
     *,
     on_ready: Callable[[ThreadingWSGIServer], None] | None = None,
+    before_stop: Callable[[], None] | None = None,
 ) -> None:
     """Serve ``wsgi_app`` until SIGTERM/SIGINT (or ``server.shutdown()`` from another thread).
 
     Signal handlers are installed only when called from the main thread. ``on_ready``
     receives the bound server before serving starts (tests use it to learn the port).
+    ``before_stop`` runs on a signal while the server still answers (draining), then it stops.
     """
     server = make_threaded_server(wsgi_app, host, port)
     bound_host, bound_port = server.server_address[:2]
@@ -261,8 +292,17 @@ def serve(
 
     def request_shutdown(signum: int, frame: Any) -> None:
         log.info("received signal %d, shutting down", signum)
+
+        def stop() -> None:
+            if before_stop is not None:
+                try:
+                    before_stop()
+                except Exception:
+                    log.exception("draining before the stop failed")
+            server.shutdown()
+
         # shutdown() waits for serve_forever() to return, so it must not run on this thread.
-        threading.Thread(target=server.shutdown, name="web-shutdown", daemon=True).start()
+        threading.Thread(target=stop, name="web-shutdown", daemon=True).start()
 
     previous: dict[int, Any] = {}
     if threading.current_thread() is threading.main_thread():

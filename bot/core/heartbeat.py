@@ -31,6 +31,9 @@ class Heartbeat:
         self.lease = timedelta(seconds=lease_seconds)
         self.on_interrupted = on_interrupted
         self._stop = threading.Event()
+        # Cleared while shutting down: keep our own leases, but take over nobody's work.
+        self._sweeping = threading.Event()
+        self._sweeping.set()
 
     def start(self, *, sweep_now: bool = False) -> Heartbeat:
         """Beat every lease/4 s on a thread; with `sweep_now`, the first beat runs here."""
@@ -45,12 +48,19 @@ class Heartbeat:
     def stop(self) -> None:
         self._stop.set()
 
+    def stop_sweeping(self) -> None:
+        """A process shutting down still touches its running operations, but sweeps no more:
+        what it leaves behind is for the next instance to take over."""
+        self._sweeping.clear()
+
     def beat(self) -> list[Operation]:
         """Touch our running operations, then sweep; returns the ones found abandoned."""
         for operation_id, token in self.workflow.running_tokens().items():
             # Fenced: a run whose lease was already taken back is not revived.
             if not self.workflow.store.touch(operation_id, token):
                 log.warning("operation %s is no longer ours; not renewing its lease", operation_id)
+        if not self._sweeping.is_set():
+            return []
         found = self.workflow.recover(idle_for=self.lease)
         self.workflow.expire_stale_previews()
         if found:

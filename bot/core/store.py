@@ -35,6 +35,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.pool import StaticPool
 
+from bot import metrics
+
 __all__ = [
     "ACTIVE",
     "STATES",
@@ -428,6 +430,15 @@ class OperationStore:
         """Close every pooled connection."""
         self.engine.dispose()
 
+    def ping(self) -> bool:
+        """True when the database answers a read of the operations table (GET /readyz)."""
+        try:
+            with self._connect(begin=False) as conn:
+                conn.execute(select(operations.c.id).limit(1)).all()
+        except Exception:  # noqa: BLE001 - any failure means "not ready"
+            return False
+        return True
+
     # -- reads ----------------------------------------------------------------------------
 
     def get(self, op_id: str) -> Operation | None:
@@ -480,6 +491,8 @@ class OperationStore:
             values.setdefault(name, {})
         with self._connect(begin=True) as conn:
             conn.execute(operations.insert().values(**values))
+        if values["state"] in TERMINAL:
+            metrics.operation_finished(values["state"])
         full = {name: values.get(name) for name in COLUMNS}
         return Operation.from_row(full)
 
@@ -522,7 +535,12 @@ class OperationStore:
             values["lease_at"] = self.db_now()
         where = [operations.c.id == op_id, operations.c.state.in_(states), *_requirements(require)]
         stmt = operations.update().where(*where).values(**values)
-        return self._update_one(stmt, op_id)
+        moved = self._update_one(stmt, op_id)
+        # An undo handing the operation back (not all removed) is not a new final state.
+        handed_back = states in (["undone"], ["undoing"]) and to_state != "undone"
+        if moved is not None and to_state in TERMINAL and not handed_back:
+            metrics.operation_finished(to_state)
+        return moved
 
     def update(
         self, op_id: str, *, require: Mapping[str, Any] | None = None, **fields: Any
@@ -550,7 +568,9 @@ class OperationStore:
         if stmt is None:
             return False
         if run_token is not None:
-            stmt = stmt.where(operations.c.state.in_(LEASED)).values(lease_at=self.db_now())
+            stmt = stmt.where(operations.c.state.in_(LEASED))
+            if "lease_at" not in fields:  # a run handing its lease back passes one in the past
+                stmt = stmt.values(lease_at=self.db_now())
         with self._connect(begin=True) as conn:
             return conn.execute(stmt).rowcount == 1
 
@@ -597,6 +617,7 @@ class OperationStore:
             [operations.c.state == "undoing", *where],
             {**cleared, "state": func.coalesce(operations.c.undo_from, "done")},
         )
+        metrics.operation_finished("interrupted", sum(op.state == "interrupted" for op in found))
         found.sort(key=lambda op: (op.created_at, op.id))
         return found
 
@@ -624,7 +645,9 @@ class OperationStore:
             .values(state="expired", updated_at=now, finished_at=now)
         )
         with self._connect(begin=True) as conn:
-            return conn.execute(stmt).rowcount
+            expired = conn.execute(stmt).rowcount
+        metrics.operation_finished("expired", expired)
+        return expired
 
     # -- internals ------------------------------------------------------------------------
 

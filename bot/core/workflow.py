@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
+from bot import metrics
 from bot.core.batch_recorder import BatchRecorder
 from bot.core.journal import BatchJournal
 from bot.core.parsing import AddCommand, LibraryRef
@@ -36,6 +37,8 @@ log = logging.getLogger(__name__)
 LIBRARY_ID = re.compile(r"^[0-9a-f]{32}$")
 FINISHED_ADDING = ("done", "partial")
 RETRYABLE = ("partial", "failed", "interrupted")
+# updated_at of an operation whose lease was handed back: older than any lease.
+LEASE_RELEASED = datetime(2000, 1, 1, tzinfo=UTC)
 # The outcome of an asset someone else added between the preview and the execution.
 ALREADY_PRESENT = "already in library"
 REMOVED = "removed by undo"
@@ -61,6 +64,10 @@ def _journal_state(batch: BatchResult) -> str:
         return "done"
     in_doubt = isinstance(batch.error, UplynkUnavailable) and batch.error.status is None
     return "unknown" if in_doubt else "failed"
+
+
+class StoppingForRestart(Exception):
+    """Raised before a batch while the process shuts down: that batch is not sent."""
 
 
 class Workflow:
@@ -93,6 +100,8 @@ class Workflow:
         # Saves batch progress off the batch loop (see _BatchRecorder); shared, so that an
         # operation does not start a thread of its own.
         self._savers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="addtolib-save")
+        # Set on SIGTERM: running operations stop after their current batch (stop_new_batches).
+        self._stopping = threading.Event()
 
     # -- planning -------------------------------------------------------------------------
 
@@ -388,6 +397,15 @@ class Workflow:
             with self._running_lock:
                 self._running.pop(operation_id, None)
 
+    def stop_new_batches(self) -> None:
+        """Shutting down: every running operation stops after the batch it is sending."""
+        self._stopping.set()
+
+    def _unless_stopping(self, number: int, ids: list[str]) -> None:
+        """Called before each batch is sent: refuses to send one once shutting down."""
+        if self._stopping.is_set():
+            raise StoppingForRestart(f"batch {number} not sent: shutting down")
+
     def running_here(self) -> list[str]:
         """Ids of the operations this process is executing (or undoing) now."""
         with self._running_lock:
@@ -439,7 +457,10 @@ class Workflow:
         lock = threading.Lock()  # batches may finish concurrently, in any order
         library = None
 
+        processed = [0]
+
         def before_batch(number: int, ids: list[str]) -> None:
+            self._unless_stopping(number, ids)
             entry = self.journal.begin(operation.id, token, "add", number, ids)
             if entry is None or recorder.superseded:
                 raise _Superseded  # not sent: another run owns the operation now
@@ -453,9 +474,11 @@ class Workflow:
                 number = numbers.get(batch.ids[0], 0)
                 if entry is not None:  # None: not sent (an earlier batch stopped the job)
                     self.journal.finish(entry, _journal_state(batch))
+                processed[0] = done
                 if batch.ok:
                     library = batch.library
                     added.extend(batch.ids)
+                    metrics.ASSETS_ADDED.inc(len(batch.ids))
                     outcome.update(dict.fromkeys(batch.ids, "added"))
                 else:
                     failed.extend(batch.ids)
@@ -475,10 +498,14 @@ class Workflow:
                 )
         except _Superseded:
             superseded = True
+        except StoppingForRestart:
+            pass  # the batches sent are recorded; _stopped() below hands the rest on
         finally:
             recorder.close()  # every save lands before the final transition below
         if superseded or recorder.superseded:
             return self._superseded(operation)
+        if processed[0] < total:
+            return self._stopped(operation, token, failed, errors, processed[0], total)
         if failed and not set(todo) - set(failed):
             state = "failed"
         elif failed:
@@ -515,6 +542,32 @@ class Workflow:
         batch = call(operation.library_id, ids).batches[0]  # len(ids) <= batch_size: one call
         self.journal.finish(entry, _journal_state(batch))
         return batch
+
+    def _stopped(
+        self,
+        operation: Operation,
+        token: str,
+        failed: list[str],
+        errors: list[str],
+        sent: int,
+        total: int,
+    ) -> Executed:
+        """A shutdown stopped the batches: record them and hand the lease back.
+
+        The operation stays `running` with its lease released (lease_at in the past), so
+        the next sweep of any live instance takes it over at once instead of after a lease.
+        """
+        log.info("operation %s stopped for a restart after %d of %d", operation.id, sent, total)
+        self.store.save(
+            operation.id,
+            run_token=token,
+            failed_ids=failed,
+            errors=list(operation.errors) + errors,
+            updated_at=LEASE_RELEASED,
+            lease_at=LEASE_RELEASED,
+        )
+        stopped = self.store.get(operation.id) or operation
+        return Executed(stopped, None, [f"stopped by a restart after {sent} of {total} assets"])
 
     def _still_new(self, library_id: str, todo: list[str]) -> tuple[list[str], list[str]]:
         """Split todo into (still new, added by someone else since the preview)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from slack_bolt import App, BoltContext, BoltRequest, BoltResponse
 
 from bot.slack import blocks, listeners
@@ -32,6 +34,20 @@ def build_app(services: Services) -> App:
         if request.headers.get("x-slack-retry-num"):
             return BoltResponse(status=200, body="")
         return next()
+
+    @app.middleware
+    def refuse_while_stopping(request: BoltRequest, respond, next) -> BoltResponse | None:  # noqa: A002
+        # SIGTERM: answer 200 with a clear message rather than 503 (Slack does not retry slash
+        # commands or clicks; a 503 shows the user only "dispatch_failed").
+        if not services.draining.is_set():
+            return next()
+        if respond is not None and request.body.get("type") == "block_actions":
+            services.pool.submit(respond, text=blocks.RESTARTING, replace_original=False)
+        return BoltResponse(
+            status=200,
+            body=json.dumps({"response_type": "ephemeral", "text": blocks.RESTARTING}),
+            headers={"content-type": "application/json"},
+        )
 
     @app.middleware
     def provide_services(context: BoltContext, next) -> None:  # noqa: A002 - Bolt's name

@@ -265,6 +265,17 @@ def summary(operation: Operation, library: Library | None) -> Message:
     return _message(text, blocks)
 
 
+def restarting(operation: Operation) -> Message:
+    """A running operation stopped between batches because the bot is restarting."""
+    return working(
+        f"addtolib is restarting: {len(operation.added_ids)} of {len(operation.new_ids)} assets "
+        "added so far. The rest are left for the next instance; you will hear from it."
+    )
+
+
+RESTARTING = "addtolib is restarting; nothing was done. Try again in a moment."
+
+
 def interrupted(operation: Operation) -> Message:
     remaining = len(operation.new_ids) - len(operation.added_ids)
     return _message(

@@ -123,6 +123,8 @@ def confirm(services: Services, respond: Respond, operation_id: str, user_id: st
     if executed.superseded:
         _ephemeral(respond, blocks.info(SUPERSEDED_TEXT))
         return
+    if _stopped_for_restart(respond, executed):
+        return
     _report(services, respond, executed)
 
 
@@ -138,6 +140,8 @@ def retry(services: Services, respond: Respond, operation_id: str, user_id: str)
         return
     if executed.superseded:
         _ephemeral(respond, blocks.info(SUPERSEDED_TEXT))
+        return
+    if _stopped_for_restart(respond, executed, replace=False):
         return
     _notify(services, executed.operation, f"<@{user_id}> retried: {_counts(executed.operation)}")
     if operation is not None and operation.state == "interrupted" and not operation.summary_ts:
@@ -167,6 +171,14 @@ def undo(services: Services, respond: Respond, operation_id: str, user_id: str) 
     if result.errors:
         text += "\nErrors: " + "; ".join(result.errors)
     _notify(services, operation, text)
+
+
+def _stopped_for_restart(respond: Respond, executed: Executed, replace: bool = True) -> bool:
+    """A shutdown stopped the run between batches: say so (the next instance takes over)."""
+    if executed.operation.state != "running":
+        return False
+    _ephemeral(respond, blocks.restarting(executed.operation), replace=replace)
+    return True
 
 
 def _report(services: Services, respond: Respond, executed: Executed) -> None:

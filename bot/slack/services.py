@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -10,8 +11,10 @@ from dataclasses import dataclass, field
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
+from bot import metrics
 from bot.config import Settings
 from bot.core.policy import Policy, UsergroupCache
+from bot.core.policy_holder import PolicyHolder
 from bot.core.store import OperationStore
 from bot.core.workflow import Workflow
 from bot.slack.notify import Notifier
@@ -28,20 +31,22 @@ class Services:
     client: WebClient
     store: OperationStore
     uplynk: UplynkClient
-    policy: Policy
+    policy: Policy | PolicyHolder
     usergroups: UsergroupCache
     workflow: Workflow
     notifier: Notifier
     pool: ThreadPoolExecutor
     heartbeat: object | None = None  # bot.core.heartbeat.Heartbeat, once a server starts it
     inflight: set[Future] = field(default_factory=set)
+    draining: threading.Event = field(default_factory=threading.Event)
 
     def groups_of(self, user_id: str) -> set[str]:
         return self.usergroups.groups_of(user_id)
 
     def submit(self, job: Callable[..., None], *args) -> Future:
         """Run network work off Bolt's listener threads, so acknowledgements never wait."""
-        future = self.pool.submit(job, self, *args)
+        metrics.JOBS_QUEUED.inc()
+        future = self.pool.submit(_counted, job, self, *args)
         self.inflight.add(future)
         future.add_done_callback(self.inflight.discard)
         return future
@@ -51,11 +56,46 @@ class Services:
         done, not_done = wait(list(self.inflight), timeout=timeout)
         return not not_done
 
+    def stop_taking_work(self) -> None:
+        """SIGTERM: refuse new requests, and let running operations stop after their batch."""
+        if not self.draining.is_set():
+            log.info("stopping: no new work; running operations stop after their current batch")
+        self.draining.set()
+        self.workflow.stop_new_batches()
+        if self.heartbeat is not None:
+            self.heartbeat.stop_sweeping()
+
+    def drain(self, grace: float) -> bool:
+        """stop_taking_work(), then wait up to `grace` seconds for the jobs in flight."""
+        self.stop_taking_work()
+        finished = self.wait_idle(timeout=grace)
+        if not finished:
+            log.warning("%d jobs still running after %g s; leaving them", len(self.inflight), grace)
+        return finished
+
+    def not_ready(self) -> str | None:
+        """Why GET /readyz should answer 503 (None when ready)."""
+        if self.draining.is_set():
+            return "shutting_down"
+        return None if self.store.ping() else "database_unavailable"
+
     def close(self) -> None:
+        if isinstance(self.policy, PolicyHolder):
+            self.policy.stop()
         if self.heartbeat is not None:
             self.heartbeat.stop()
         self.pool.shutdown(wait=False, cancel_futures=True)
         self.store.dispose()
+
+
+def _counted(job: Callable[..., None], *args) -> None:
+    """Run a job, moving it from the queued to the running gauge and out again."""
+    metrics.JOBS_QUEUED.dec()
+    metrics.JOBS_RUNNING.inc()
+    try:
+        job(*args)
+    finally:
+        metrics.JOBS_RUNNING.dec()
 
 
 def slack_client(settings: Settings) -> WebClient:
@@ -70,8 +110,11 @@ def build_services(settings: Settings, policy: Policy | None = None) -> Services
     store = OperationStore(settings.database_url)
     store.create_schema()
     uplynk = UplynkClient.from_settings(settings)
-    policy = policy or Policy.load(settings.policy_path)
+    # One PolicyHolder, shared by the jobs and the workflow: a policy edit swaps in here.
+    if not isinstance(policy, PolicyHolder):
+        policy = PolicyHolder(None if policy else settings.policy_path, policy).watch()
     usergroups = UsergroupCache(client, ttl=settings.usergroup_ttl, group_ids=policy.usergroups)
+    policy.on_change(lambda fresh: usergroups.set_group_ids(fresh.usergroups))
     workflow = Workflow(
         store,
         uplynk,

@@ -144,6 +144,8 @@ class SlackStandIn:
         self._messages: dict[tuple[str, str], dict[str, Any]] = {}
         self._response_uses: dict[str, int] = {}
         self._ts_counter = 0
+        # conversations.info knows these channels only (channel id -> its "channel" object).
+        self._channels: dict[str, dict[str, Any]] = {}
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -227,6 +229,22 @@ class SlackStandIn:
         """Delay answers to ``method`` ("*" for all, "response_url" too) by ``seconds``."""
         with self._cond:
             self._latency[method] = seconds
+
+    def add_channel(
+        self, channel_id: str, name: str, *, is_private: bool = False, is_member: bool = True
+    ) -> None:
+        """Make a channel known to conversations.info (a private one the bot is not in is
+        invisible to it, as on Slack: channel_not_found)."""
+        with self._cond:
+            self._channels[channel_id] = {
+                "id": channel_id,
+                "name": name,
+                "is_channel": not is_private,
+                "is_group": is_private,
+                "is_private": is_private,
+                "is_archived": False,
+                "is_member": is_member,
+            }
 
     def set_usergroup(self, usergroup: str, users: Iterable[str]) -> None:
         with self._cond:
@@ -497,6 +515,17 @@ class SlackStandIn:
             return {"ok": False, "error": "users_list_not_supplied"}, None
         return {"ok": True, "channel": {"id": "D" + users[0]}}, None
 
+    def _m_conversations_info(self, payload: dict[str, Any]) -> tuple[dict[str, Any], None]:
+        channel_id = payload.get("channel")
+        if not channel_id:
+            return {"ok": False, "error": "channel_not_found"}, None
+        with self._cond:
+            channel = self._channels.get(channel_id)
+            channel = dict(channel) if channel is not None else None
+        if channel is None or (channel["is_private"] and not channel["is_member"]):
+            return {"ok": False, "error": "channel_not_found"}, None
+        return {"ok": True, "channel": channel}, None
+
     def _m_get_permalink(self, payload: dict[str, Any]) -> tuple[dict[str, Any], None]:
         channel, ts = payload.get("channel"), payload.get("message_ts")
         if not channel:
@@ -524,6 +553,7 @@ _METHODS: dict[str, Callable[[SlackStandIn, dict[str, Any]], tuple[dict[str, Any
     "chat.update": SlackStandIn._m_update,
     "chat.delete": SlackStandIn._m_delete,
     "chat.getPermalink": SlackStandIn._m_get_permalink,
+    "conversations.info": SlackStandIn._m_conversations_info,
     "conversations.open": SlackStandIn._m_conversations_open,
     "usergroups.users.list": SlackStandIn._m_usergroups_users_list,
 }

@@ -16,6 +16,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import ProtocolError
 from urllib3.util.retry import Retry
 
+from bot import metrics
 from bot.uplynk.errors import (
     UplynkError,
     UplynkForbidden,
@@ -100,6 +101,19 @@ def _unique(ids: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(ids))
 
 
+def _call_name(method: str, path: str) -> str:
+    """A metric label per kind of call (never an id: labels must stay few)."""
+    if path.startswith("/api2/asset/get"):
+        return "get_assets"
+    if path.endswith("/assets"):
+        return {"PATCH": "add_assets", "DELETE": "remove_assets"}.get(method, method.lower())
+    if path == "/api/v4/libraries":
+        return "find_libraries"
+    if path.startswith("/api/v4/libraries/"):
+        return "get_library"
+    return f"{method.lower()} other"
+
+
 class UplynkClient:
     """A thread-safe client for the Uplynk calls of SPEC 1."""
 
@@ -159,7 +173,7 @@ class UplynkClient:
             settings.uplynk_user_id,
             settings.uplynk_api_key,
             batch_size=settings.uplynk_batch_size,
-            concurrency=getattr(settings, "uplynk_concurrency", 1),
+            concurrency=settings.uplynk_concurrency,
         )
 
     def __repr__(self) -> str:
@@ -348,6 +362,29 @@ class UplynkClient:
     ) -> dict[str, Any]:
         params = {**(query or {}), **sign(v2_params or {}, self.user_id, self._api_key)}
         started = time.monotonic()
+        status = "unreachable"
+        try:
+            code, body = self._send(method, path, params, json_body, started, what)
+            status = str(code)
+            return body
+        except UplynkTimeout:
+            status = "timeout"
+            raise
+        except UplynkError as exc:
+            status = str(exc.status) if exc.status else status
+            raise
+        finally:
+            metrics.uplynk_call(_call_name(method, path), status, time.monotonic() - started)
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, Any],
+        json_body: Any,
+        started: float,
+        what: str,
+    ) -> tuple[int, dict[str, Any]]:
         try:
             response = self._session.request(
                 method,
@@ -375,7 +412,7 @@ class UplynkClient:
         except requests.exceptions.RequestException as exc:
             error = UplynkUnavailable(f"Could not call Uplynk ({type(exc).__name__})")
         else:
-            return self._handle(method, path, response, started, what)
+            return response.status_code, self._handle(method, path, response, started, what)
         elapsed = (time.monotonic() - started) * 1000
         log.warning("uplynk %s %s failed after %.0f ms: %s", method, path, elapsed, error)
         raise error

@@ -1,0 +1,91 @@
+"""Benchmark 5: how long a preview takes when every Uplynk call takes 1 s (one round trip?)."""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import requests
+
+from benchmarks.harness import (
+    MARKETING,
+    Context,
+    Outcome,
+    Row,
+    Sender,
+    Simulator,
+    StandIn,
+    add_text,
+    fmt_s,
+    previews,
+    start_bot,
+)
+from bot.uplynk.signing import sign
+
+NAME = "preview"
+TITLE = "5. Preview latency"
+LATENCY = 1.0  # seconds on every Uplynk call
+
+
+def _round_trip(sim: Simulator) -> float:
+    """One signed GET of a library, straight to the simulator: one Uplynk round trip."""
+    started = time.perf_counter()
+    answer = requests.get(
+        f"{sim.url}/api/v4/libraries/{MARKETING}",
+        params=sign({}, sim.user_id, sim.api_key),
+        timeout=30,
+    )
+    answer.raise_for_status()
+    return time.perf_counter() - started
+
+
+def _preview(sender: Sender, standin: StandIn, library: str, ids: list[str], key: str) -> float:
+    """Seconds from sending the command to the preview reaching the response_url."""
+    started = time.time()
+    response, _ = sender.command(add_text(ids, library), standin.response_url(key))
+    response.raise_for_status()
+    met, calls = standin.wait(lambda c: key in previews(c, key), 30, interval=0.02)
+    if not met:
+        raise RuntimeError(f"no preview for {key} within 30 s")
+    return previews(calls, key)[key]["at"] - started
+
+
+def run(ctx: Context) -> Outcome:
+    rounds = 3 if ctx.quick else 7
+    sim = Simulator(ctx).start()
+    standin = StandIn(ctx).start()
+    try:
+        ids = sim.seed(20, "preview")
+        sim.latency({"*": LATENCY})
+        trips = [_round_trip(sim) for _ in range(rounds)]
+        bot = start_bot(ctx, sim, standin)
+        try:
+            sender = Sender(bot.url, timeout=60)
+            by_id = [_preview(sender, standin, MARKETING, ids, f"pid{i}") for i in range(rounds)]
+            by_name = [
+                _preview(sender, standin, '"Marketing Library"', ids, f"pname{i}")
+                for i in range(rounds)
+            ]
+        finally:
+            bot.stop()
+    finally:
+        standin.stop()
+        sim.stop()
+    trip = statistics.median(trips)
+    rows = []
+    for label, samples in (("by library id", by_id), ("by library name", by_name)):
+        value = statistics.median(samples)
+        rows.append(
+            Row(
+                TITLE,
+                f"command → preview, {label}, 20 assets, every Uplynk call {LATENCY:g} s "
+                f"(median of {rounds})",
+                f"{fmt_s(value)} = {value / trip:.2f}× one round trip (max {fmt_s(max(samples))})",
+                f"one Uplynk round trip {fmt_s(trip)}",
+                "≤ 1.2× one round trip",
+                value <= 1.2 * trip,
+            )
+        )
+    details = {"latency_s": LATENCY, "round_trips_s": trips, "by_id_s": by_id}
+    details["by_name_s"] = by_name
+    return Outcome(rows, details)

@@ -1,0 +1,68 @@
+"""Prometheus metrics: the metric objects (a leaf module: any layer may import it) and /metrics."""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+OPERATIONS = Counter(
+    "addtolib_operations",
+    "Operations that reached a final state, by that state",
+    ["state"],
+)
+ASSETS_ADDED = Counter("addtolib_assets_added", "Assets added to a library by an operation")
+UPLYNK_CALLS = Counter(
+    "addtolib_uplynk_calls",
+    "Calls to the Uplynk API, by call and HTTP status (or timeout/unreachable)",
+    ["call", "status"],
+)
+UPLYNK_LATENCY = Histogram(
+    "addtolib_uplynk_call_seconds",
+    "Uplynk call duration, retries included",
+    ["call"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
+)
+ACK_LATENCY = Histogram(
+    "addtolib_ack_seconds",
+    "Time to answer a request from Slack (the acknowledgement)",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5),
+)
+JOBS_QUEUED = Gauge(
+    "addtolib_jobs_queued", "Jobs waiting for a worker thread", multiprocess_mode="livesum"
+)
+JOBS_RUNNING = Gauge(
+    "addtolib_jobs_running", "Jobs running on a worker thread", multiprocess_mode="livesum"
+)
+
+
+def operation_finished(state: str, count: int = 1) -> None:
+    """Count operations that reached `state` (a final one)."""
+    if count > 0:
+        OPERATIONS.labels(state).inc(count)
+
+
+def uplynk_call(call: str, status: str, seconds: float) -> None:
+    UPLYNK_CALLS.labels(call, status).inc()
+    UPLYNK_LATENCY.labels(call).observe(seconds)
+
+
+def exposition() -> tuple[bytes, str]:
+    """(body, content type) of GET /metrics: this process, or every worker in multiprocess mode."""
+    if os.environ.get(MULTIPROC_ENV):
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
