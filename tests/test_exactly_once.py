@@ -191,3 +191,38 @@ def test_two_concurrent_picks_give_one_preview_and_one_refusal(bot: Bot) -> None
     stored = operation(bot, pending_id)
     shown = MARKETING if f"`{MARKETING}`" in text_of(previews[0]) else ARCHIVE
     assert stored.library_id == shown and stored.state == "pending"
+
+
+def test_an_undo_cut_off_by_a_crash_is_finished_by_undo_again(start_bot) -> None:
+    env = {"UPLYNK_BATCH_SIZE": "100", "ADDTOLIB_LEASE_SECONDS": "2"}
+    first: Bot = start_bot(**env)
+    assets = bulk_assets(first, 600)
+    operation_id, _ = add(first, f"{MARKETING} {' '.join(assets)}")
+    first.simulator.faults.set_latency("remove", 0.4)
+    first.click("addtolib_undo", operation_id)
+    wait_until(lambda: len(journal(first, operation_id, "remove")) >= 3, timeout=30, every=0.05)
+    first.process.kill()  # mid-undo: the row is left `undoing`
+    assert operation(first, operation_id).state == "undoing"
+
+    second = start_bot(**env)
+    dm = second.slack.wait_for(
+        lambda c: c.method == "chat.postMessage" and c.channel == USER and "undo" in dump(c),
+        timeout=30,
+    )
+    assert "was interrupted by a restart after removing" in text_of(dm)
+    assert button_value(dm, "addtolib_undo") == operation_id
+    cut = operation(second, operation_id)
+    assert cut.state == "done" and cut.run_token is None and len(cut.removed_ids) < 600
+
+    second.simulator.faults.set_latency("remove", 0)
+    removes_before = len(removes(second))
+    _, key = second.click("addtolib_undo", operation_id, channel_id=f"D{USER}")
+    second.reply(key, "*Undone*", timeout=30)
+    final = operation(second, operation_id)
+    assert final.state == "undone" and sorted(final.removed_ids) == sorted(assets)
+    assert not set(assets) & second.simulator.catalogue.library_assets(MARKETING)
+    # Nothing removed before the crash was sent again, except a batch cut off in flight.
+    sent = Counter(a for batch in removes(second) for a in batch)
+    assert set(sent) == set(assets) and max(sent.values()) <= 2
+    resent = {a for batch in removes(second)[removes_before:] for a in batch}
+    assert resent and not resent & set(cut.removed_ids)

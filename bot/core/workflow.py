@@ -453,24 +453,27 @@ class Workflow:
         total = len(todo)
         batches = -(-total // max(1, self.uplynk.batch_size))
         numbers: dict[str, int] = {}  # first id of a batch -> its number
-        entries: dict[str, int] = {}  # first id of a batch -> its journal entry
+        in_journal: dict[str, int] = {}  # first id of a batch -> its journal entry
         lock = threading.Lock()  # batches may finish concurrently, in any order
         library = None
-
         processed = [0]
 
         def before_batch(number: int, ids: list[str]) -> None:
             self._unless_stopping(number, ids)
-            entry = self.journal.begin(operation.id, token, "add", number, ids)
-            if entry is None or recorder.superseded:
+            entry = (
+                None
+                if recorder.superseded
+                else self.journal.begin(operation.id, token, "add", number, ids)
+            )
+            if entry is None:
                 raise _Superseded  # not sent: another run owns the operation now
             with lock:
-                numbers[ids[0]], entries[ids[0]] = number, entry
+                numbers[ids[0]], in_journal[ids[0]] = number, entry
 
         def on_batch(batch: BatchResult, done: int, _total: int) -> None:
             nonlocal library
             with lock:
-                entry = entries.pop(batch.ids[0], None)
+                entry = in_journal.pop(batch.ids[0], None)
                 number = numbers.get(batch.ids[0], 0)
                 if entry is not None:  # None: not sent (an earlier batch stopped the job)
                     self.journal.finish(entry, _journal_state(batch))
@@ -581,6 +584,15 @@ class Workflow:
         raced = [a for a in todo if a in assets and library_id in assets[a].libraries]
         return [a for a in todo if a not in raced], raced
 
+    def _gone_from(self, library_id: str, ids: set[str]) -> set[str]:
+        """Those of `ids` no longer in the library (none, if the look-up fails)."""
+        try:
+            assets = self.uplynk.get_assets(sorted(ids))
+        except UplynkError as exc:
+            log.warning("re-check before removing failed (%s); removing as recorded", exc)
+            return set()
+        return {a for a in ids if a not in assets or library_id not in assets[a].libraries}
+
     def _fresh_library(self, library_id: str) -> Library | None:
         try:
             return self.uplynk.get_library(library_id)
@@ -630,12 +642,13 @@ class Workflow:
         removed = list(operation.removed_ids)
         outcome = dict(operation.outcome)
         errors: list[str] = []
-        todo = [a for a in operation.added_ids if a not in set(removed)]
+        already = set(removed)
+        todo = [a for a in operation.added_ids if a not in already]
         # A cut-off undo may have removed its last batch without recording it.
         entries = self.journal.settled(operation.id, "remove", token, self.batch_grace)
         in_doubt = self.journal.claimable_ids(entries, token) & set(todo)
         if in_doubt:
-            gone = set(in_doubt) - set(self._still_new(operation.library_id, sorted(in_doubt))[1])
+            gone = self._gone_from(operation.library_id, in_doubt)
             removed.extend(a for a in todo if a in gone)
             outcome.update(dict.fromkeys(gone, REMOVED))
             todo = [a for a in todo if a not in gone]
@@ -656,7 +669,8 @@ class Workflow:
                 operation.id, run_token=token, removed_ids=removed, outcome=outcome
             ):
                 return Refused(f"This undo stopped: {SUPERSEDED}.")
-        left = [a for a in operation.added_ids if a not in set(removed)]
+        already = set(removed)
+        left = [a for a in operation.added_ids if a not in already]
         fields = {
             "require": {"run_token": token},
             "run_token": None,
