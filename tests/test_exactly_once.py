@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
 
 from bot.core.journal import BatchJournal
+from bot.core.store import operations
 from tests.fixtures_bot import (
     ARCHIVE,
     MARKETING,
@@ -226,3 +231,52 @@ def test_an_undo_cut_off_by_a_crash_is_finished_by_undo_again(start_bot) -> None
     assert set(sent) == set(assets) and max(sent.values()) <= 2
     resent = {a for batch in removes(second)[removes_before:] for a in batch}
     assert resent and not resent & set(cut.removed_ids)
+
+
+def lease_age(bot: Bot, operation_id: str) -> float | None:
+    """Seconds since the operation's lease was renewed, by the database's clock."""
+    with opened_store(bot) as store, store.connect(begin=False) as conn:
+        now, lease_at, state = conn.execute(
+            select(store.db_now(), operations.c.lease_at, operations.c.state).where(
+                operations.c.id == operation_id
+            )
+        ).one()
+    return (now - lease_at).total_seconds() if state == "running" else None
+
+
+def test_slow_interrupted_notices_never_hold_up_lease_renewals(start_bot) -> None:
+    # Batches slower than the lease: only the heartbeat keeps this run's lease fresh.
+    bot: Bot = start_bot(UPLYNK_BATCH_SIZE="50", ADDTOLIB_LEASE_SECONDS="2")
+    assets = bulk_assets(bot, 150)
+    bot.simulator.faults.set_latency("add", 3)
+    _, running_id = bot.preview(f"{MARKETING} {' '.join(assets)}")
+    bot.click("addtolib_confirm", running_id)
+    wait_until(lambda: journal(bot, running_id), timeout=15, every=0.05)
+
+    # Another instance's operation, abandoned by a crash, and a Slack that answers slowly:
+    # the notices about it take seconds.
+    bot.slack.set_latency("chat.postMessage", 4)
+    with opened_store(bot) as store:
+        abandoned = store.create(
+            user_id=OTHER,
+            channel_id="C0GENERAL",
+            library_id=MARKETING,
+            library_name="Marketing Library",
+            new_ids=["0" * 32],
+            state="running",
+        )
+        store.update(abandoned.id, lease_at=datetime.now(UTC) - timedelta(hours=1))
+    wait_until(lambda: operation(bot, abandoned.id).state == "interrupted", timeout=10)
+    ages = []
+    while not bot.slack.calls_of("chat.postMessage") or not [
+        c for c in bot.slack.calls_of("chat.postMessage") if c.channel == OTHER
+    ]:
+        age = lease_age(bot, running_id)
+        if age is not None:
+            ages.append(age)
+        time.sleep(0.1)
+    # While the notice was being sent (4 s and more), the running operation's lease was
+    # renewed every lease/4 = 0.5 s; it never came near the 2 s lease.
+    assert len(ages) > 20 and max(ages) < 1.5, max(ages)
+    bot.slack.set_latency("chat.postMessage", 0)
+    wait_until(lambda: operation(bot, running_id).state == "done", timeout=30)
