@@ -222,7 +222,9 @@ def test_an_undo_cut_off_by_a_crash_is_finished_by_undo_again(start_bot) -> None
     second.simulator.faults.set_latency("remove", 0)
     removes_before = len(removes(second))
     _, key = second.click("addtolib_undo", operation_id, channel_id=f"D{USER}")
-    second.reply(key, "*Undone*", timeout=30)
+    # A DELETE cut off in flight may still be answered by a run that only looks dead: the
+    # resumed undo waits for it up to one request's timeout (33 s) from when it was sent.
+    second.reply(key, "*Undone*", timeout=60)
     final = operation(second, operation_id)
     assert final.state == "undone" and sorted(final.removed_ids) == sorted(assets)
     assert not set(assets) & second.simulator.catalogue.library_assets(MARKETING)

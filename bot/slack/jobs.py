@@ -223,7 +223,17 @@ def _counts(operation: Operation) -> str:
 
 
 def report_interrupted(services: Services, operations: list[Operation]) -> None:
-    """Tell each requester (by DM, with Retry) and each thread that an operation was cut off."""
+    """Tell each requester (by DM, with Retry) and each thread that an operation was cut off.
+
+    Runs on the work pool (never on the heartbeat thread): a failure is logged here.
+    """
+    try:
+        _report_interrupted(services, operations)
+    except Exception:
+        log.exception("could not report %d interrupted operation(s)", len(operations))
+
+
+def _report_interrupted(services: Services, operations: list[Operation]) -> None:
     for operation in operations:
         if operation.state != "interrupted":
             _report_undo_interrupted(services, operation)
