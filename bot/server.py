@@ -13,6 +13,7 @@ from bot.config import Settings
 from bot.core.heartbeat import Heartbeat
 from bot.redaction import configure_logging
 from bot.slack.app import build_app
+from bot.slack.approval_jobs import report_expired
 from bot.slack.jobs import report_interrupted
 from bot.slack.services import Services, build_services
 
@@ -34,6 +35,7 @@ def start_heartbeat(services: Services, *, sweep_now: bool = False) -> None:
         services.settings.lease_seconds,
         # Off the heartbeat thread: slow Slack calls must never delay lease renewals.
         on_interrupted=lambda operations: services.submit(report_interrupted, operations),
+        on_expired=lambda events: services.submit(report_expired, events),
     ).start(sweep_now=sweep_now)
 
 

@@ -222,3 +222,157 @@ class SlackSender:
         )
         resp.slack_response_url = payload["response_url"]  # type: ignore[attr-defined]
         return resp
+
+    # -- shortcuts and modals ------------------------------------------------
+
+    def _user(self, user_id: str, team_id: str) -> dict[str, Any]:
+        return {
+            "id": user_id,
+            "username": user_id.lower(),
+            "name": user_id.lower(),
+            "team_id": team_id,
+        }
+
+    def interaction(self, payload: dict[str, Any], **kwargs: Any) -> requests.Response:
+        """Sign and POST an interaction ``payload`` (form field ``payload``), as Slack does."""
+        return self.send_form({"payload": json.dumps(payload)}, **kwargs)
+
+    def shortcut(
+        self,
+        trigger_id: str,
+        *,
+        callback_id: str = "addtolib_shortcut",
+        user_id: str = "U0USER",
+        team_id: str = "T0001",
+    ) -> requests.Response:
+        """A global shortcut (type ``shortcut``): no channel, a trigger id for views.open."""
+        return self.interaction(
+            {
+                "type": "shortcut",
+                "token": VERIFICATION_TOKEN,
+                "action_ts": f"{time.time():.6f}",
+                "team": {"id": team_id, "domain": TEAM_DOMAIN},
+                "user": self._user(user_id, team_id),
+                "is_enterprise_install": False,
+                "enterprise": None,
+                "callback_id": callback_id,
+                "trigger_id": trigger_id,
+            }
+        )
+
+    def message_shortcut(
+        self,
+        trigger_id: str,
+        text: str,
+        *,
+        callback_id: str = "addtolib_message",
+        user_id: str = "U0USER",
+        channel_id: str = "C0GENERAL",
+        team_id: str = "T0001",
+    ) -> requests.Response:
+        """A message shortcut (type ``message_action``) on a message holding ``text``."""
+        ts = f"{time.time():.6f}"
+        return self.interaction(
+            {
+                "type": "message_action",
+                "token": VERIFICATION_TOKEN,
+                "action_ts": ts,
+                "team": {"id": team_id, "domain": TEAM_DOMAIN},
+                "user": self._user(user_id, team_id),
+                "channel": {"id": channel_id, "name": "general"},
+                "is_enterprise_install": False,
+                "enterprise": None,
+                "callback_id": callback_id,
+                "trigger_id": trigger_id,
+                "message_ts": ts,
+                "message": {"type": "message", "user": "U0CMSBOT", "ts": ts, "text": text},
+                "response_url": self.new_response_url("msg"),
+            }
+        )
+
+    def block_suggestion(
+        self,
+        view: dict[str, Any],
+        value: str,
+        *,
+        action_id: str = "library",
+        block_id: str = "library",
+        user_id: str = "U0USER",
+        team_id: str = "T0001",
+    ) -> requests.Response:
+        """The options request of an external_select in ``view`` as the user types ``value``."""
+        return self.interaction(
+            {
+                "type": "block_suggestion",
+                "user": self._user(user_id, team_id),
+                "container": {"type": "view", "view_id": view.get("id")},
+                "api_app_id": API_APP_ID,
+                "token": VERIFICATION_TOKEN,
+                "action_id": action_id,
+                "block_id": block_id,
+                "value": value,
+                "team": {"id": team_id, "domain": TEAM_DOMAIN},
+                "enterprise": None,
+                "is_enterprise_install": False,
+                "view": view,
+            }
+        )
+
+    @staticmethod
+    def form_values(
+        library: str | None = None, assets: str | None = None, channel: str | None = None
+    ) -> dict[str, Any]:
+        """``view.state.values`` of the addtolib form as Slack reports it on submission."""
+        option = None
+        if library is not None:
+            option = {"text": {"type": "plain_text", "text": library}, "value": library}
+        return {
+            "library": {"library": {"type": "external_select", "selected_option": option}},
+            "assets": {"assets": {"type": "plain_text_input", "value": assets}},
+            "channel": {
+                "channel": {"type": "conversations_select", "selected_conversation": channel}
+            },
+        }
+
+    def view_submission(
+        self,
+        view: dict[str, Any],
+        values: dict[str, Any] | None = None,
+        *,
+        user_id: str = "U0USER",
+        team_id: str = "T0001",
+    ) -> requests.Response:
+        """The user pressed the view's submit button (``values``: the inputs' state)."""
+        submitted = {**view, "state": {"values": values or {}}}
+        return self.interaction(
+            {
+                "type": "view_submission",
+                "team": {"id": team_id, "domain": TEAM_DOMAIN},
+                "user": self._user(user_id, team_id),
+                "api_app_id": API_APP_ID,
+                "token": VERIFICATION_TOKEN,
+                "trigger_id": self.trigger_id(),
+                "view": submitted,
+                "response_urls": [],
+                "is_enterprise_install": False,
+                "enterprise": None,
+            }
+        )
+
+    def view_closed(
+        self, view: dict[str, Any], *, user_id: str = "U0USER", team_id: str = "T0001"
+    ) -> requests.Response:
+        """The user closed a view that asked for ``notify_on_close``."""
+        return self.interaction(
+            {
+                "type": "view_closed",
+                "team": {"id": team_id, "domain": TEAM_DOMAIN},
+                "user": self._user(user_id, team_id),
+                "api_app_id": API_APP_ID,
+                "token": VERIFICATION_TOKEN,
+                "view": view,
+                "is_cleared": False,
+                "is_enterprise_install": False,
+                "enterprise": None,
+            }
+        )

@@ -7,7 +7,7 @@ import sys
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect, text
+from sqlalchemy import inspect
 
 from bot.core import schema
 from bot.core.store import OperationStore, metadata
@@ -31,31 +31,6 @@ def test_upgrade_twice_is_harmless(store: OperationStore) -> None:
     assert schema.upgrade(store.engine) == schema.head_revision()
     store.create_schema()
     assert store.get(created.id) == created
-
-
-def test_unstamped_first_release_table_is_stamped_not_recreated(database_url: str) -> None:
-    first = OperationStore(database_url)
-    try:
-        schema.upgrade(first.engine, schema.BASELINE)  # the first release's table only
-        with first.engine.begin() as conn:
-            conn.execute(
-                text(
-                    "INSERT INTO operations (id, state, user_id, library_id, requested_ids,"
-                    " new_ids, present_ids, missing_ids, added_ids, failed_ids, removed_ids,"
-                    " outcome, errors, created_at, updated_at) VALUES ('" + "a" * 32 + "',"
-                    " 'done', 'U1', '" + "f" * 32 + "', '[]', '[]', '[]', '[]', '[]', '[]',"
-                    " '[]', '{}', '[]', '2026-01-01 00:00:00', '2026-01-01 00:00:00')"
-                )
-            )
-        with first.engine.begin() as conn:  # what a first-release database looks like
-            conn.execute(text("DROP TABLE alembic_version"))
-        assert schema.current_revision(first.engine) is None
-        first.create_schema()
-        assert schema.is_current(first.engine)
-        kept = first.get("a" * 32)
-        assert kept is not None and kept.state == "done" and kept.library_id == "f" * 32
-    finally:
-        first.dispose()
 
 
 def test_migrate_command(database_url: str, tmp_path) -> None:

@@ -22,9 +22,16 @@ from bot.slack_standin import SlackStandIn
 
 DEMO_USER = "U0DEMO"
 DEMO_ADMIN = "U0ADMIN"
+DEMO_LEAD = "U0LEAD"  # approves changes to the protected demo library
+PROTECTED_LIBRARY = "Ad Breaks"
 CONSOLE_CHANNEL = "C0CONSOLE"
 NOTIFY_CHANNEL = "C0NOTIFY"
-CHANNEL_NAMES = {CONSOLE_CHANNEL: "console", NOTIFY_CHANNEL: "notify"}
+APPROVAL_CHANNEL = "C0APPROVALS"
+CHANNEL_NAMES = {
+    CONSOLE_CHANNEL: "console",
+    NOTIFY_CHANNEL: "notify",
+    APPROVAL_CHANNEL: "approvals",
+}
 DATABASE_URL = "sqlite:///addtolib-console.db"
 BOT_TOKEN = "xoxb-console"
 UPLYNK_VARIABLES = ("UPLYNK_API_URL", "UPLYNK_USER_ID", "UPLYNK_API_KEY")
@@ -33,11 +40,17 @@ BULK_ASSETS = 2000
 
 
 def demo_policy(user: str) -> Policy:
-    """`user` may add to every demo library; DEMO_ADMIN is an admin; anyone else is refused."""
+    """`user` may add to every demo library; DEMO_ADMIN is an admin; anyone else is refused.
+
+    Ad Breaks is protected: a change there waits for DEMO_LEAD (or the admin) to approve it.
+    """
     return Policy.from_dict(
         {
             "admins": [DEMO_ADMIN],
             "allow": [{"libraries": sorted(DEMO_LIBRARY_IDS.values()), "users": [user]}],
+            "protect": [
+                {"libraries": [DEMO_LIBRARY_IDS[PROTECTED_LIBRARY]], "approvers": [DEMO_LEAD]}
+            ],
         },
         source="<console demo policy>",
     )
@@ -91,7 +104,8 @@ def open_world(
         policy = demo_policy(user)
         policy_note = (
             f"demo policy: {user} may add to the demo libraries, {DEMO_ADMIN} is an admin, "
-            "anyone else is refused"
+            f"anyone else is refused; {PROTECTED_LIBRARY} needs approval by {DEMO_LEAD} "
+            f"(`user {DEMO_LEAD}`) or the admin"
         )
     with contextlib.ExitStack() as cleanup:
         simulator = None
@@ -114,6 +128,7 @@ def open_world(
             slack_api_url=standin.url,
             database_url=env.get("DATABASE_URL", "").strip() or DATABASE_URL,
             notify_channel=base.notify_channel or NOTIFY_CHANNEL,
+            approval_channel=base.approval_channel or APPROVAL_CHANNEL,
         )
         configure_logging(settings, level=logging.INFO if verbose else logging.ERROR)
         services = build_services(settings, policy=policy)

@@ -16,6 +16,7 @@ from bot.console.demo import (
     World,
     open_world,
 )
+from bot.console.modal import ModalForm
 from bot.console.render import PlainScreen, RichScreen, Screen
 from bot.console.session import Note, Progress, Session, Shown
 from bot.simulator import DEMO_ASSET_IDS, DEMO_LIBRARY_IDS
@@ -30,6 +31,8 @@ HELP = f"""Console words:
   user U0ADMIN         play another Slack user ({DEMO_ADMIN} is the demo admin)
   channel C0OTHER      type in another channel
   bulk N [LIBRARY]     /addtolib LIBRARY (default "{BULK_LIBRARY}") with N simulator clips
+  shortcut             the global shortcut: the modal as a form (library, assets, channel)
+  shortcut message T   the message shortcut on a message whose text is T
   demo                 the demo libraries and assets
   quit                 leave (Ctrl-D too)"""
 
@@ -127,11 +130,13 @@ class Console:
     """The read-eval-print loop: one input line, then every message it caused."""
 
     def __init__(self, world: World, session: Session, screen: Screen):
+        self.interactive = False
         self.world = world
         self.session = session
         self.screen = screen
 
     def run(self, interactive: bool) -> None:
+        self.interactive = interactive
         while True:
             # What arrived meanwhile (the start-up sweep, a job left running after Ctrl-C).
             self.show([e for e in self.session.poll() if not isinstance(e, Progress)])
@@ -175,6 +180,8 @@ class Console:
             self.switch_channel(rest)
         elif word == "bulk":
             self.bulk(rest)
+        elif word == "shortcut":
+            ModalForm(self).run(rest)
         elif word == "demo":
             self.screen.info(self.demo())
         elif word == "addtolib":

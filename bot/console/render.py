@@ -33,6 +33,8 @@ EMOJI = {
     "information_source": "ℹ",
     "tada": "🎉",
     "bell": "🔔",
+    "lock": "🔒",
+    "ballot_box_with_check": "☑",
 }
 
 BUTTON_STYLES = {"primary": "bold green", "danger": "bold red"}

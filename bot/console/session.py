@@ -376,3 +376,90 @@ def user_name(user_id: str) -> str:
 
 def _trigger_id() -> str:
     return f"{int(time.time())}.{uuid.uuid4().int % 10**12}.{uuid.uuid4().hex}"
+
+
+class ModalSession:
+    """The console's side of the shortcuts and the modal, through the app's dispatch path."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def open(self, message_text: str | None = None) -> dict[str, Any] | None:
+        """Run the global shortcut (a message shortcut with `message_text`): the opened view."""
+        session = self.session
+        trigger = session.standin.new_trigger()
+        payload: dict[str, Any] = {
+            "type": "shortcut" if message_text is None else "message_action",
+            "callback_id": "addtolib_shortcut" if message_text is None else "addtolib_message",
+            "trigger_id": trigger,
+            "action_ts": f"{time.time():.6f}",
+        }
+        if message_text is not None:
+            ts = session._next_fake_ts()
+            payload["channel"] = {
+                "id": session.channel,
+                "name": session.channel_name(session.channel),
+            }
+            payload["message"] = {
+                "type": "message",
+                "user": "U0CMSBOT",
+                "ts": ts,
+                "text": message_text,
+            }
+            payload["message_ts"] = ts
+        self._send(payload)
+        session.services.wait_idle(timeout=10)
+        return session.standin.views.opened_by(trigger)
+
+    def suggest(self, view: dict[str, Any], query: str) -> list[dict[str, Any]]:
+        """The type-ahead's options for `query`."""
+        payload = {
+            "type": "block_suggestion",
+            "action_id": "library",
+            "block_id": "library",
+            "value": query,
+            "container": {"type": "view", "view_id": view["id"]},
+            "view": view,
+        }
+        return self._send(payload).get("options") or []
+
+    def submit(self, view: dict[str, Any], values: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Press the view's submit button; the app's answer (Slack applies an update)."""
+        payload = {"type": "view_submission", "view": {**view, "state": {"values": values or {}}}}
+        answer = self._send(payload)
+        if answer.get("response_action") == "update":
+            self.session.standin.views.submitted(view["id"], answer["view"])
+        return answer
+
+    def close(self, view: dict[str, Any]) -> None:
+        self._send({"type": "view_closed", "view": view, "is_cleared": False})
+        self.session.standin.views.close(view["id"])
+
+    def current(self, view: dict[str, Any]) -> dict[str, Any] | None:
+        """The view as it is now (after a views.update)."""
+        return self.session.standin.views.view(view["id"])
+
+    def _send(self, payload: dict[str, Any]) -> dict[str, Any]:
+        session = self.session
+        user = {"id": session.user, "username": user_name(session.user), "team_id": TEAM_ID}
+        full = {
+            "user": user,
+            "team": {"id": TEAM_ID, "domain": TEAM_DOMAIN},
+            "api_app_id": API_APP_ID,
+            "token": VERIFICATION_TOKEN,
+            **payload,
+        }
+        body = urlencode({"payload": json.dumps(full)})
+        timestamp = str(int(time.time()))
+        headers = {
+            "content-type": "application/x-www-form-urlencoded",
+            "x-slack-request-timestamp": timestamp,
+            "x-slack-signature": session.verifier.generate_signature(
+                timestamp=timestamp, body=body
+            ),
+        }
+        response = session.app.dispatch(BoltRequest(body=body, headers=headers))
+        try:
+            return json.loads(response.body) if response.body else {}
+        except ValueError:
+            return {}

@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable
 from datetime import timedelta
 
+from bot.core.results import ApprovalEvent
 from bot.core.store import Operation
 from bot.core.workflow import Workflow
 
@@ -26,10 +27,12 @@ class Heartbeat:
         workflow: Workflow,
         lease_seconds: float,
         on_interrupted: Callable[[list[Operation]], None],
+        on_expired: Callable[[list[ApprovalEvent]], None] | None = None,
     ):
         self.workflow = workflow
         self.lease = timedelta(seconds=lease_seconds)
         self.on_interrupted = on_interrupted
+        self.on_expired = on_expired
         self._stop = threading.Event()
         # Cleared while shutting down: keep our own leases, but take over nobody's work.
         self._sweeping = threading.Event()
@@ -63,6 +66,9 @@ class Heartbeat:
             return []
         found = self.workflow.recover(idle_for=self.lease)
         self.workflow.expire_stale_previews()
+        expired = self.workflow.approvals.expire_stale()  # approval requests past their TTL
+        if expired and self.on_expired is not None:
+            self.on_expired(expired)
         if found:
             self.on_interrupted(found)
         return found

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 __all__ = [
@@ -14,6 +15,8 @@ __all__ = [
     "HistoryCommand",
     "LibraryRef",
     "ParseError",
+    "find_asset_ids",
+    "parse_asset_list",
     "parse_command",
 ]
 
@@ -228,6 +231,57 @@ def _library_from_word(word: str) -> LibraryRef:
 def _parse_assets(
     text: str, library: LibraryRef, max_assets: int
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    ids, duplicates = _collect_assets(text, {})
+    if not ids:
+        shown = _show(library.id or library.name or "")
+        raise ParseError(f"No asset ids given for library {shown}. {_USAGE_HINT}")
+    _check_count(len(ids), max_assets)
+    return tuple(ids), tuple(duplicates)
+
+
+def parse_asset_list(
+    text: str, max_assets: int = 5000, already: Iterable[str] = ()
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """An asset list alone (the modal's input), with the command's grammar: the ids not in
+    `already`, in order, and the duplicates (of each other or of `already`). Raises
+    ParseError for a bad token, or when `already` and the list together hold no id or too many."""
+    seen = dict.fromkeys(already)
+    ids, duplicates = _collect_assets(text or "", seen)
+    if not ids and not seen:
+        raise ParseError("No asset ids given: paste ids or links to assets.")
+    _check_count(len(ids) + len(seen), max_assets)
+    return tuple(ids), tuple(duplicates)
+
+
+def find_asset_ids(text: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The 32-hex asset ids in a message's text, amid prose and links (each link reduced to
+    its id): distinct ids in order, and the duplicates. Never raises: other words are prose."""
+    ids: dict[str, None] = {}
+    duplicates: dict[str, None] = {}
+    for token in _TOKEN.findall(text or ""):
+        if token.startswith("<") or _URL_LIKE.match(token):
+            found = _id_from_link(_link_target(token))
+            candidates = [found] if found else []
+        else:
+            candidates = [m.lower() for m in _HEX32_IN_TEXT.findall(token)]
+        for asset_id in candidates:
+            if asset_id in ids:
+                duplicates[asset_id] = None
+            else:
+                ids[asset_id] = None
+    return tuple(ids), tuple(duplicates)
+
+
+def _check_count(count: int, max_assets: int) -> None:
+    if count > max_assets:
+        raise ParseError(
+            f"Too many assets: {count} distinct ids, but at most {max_assets} may be added "
+            "in one command. Split them into several commands."
+        )
+
+
+def _collect_assets(text: str, seen: dict[str, None]) -> tuple[dict[str, None], dict[str, None]]:
+    """Ids in `text` not in `seen` (insertion-ordered sets), and the duplicates."""
     ids: dict[str, None] = {}  # insertion-ordered set
     duplicates: dict[str, None] = {}
     not_ids: list[str] = []
@@ -243,20 +297,12 @@ def _parse_assets(
         else:
             not_ids.append(token)
             continue
-        if asset_id in ids:
+        if asset_id in ids or asset_id in seen:
             duplicates[asset_id] = None
         else:
             ids[asset_id] = None
     _check_bad_tokens(not_ids, links_without_id)
-    if not ids:
-        shown = _show(library.id or library.name or "")
-        raise ParseError(f"No asset ids given for library {shown}. {_USAGE_HINT}")
-    if len(ids) > max_assets:
-        raise ParseError(
-            f"Too many assets: {len(ids)} distinct ids, but at most {max_assets} may be added "
-            "in one command. Split them into several commands."
-        )
-    return tuple(ids), tuple(duplicates)
+    return ids, duplicates
 
 
 def _check_bad_tokens(not_ids: list[str], links_without_id: list[str]) -> None:

@@ -14,14 +14,15 @@ from typing import Any, Literal, NoReturn
 
 from slack_sdk.errors import SlackApiError
 
-__all__ = ["AllowRule", "Decision", "Policy", "PolicyError", "UsergroupCache"]
+__all__ = ["AllowRule", "Decision", "Policy", "PolicyError", "ProtectRule", "UsergroupCache"]
 
 log = logging.getLogger(__name__)
 
 GroupsOf = Callable[[str], set[str]]
 
-_TOP_LEVEL_KEYS = ("admins", "allow")
+_TOP_LEVEL_KEYS = ("admins", "allow", "protect")
 _ENTRY_KEYS = ("libraries", "users", "usergroups", "channels")
+_PROTECT_KEYS = ("libraries", "approvers", "approver_usergroups", "approvals")
 _LIBRARY_ID = re.compile(r"[0-9a-fA-F]{8,32}")
 _ID_PATTERNS = {
     # Slack ids: a kind letter and upper-case letters/digits (W… are Enterprise Grid users).
@@ -30,6 +31,7 @@ _ID_PATTERNS = {
     "channels": (re.compile(r"[CGD][A-Z0-9]+"), "Slack channel ids (C…, G… or D…)"),
 }
 _ALLOW_HEADER = re.compile(r"^[ \t]*\[\[[ \t]*allow[ \t]*\]\]", re.MULTILINE)
+_PROTECT_HEADER = re.compile(r"^[ \t]*\[\[[ \t]*protect[ \t]*\]\]", re.MULTILINE)
 
 
 class PolicyError(Exception):
@@ -63,6 +65,20 @@ class AllowRule:
         return not self.channels or channel_id in self.channels
 
 
+@dataclass(frozen=True)
+class ProtectRule:
+    """One `[[protect]]` entry (SPEC 7): a condition on top of `[[allow]]`, granting nothing."""
+
+    index: int
+    libraries: frozenset[str]
+    approvers: frozenset[str] = frozenset()
+    approver_usergroups: frozenset[str] = frozenset()
+    approvals: int = 1
+
+    def covers(self, library_id: str) -> bool:
+        return "*" in self.libraries or library_id in self.libraries
+
+
 class Policy:
     """A loaded policy. Build with `load`, `from_text`, `from_dict` or `deny_all`."""
 
@@ -73,9 +89,11 @@ class Policy:
         *,
         source: str = "<policy>",
         deny_reason: str | None = None,
+        protections: Iterable[ProtectRule] = (),
     ) -> None:
         self.admins = frozenset(admins)
         self.rules = tuple(rules)
+        self.protections = tuple(protections)
         self.source = source
         self.deny_reason = deny_reason
 
@@ -123,7 +141,9 @@ class Policy:
     @property
     def usergroups(self) -> frozenset[str]:
         """Every user group the policy refers to (what a UsergroupCache must resolve)."""
-        return frozenset().union(*(rule.usergroups for rule in self.rules))
+        groups = [rule.usergroups for rule in self.rules]
+        groups += [rule.approver_usergroups for rule in self.protections]
+        return frozenset().union(*groups)
 
     def is_admin(self, user_id: str) -> bool:
         return user_id in self.admins
@@ -164,10 +184,54 @@ class Policy:
         subject = "naming you" if anywhere else "for this library"
         return Decision(False, f"the [[allow]] {entry} {subject} only {verb} channels {shown}")
 
+    # -- approvals (SPEC 7) ------------------------------------------------------------
+
+    def protections_for(self, library_id: str | None) -> list[ProtectRule]:
+        """The `[[protect]]` entries covering this library (empty: it needs no approval)."""
+        if not library_id:
+            return []
+        return [rule for rule in self.protections if rule.covers(library_id.lower())]
+
+    def may_approve(self, user_id: str, library_id: str, groups_of: GroupsOf) -> bool:
+        """Admins approve every protected library; others must be named by a covering entry.
+
+        That the requester never approves their own operation is the workflow's rule.
+        """
+        covering = self.protections_for(library_id)
+        if not covering:
+            return False
+        if self.is_admin(user_id):
+            return True
+        return any(self._names_approver(rule, user_id, groups_of) for rule in covering)
+
+    def approvals_missing(
+        self, library_id: str, approvers: Iterable[str], groups_of: GroupsOf
+    ) -> int:
+        """How many more distinct approvals the most demanding unmet entry still needs."""
+        people = set(approvers)
+        missing = 0
+        for rule in self.protections_for(library_id):
+            counted = sum(1 for who in people if self._counts_for(rule, who, groups_of))
+            missing = max(missing, rule.approvals - counted)
+        return missing
+
+    def approvals_needed(self, library_id: str) -> int:
+        return max((rule.approvals for rule in self.protections_for(library_id)), default=0)
+
+    def _counts_for(self, rule: ProtectRule, user_id: str, groups_of: GroupsOf) -> bool:
+        return self.is_admin(user_id) or self._names_approver(rule, user_id, groups_of)
+
+    @staticmethod
+    def _names_approver(rule: ProtectRule, user_id: str, groups_of: GroupsOf) -> bool:
+        if user_id in rule.approvers:
+            return True
+        return bool(rule.approver_usergroups and rule.approver_usergroups & groups_of(user_id))
+
     def allowed_libraries(
-        self, user_id: str, channel_id: str | None, groups_of: GroupsOf
+        self, user_id: str, channel_id: str | None, groups_of: GroupsOf, any_channel: bool = False
     ) -> set[str] | Literal["*"]:
-        """The library ids this user may add to from this channel, or "*" for any."""
+        """The library ids this user may add to from this channel (from some channel with
+        `any_channel`), or "*" for any."""
         if self.is_admin(user_id):
             return "*"
         if self.deny_reason is not None:
@@ -175,7 +239,7 @@ class Policy:
         naming_user = _Membership(user_id, groups_of).rules_naming_user(self.rules)
         libraries: set[str] = set()
         for rule, _ in naming_user:
-            if rule.allows_channel(channel_id):
+            if any_channel or rule.allows_channel(channel_id):
                 if "*" in rule.libraries:
                     return "*"
                 libraries |= rule.libraries
@@ -218,6 +282,9 @@ class _Validator:
         self.allow_header_lines = [
             text.count("\n", 0, match.start()) + 1 for match in _ALLOW_HEADER.finditer(text)
         ]
+        self.protect_header_lines = [
+            text.count("\n", 0, match.start()) + 1 for match in _PROTECT_HEADER.finditer(text)
+        ]
 
     def policy(self, data: Mapping[str, Any]) -> Policy:
         unknown = sorted(set(data) - set(_TOP_LEVEL_KEYS))
@@ -231,7 +298,50 @@ class _Validator:
         if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
             self.fail("`allow` must be a list of [[allow]] tables", self.key_line("allow"))
         rules = [self.rule(index, entry) for index, entry in enumerate(entries, start=1)]
-        return Policy(admins, rules, source=self.source)
+        guards = data.get("protect", [])
+        if not isinstance(guards, list) or not all(isinstance(e, dict) for e in guards):
+            self.fail("`protect` must be a list of [[protect]] tables", self.key_line("protect"))
+        protections = [
+            self.protect(index, entry, admins) for index, entry in enumerate(guards, start=1)
+        ]
+        return Policy(admins, rules, source=self.source, protections=protections)
+
+    def protect(self, index: int, entry: Mapping[str, Any], admins: frozenset[str]) -> ProtectRule:
+        where = f"[[protect]] entry {index}"
+        for key in entry:
+            if key not in _PROTECT_KEYS:
+                self.fail(
+                    f"{where}: unknown key `{key}` (expected {_or(_PROTECT_KEYS)})",
+                    self.entry_line(index, key, "protect"),
+                )
+        if "libraries" not in entry:
+            self.fail(
+                f'{where} has no `libraries` (list library ids, or "*" for all)',
+                self.entry_line(index, None, "protect"),
+            )
+        libraries = self.libraries(index, entry["libraries"], "protect")
+        approvers = self.id_list(entry.get("approvers", []), "approvers", "users", index, "protect")
+        groups = self.id_list(
+            entry.get("approver_usergroups", []),
+            "approver_usergroups",
+            "usergroups",
+            index,
+            "protect",
+        )
+        approvals = entry.get("approvals", 1)
+        line = self.entry_line(index, "approvals", "protect")
+        if isinstance(approvals, bool) or not isinstance(approvals, int) or approvals < 1:
+            self.fail(
+                f"{where}: `approvals` must be a whole number, at least 1, not {approvals!r}", line
+            )
+        people = len(approvers | admins)
+        if not groups and approvals > people:
+            self.fail(
+                f"{where} needs {approvals} distinct approvals but only {people} "
+                "people (its `approvers` and the admins) may approve",
+                line,
+            )
+        return ProtectRule(index, libraries, approvers, groups, approvals)
 
     def rule(self, index: int, entry: Mapping[str, Any]) -> AllowRule:
         where = f"[[allow]] entry {index}"
@@ -254,9 +364,9 @@ class _Validator:
             self.fail(f"{where} names no `users` and no `usergroups`", self.entry_line(index))
         return AllowRule(index, libraries, users, groups, channels)
 
-    def libraries(self, index: int, value: Any) -> frozenset[str]:
-        where = f"[[allow]] entry {index}"
-        line = self.entry_line(index, "libraries")
+    def libraries(self, index: int, value: Any, table: str = "allow") -> frozenset[str]:
+        where = f"[[{table}]] entry {index}"
+        line = self.entry_line(index, "libraries", table)
         if not isinstance(value, list) or not value:
             self.fail(f'{where}: `libraries` must be a non-empty list of ids or "*"', line)
         for item in value:
@@ -268,13 +378,15 @@ class _Validator:
                 )
         return frozenset(item.lower() for item in value)
 
-    def id_list(self, value: Any, key: str, kind: str, index: int | None) -> frozenset[str]:
+    def id_list(
+        self, value: Any, key: str, kind: str, index: int | None, table: str = "allow"
+    ) -> frozenset[str]:
         """Validate a list of Slack ids: top-level when `index` is None, else in an entry."""
         pattern, description = _ID_PATTERNS[kind]
         if index is None:
             where, line = "", self.key_line(key)
         else:
-            where, line = f"[[allow]] entry {index}: ", self.entry_line(index, key)
+            where, line = f"[[{table}]] entry {index}: ", self.entry_line(index, key, table)
         if not isinstance(value, list):
             self.fail(f"{where}`{key}` must be a list of {description}", line)
         for item in value:
@@ -284,14 +396,16 @@ class _Validator:
 
     def key_line(self, key: str) -> int | None:
         """The line of a top-level `key = ...` (before the first table header)."""
-        end = self.allow_header_lines[0] - 1 if self.allow_header_lines else len(self.lines)
+        headers = self.allow_header_lines + self.protect_header_lines
+        end = min(headers) - 1 if headers else len(self.lines)
         return self._find_key(key, 0, end) or self._find_key(key, 0, len(self.lines))
 
-    def entry_line(self, index: int, key: str | None = None) -> int | None:
-        """The line of the index-th `[[allow]]` header, or of `key` inside that entry."""
-        if index > len(self.allow_header_lines):
+    def entry_line(self, index: int, key: str | None = None, table: str = "allow") -> int | None:
+        """The line of the index-th `[[table]]` header, or of `key` inside that entry."""
+        headers = self.protect_header_lines if table == "protect" else self.allow_header_lines
+        if index > len(headers):
             return None  # e.g. written as an inline array of tables
-        header = self.allow_header_lines[index - 1]
+        header = headers[index - 1]
         if key is None:
             return header
         following = [n for n in self._next_headers() if n > header]

@@ -51,9 +51,11 @@ __all__ = [
 ]
 
 #: Every state an operation can be in. The normal path is
-#: pending -> confirmed -> running -> done | partial | failed.
+#: pending -> confirmed -> running -> done | partial | failed. A protected library
+#: (SPEC 7) goes pending -> awaiting_approval -> confirmed, or -> rejected.
 STATES: tuple[str, ...] = (
     "pending",
+    "awaiting_approval",
     "confirmed",
     "running",
     "done",
@@ -64,13 +66,24 @@ STATES: tuple[str, ...] = (
     "denied",
     "undone",
     "interrupted",
+    "rejected",
     "undoing",
 )
 
 #: States in which nothing is in progress. Some still allow a follow-up action that
 #: starts a new transition (done -> undone, partial/failed/interrupted -> running on retry).
 TERMINAL: frozenset[str] = frozenset(
-    {"done", "partial", "failed", "cancelled", "expired", "denied", "undone", "interrupted"}
+    {
+        "done",
+        "partial",
+        "failed",
+        "cancelled",
+        "expired",
+        "denied",
+        "undone",
+        "interrupted",
+        "rejected",
+    }
 )
 
 #: States in which an operation is waiting for a click or being executed.
@@ -125,7 +138,7 @@ operations = Table(
     "operations",
     metadata,
     Column("id", String(32), primary_key=True),
-    Column("state", String(16), nullable=False, index=True),
+    Column("state", String(32), nullable=False, index=True),
     Column("team_id", String(64), nullable=True),
     Column("channel_id", String(64), nullable=True),
     Column("user_id", String(64), nullable=False),
@@ -147,6 +160,7 @@ operations = Table(
     Column("notify_ts", String(32), nullable=True),
     Column("confirmed_by", String(64), nullable=True),
     Column("undone_by", String(64), nullable=True),
+    Column("rejected_by", String(64), nullable=True),
     Column("denial_reason", Text, nullable=True),
     Column("error", Text, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
@@ -229,6 +243,7 @@ class Operation:
     notify_ts: str | None = None
     confirmed_by: str | None = None
     undone_by: str | None = None
+    rejected_by: str | None = None
     denial_reason: str | None = None
     error: str | None = None
     confirmed_at: datetime | None = None
@@ -649,6 +664,10 @@ class OperationStore:
         metrics.operation_finished("expired", expired)
         return expired
 
+    def connection(self, *, begin: bool = True) -> Any:
+        """A connection (in a transaction with `begin`) for tables kept beside this one."""
+        return self._connect(begin=begin)
+
     # -- internals ------------------------------------------------------------------------
 
     @contextmanager
@@ -684,3 +703,7 @@ def _sqlite_on_connect(memory: bool):
             cursor.close()
 
     return on_connect
+
+
+# Tables kept beside operations register on the same metadata (migrations compare it whole).
+from bot.core import approval_store  # noqa: E402,F401

@@ -13,11 +13,13 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 from bot import metrics
+from bot.core.approvals import Approvals
 from bot.core.batch_recorder import BatchRecorder
 from bot.core.journal import BatchJournal
 from bot.core.parsing import AddCommand, LibraryRef
 from bot.core.policy import Policy
 from bot.core.results import (
+    AwaitingApproval,
     Executed,
     NeedsPick,
     Planned,
@@ -83,6 +85,7 @@ class Workflow:
         undo_window: int = 86400,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         batch_grace: float = 60.0,
+        approval_ttl: int = 86400,
     ):
         self.store = store
         self.uplynk = uplynk
@@ -100,6 +103,7 @@ class Workflow:
         # Saves batch progress off the batch loop (see _BatchRecorder); shared, so that an
         # operation does not start a thread of its own.
         self._savers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="addtolib-save")
+        self.approvals = Approvals(self, approval_ttl)
         # Set on SIGTERM: running operations stop after their current batch (stop_new_batches).
         self._stopping = threading.Event()
 
@@ -151,6 +155,37 @@ class Workflow:
             who, library, list(operation.requested_ids), operation.response_url, operation
         )
         return planned
+
+    def draft(self, who: Requester, asset_ids: list[str] | tuple[str, ...]) -> Operation:
+        """A pending operation with asset ids and no library yet: what a modal keeps on the
+        server (ids found in a message, too many for the view) until it is submitted."""
+        return self.store.create(
+            team_id=who.team_id,
+            channel_id=who.channel_id,
+            user_id=who.user_id,
+            requested_ids=list(asset_ids),
+        )
+
+    def plan_draft(
+        self,
+        draft_id: str,
+        user_id: str,
+        library_id: str,
+        channel_id: str,
+        more_ids: list[str] | tuple[str, ...] = (),
+    ) -> Planned | NeedsPick | Refused:
+        """Plan a draft once its form is submitted: its ids plus `more_ids`, summary to
+        `channel_id` (the permission check uses that channel)."""
+        operation = self.store.get(draft_id) if draft_id else None
+        if operation is None or operation.library_id is not None:
+            return Refused("This form was already submitted, or has expired; open it again.")
+        if operation.user_id != user_id:
+            return Refused(f"Only <@{operation.user_id}> can submit this form.")
+        if operation.state != "pending":
+            return Refused(f"This form is {operation.state}; open it again.")
+        requested = list(dict.fromkeys([*operation.requested_ids, *more_ids]))
+        self.store.update(draft_id, requested_ids=requested, channel_id=channel_id)
+        return self.pick_library(draft_id, library_id, user_id)
 
     def _preview(
         self,
@@ -208,7 +243,7 @@ class Workflow:
         if not new:
             # Nothing to add: the preview is the whole answer; the operation is closed.
             operation = self.store.transition(operation.id, "pending", "done") or operation
-        return Planned(operation, library)
+        return Planned(operation, library, {a: asset.desc for a, asset in assets.items()})
 
     def _resolve_library(self, ref: LibraryRef) -> Library | list[Library] | Refused:
         if ref.id:
@@ -285,8 +320,12 @@ class Workflow:
         )
         return None if decision.allowed else decision.reason
 
-    def confirm(self, operation_id: str, user_id: str) -> Operation | Refused:
-        """Claim a pending operation for execution: once, within the TTL, with permission."""
+    def confirm(self, operation_id: str, user_id: str) -> Operation | AwaitingApproval | Refused:
+        """Claim a pending operation for execution: once, within the TTL, with permission.
+
+        Returns the confirmed Operation (pass it to execute()), AwaitingApproval when the
+        library is protected (SPEC 7: nothing runs until approvers decide), or Refused.
+        """
         operation = self._load_for(operation_id, user_id, "confirm")
         if isinstance(operation, Refused):
             return operation
@@ -307,6 +346,8 @@ class Workflow:
         if withdrawn:
             self.store.transition(operation.id, "pending", "denied", denial_reason=withdrawn)
             return Refused(f"Permission was withdrawn since the preview: {withdrawn}")
+        if self.approvals.required(operation):
+            return self.approvals.request(operation, user_id)
         claimed = self.store.transition(
             operation.id, "pending", "confirmed", confirmed_by=user_id, confirmed_at=self.now()
         )
@@ -315,11 +356,13 @@ class Workflow:
         return claimed
 
     def cancel(self, operation_id: str, user_id: str) -> Operation | Refused:
-        """Cancel a pending operation."""
+        """Cancel a pending operation, or withdraw one awaiting approval."""
         operation = self._load_for(operation_id, user_id, "cancel")
         if isinstance(operation, Refused):
             return operation
-        cancelled = self.store.transition(operation.id, "pending", "cancelled")
+        cancelled = self.store.transition(
+            operation.id, ("pending", "awaiting_approval"), "cancelled"
+        )
         if cancelled is None:
             return Refused(already_handled(self.store.get(operation.id) or operation))
         return cancelled

@@ -6,7 +6,7 @@ import json
 
 from slack_bolt import App, BoltContext, BoltRequest, BoltResponse
 
-from bot.slack import blocks, listeners
+from bot.slack import blocks, listeners, modal_listeners, views
 from bot.slack.services import Services
 
 
@@ -43,6 +43,11 @@ def build_app(services: Services) -> App:
             return next()
         if respond is not None and request.body.get("type") == "block_actions":
             services.pool.submit(respond, text=blocks.RESTARTING, replace_original=False)
+        if request.body.get("type") in views.INTERACTIONS:
+            answer = views.while_stopping(request.body, blocks.RESTARTING)
+            return BoltResponse(
+                status=200, body=json.dumps(answer), headers={"content-type": "application/json"}
+            )
         return BoltResponse(
             status=200,
             body=json.dumps({"response_type": "ephemeral", "text": blocks.RESTARTING}),
@@ -60,4 +65,13 @@ def build_app(services: Services) -> App:
     app.action(blocks.UNDO)(listeners.on_undo)
     app.action(blocks.RETRY)(listeners.on_retry)
     app.action(blocks.PICK_LIBRARY)(listeners.on_pick_library)
+    app.action(blocks.APPROVE)(listeners.on_approve)
+    app.action(blocks.DENY)(listeners.on_deny)
+    app.shortcut(views.SHORTCUT)(modal_listeners.on_shortcut)
+    app.shortcut(views.MESSAGE_SHORTCUT)(modal_listeners.on_message_shortcut)
+    app.options(views.LIBRARY)(modal_listeners.on_library_options)
+    app.view_submission(views.FORM)(modal_listeners.on_form_submitted)
+    app.view_submission(views.PREVIEW)(modal_listeners.on_preview_submitted)
+    app.view_closed(views.FORM)(modal_listeners.on_closed)
+    app.view_closed(views.PREVIEW)(modal_listeners.on_closed)
     return app

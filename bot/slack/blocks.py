@@ -17,6 +17,7 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
+from bot.core.results import ApprovalView
 from bot.core.store import Operation
 from bot.uplynk.models import Library
 
@@ -25,6 +26,8 @@ CANCEL = "addtolib_cancel"
 UNDO = "addtolib_undo"
 RETRY = "addtolib_retry"
 PICK_LIBRARY = "addtolib_pick_library"
+APPROVE = "addtolib_approve"
+DENY = "addtolib_deny"
 
 SHOWN_IDS = 10
 BAR_WIDTH = 8
@@ -39,6 +42,11 @@ class Message:
 
     def kwargs(self) -> dict:
         return {"text": self.text, "blocks": self.blocks}
+
+
+def escape(text: str) -> str:
+    """Text we did not write (names, titles, input), made inert for mrkdwn and fallback text."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _message(text: str, blocks: Iterable[Block]) -> Message:
@@ -203,8 +211,10 @@ def outcome(operation: Operation) -> Message:
     return info(text)
 
 
-def summary(operation: Operation, library: Library | None) -> Message:
-    """The Library summary posted in the channel for everyone."""
+def summary(
+    operation: Operation, library: Library | None, approvers: Iterable[str] = ()
+) -> Message:
+    """The Library summary posted in the channel for everyone (naming approvers, SPEC 7)."""
     name = library.desc if library else operation.library_name or operation.library_id
     blocks: list[Block] = [HeaderBlock(text=(name or "Library")[:150])]
     if library:
@@ -236,6 +246,9 @@ def summary(operation: Operation, library: Library | None) -> Message:
     who = f"Asked by <@{operation.user_id}>"
     if operation.confirmed_by and operation.confirmed_by != operation.user_id:
         who += f", confirmed by <@{operation.confirmed_by}>"
+    approvers = list(approvers)
+    if approvers:
+        who += ", approved by " + ", ".join(f"<@{a}>" for a in approvers)
     blocks.append(_context(f"{who} · operation `{operation.id}`"))
     if operation.state == "undone":
         blocks.append(
@@ -300,7 +313,7 @@ def left_to_undo(operation: Operation) -> list[str]:
 
 def undo_interrupted(operation: Operation) -> Message:
     left = left_to_undo(operation)
-    name = operation.library_name or operation.library_id or ""
+    name = escape(operation.library_name or operation.library_id or "")
     return _message(
         f"Your undo on {name} was interrupted",
         [
@@ -326,6 +339,12 @@ def notify_parent(operation: Operation) -> Message:
         text = f"{who} added {added} of {plural(added + failed, 'asset')} to {where}"
     elif operation.state == "failed":
         text = f"{who} tried to add {plural(len(operation.new_ids), 'asset')} to {where}: failed"
+    elif operation.state in ("awaiting_approval", "rejected", "expired", "cancelled"):
+        # An approval request starts the thread before anything runs (SPEC 7).
+        text = (
+            f"{who} asked to add {plural(len(operation.new_ids), 'asset')} to {where} "
+            "(needs approval)"
+        )
     else:  # running, interrupted: the thread starts before the outcome is known
         text = f"{who} is adding {plural(len(operation.new_ids), 'asset')} to {where}"
     return _message(text, [_section(text)])
@@ -354,7 +373,12 @@ def notify_event(text: str) -> Message:
 # -- history --------------------------------------------------------------------------------
 
 
-def history(operations: list[Operation], links: dict[str, str], everyone: bool) -> Message:
+def history(
+    operations: list[Operation],
+    links: dict[str, str],
+    everyone: bool,
+    approvers: dict[str, list[str]] | None = None,
+) -> Message:
     if not operations:
         return info("No operations yet.")
     title = "Recent operations (everyone)" if everyone else "Your recent operations"
@@ -370,8 +394,130 @@ def history(operations: list[Operation], links: dict[str, str], everyone: bool) 
             f"*{op.library_name or op.library_id or '?'}* · "
             f"{len(op.requested_ids)} requested, {counts} · `{op.state}`"
         )
+        if approvers and approvers.get(op.id):
+            line += " · approved by " + ", ".join(f"<@{a}>" for a in approvers[op.id])
+        if op.rejected_by:
+            line += f" · denied by <@{op.rejected_by}>"
         if op.id in links:
             line += f" · <{links[op.id]}|thread>"
         blocks.append(_section(line))
     blocks.append(DividerBlock())
     return _message(title, blocks[:50])
+
+
+# -- approvals (SPEC 7) -----------------------------------------------------------------------
+
+APPROVED_STATES = ("confirmed", "running", "done", "partial", "failed", "interrupted", "undone")
+
+
+def who_may_approve(view: ApprovalView) -> str:
+    names = [f"<@{u}>" for u in view.approvers if u != view.operation.user_id]
+    names += [f"members of <!subteam^{g}>" for g in view.approver_groups]
+    return ", ".join(names) + " or an admin" if names else "an admin"
+
+
+def people(users: Iterable[str]) -> str:
+    return ", ".join(f"<@{u}>" for u in users) or "nobody"
+
+
+def _asset_lines(view: ApprovalView) -> str:
+    op = view.operation
+    lines = []
+    for asset_id in op.new_ids[:SHOWN_IDS]:
+        title = view.titles.get(asset_id)
+        lines.append(f"• {escape(title)} (`{asset_id}`)" if title else f"• `{asset_id}`")
+    if len(op.new_ids) > SHOWN_IDS:
+        lines.append(f"… and {len(op.new_ids) - SHOWN_IDS} more")
+    if op.present_ids:
+        lines.append(f"Already in the library (skipped): {len(op.present_ids)}")
+    if op.missing_ids:
+        lines.append(f"Not found in Uplynk (skipped): {len(op.missing_ids)}")
+    return "\n".join(lines)
+
+
+def approval_status(view: ApprovalView) -> str:
+    """One line: where the request stands (who approved or decided)."""
+    op = view.operation
+    if op.state == "awaiting_approval":
+        if view.approved_by:
+            got = len(view.approved_by)
+            return (
+                f":ballot_box_with_check: Approved so far by {people(view.approved_by)} "
+                f"({got} of {got + view.missing}); waiting for {view.missing} more."
+            )
+        return f":hourglass_flowing_sand: Waiting for {plural(view.needed, 'approval')}."
+    if op.state in APPROVED_STATES:
+        return f":white_check_mark: Approved by {people(view.approved_by)}."
+    if op.state == "rejected":
+        return f":no_entry: Denied by <@{op.rejected_by}>; nothing was added."
+    if op.state == "expired":
+        return ":hourglass: Expired: not approved in time; nothing was added."
+    if op.state == "cancelled":
+        return f":leftwards_arrow_with_hook: Withdrawn by <@{op.user_id}>; nothing was added."
+    return f"State: `{op.state}`."
+
+
+def approval_request(view: ApprovalView) -> Message:
+    """The message approvers see; buttons only while it is waiting for a decision."""
+    op = view.operation
+    name = escape(op.library_name or "")
+    count = plural(len(op.new_ids), "asset")
+    head = (
+        f":lock: *Approval needed*: <@{op.user_id}> asks to add *{count}* to *{name}* "
+        f"(`{op.library_id}`) from <#{op.channel_id}>."
+    )
+    blocks: list[Block] = [_section(head), _section(_asset_lines(view) or "(no assets)")]
+    expires = f" · expires {slack_date(view.expires_at)}" if view.expires_at else ""
+    blocks.append(
+        _context(
+            f"Needs {plural(view.needed, 'approval')} from {who_may_approve(view)} "
+            f"(not the requester){expires} · operation `{op.id}`"
+        )
+    )
+    blocks.append(_section(approval_status(view)))
+    if op.state == "awaiting_approval":
+        blocks.append(
+            ActionsBlock(
+                elements=[
+                    _button("Approve", APPROVE, op.id, style="primary"),
+                    _button("Deny", DENY, op.id, style="danger"),
+                ]
+            )
+        )
+    text = f"Approval needed: <@{op.user_id}> asks to add {count} to {name}"
+    if op.state != "awaiting_approval":
+        text = f"Approval request for {name}: {op.state}"
+    return _message(text, blocks)
+
+
+def awaiting_approval(view: ApprovalView) -> Message:
+    """The requester's confirmation, replaced while approvers decide (with Cancel)."""
+    op = view.operation
+    name = escape(op.library_name or "")
+    text = (
+        f":hourglass_flowing_sand: Waiting for approval by {who_may_approve(view)} to add "
+        f"*{plural(len(op.new_ids), 'asset')}* to *{name}*. Nothing has been added yet."
+    )
+    if view.expires_at:
+        text += f" The request expires {slack_date(view.expires_at)}."
+    return _message(
+        f"Waiting for approval to add to {name}",
+        [
+            _section(text),
+            ActionsBlock(elements=[_button("Cancel request", CANCEL, op.id)]),
+        ],
+    )
+
+
+def approval_closed(view: ApprovalView) -> Message:
+    """Tells the requester that their request was denied, expired or withdrawn."""
+    op = view.operation
+    name = escape(op.library_name or "")
+    count = plural(len(op.new_ids), "asset")
+    if op.state == "rejected":
+        text = f":no_entry: <@{op.rejected_by}> denied your request to add {count} to *{name}*"
+    elif op.state == "expired":
+        text = f":hourglass: Your request to add {count} to *{name}* expired unapproved"
+    else:
+        text = f"Your request to add {count} to *{name}* was withdrawn"
+    return info(f"{text}; nothing was added.")

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from slack_sdk.errors import SlackApiError
 
 from bot.core.parsing import USAGE, AddCommand, HistoryCommand
-from bot.core.results import Executed, NeedsPick, Planned, Refused, Requester
+from bot.core.results import AwaitingApproval, Executed, NeedsPick, Planned, Refused, Requester
 from bot.core.store import Operation
 from bot.slack import blocks
 from bot.slack.services import Services
@@ -77,7 +77,8 @@ def send_history(
         if link:
             links[op.id] = link
     everyone = services.policy.is_admin(user_id)
-    _ephemeral(respond, blocks.history(operations, links, everyone))
+    approvers = services.workflow.approvals.approvers_of(operations)
+    _ephemeral(respond, blocks.history(operations, links, everyone, approvers))
 
 
 @_safely
@@ -109,6 +110,9 @@ def cancel(services: Services, respond: Respond, operation_id: str, user_id: str
         _ephemeral(respond, blocks.error(result.message))
     else:
         _ephemeral(respond, blocks.cancelled(result), replace=True)
+        from bot.slack import approval_jobs  # imports this module
+
+        approval_jobs.withdrawn(services, result)
 
 
 @_safely
@@ -116,6 +120,11 @@ def confirm(services: Services, respond: Respond, operation_id: str, user_id: st
     confirmed = services.workflow.confirm(operation_id, user_id)
     if isinstance(confirmed, Refused):
         _ephemeral(respond, blocks.error(confirmed.message))
+        return
+    if isinstance(confirmed, AwaitingApproval):
+        from bot.slack import approval_jobs  # imports this module
+
+        approval_jobs.request_approval(services, respond, confirmed)
         return
     name = confirmed.library_name or confirmed.library_id
     progress = ProgressLine(respond, name, services.settings.uplynk_batch_size)
@@ -149,7 +158,10 @@ def retry(services: Services, respond: Respond, operation_id: str, user_id: str)
         # (the outcome replaces the clicked DM, the summary goes to the channel).
         _report(services, respond, executed)
         return
-    respond(replace_original=True, **blocks.summary(executed.operation, executed.library).kwargs())
+    summary = blocks.summary(
+        executed.operation, executed.library, _approvers(services, executed.operation)
+    )
+    respond(replace_original=True, **summary.kwargs())
 
 
 @_safely
@@ -159,7 +171,8 @@ def undo(services: Services, respond: Respond, operation_id: str, user_id: str) 
         _ephemeral(respond, blocks.error(result.message))
         return
     operation = result.operation
-    respond(replace_original=True, **blocks.summary(operation, result.library).kwargs())
+    summary = blocks.summary(operation, result.library, _approvers(services, operation))
+    respond(replace_original=True, **summary.kwargs())
     text = f"<@{user_id}> undid this: removed {blocks.id_list(operation.removed_ids, 50)}"
     left = blocks.left_to_undo(operation)
     if left:
@@ -185,7 +198,7 @@ def _report(services: Services, respond: Respond, executed: Executed) -> None:
     """Replace the confirmation with the outcome, post the summary, announce it."""
     operation = executed.operation
     _ephemeral(respond, blocks.outcome(operation), replace=True)
-    summary = blocks.summary(operation, executed.library)
+    summary = blocks.summary(operation, executed.library, _approvers(services, operation))
     try:
         posted = services.client.chat_postMessage(channel=operation.channel_id, **summary.kwargs())
         services.store.update(
@@ -198,6 +211,37 @@ def _report(services: Services, respond: Respond, executed: Executed) -> None:
     problem = services.notifier.executed(services.store.get(operation.id) or operation)
     if problem:
         _tell(services, operation, problem)
+
+
+def _approvers(services: Services, operation: Operation) -> list[str]:
+    """Who approved the operation (SPEC 7), for its summary."""
+    return services.workflow.approvals.approvers_of([operation]).get(operation.id, [])
+
+
+def post_message(
+    services: Services, channel: str, message: blocks.Message, thread_ts: str | None = None
+) -> tuple[str, str] | None:
+    """chat.postMessage; returns (channel, ts), or None (logged) when Slack refused it.
+
+    The one place the approval flow posts, so that a delivery queue can take it over.
+    """
+    extra = {"thread_ts": thread_ts} if thread_ts else {}
+    try:
+        posted = services.client.chat_postMessage(channel=channel, **extra, **message.kwargs())
+    except SlackApiError as exc:
+        log.warning("could not post to %s: %s", channel, exc.response.get("error"))
+        return None
+    return posted["channel"], posted["ts"]
+
+
+def update_message(services: Services, channel: str, ts: str, message: blocks.Message) -> bool:
+    """chat.update of a message the bot posted; False (logged) when Slack refused it."""
+    try:
+        services.client.chat_update(channel=channel, ts=ts, **message.kwargs())
+    except SlackApiError as exc:
+        log.warning("could not update %s/%s: %s", channel, ts, exc.response.get("error"))
+        return False
+    return True
 
 
 def _notify(services: Services, operation: Operation, text: str) -> None:

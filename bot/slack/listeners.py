@@ -6,7 +6,7 @@ from slack_bolt import Ack, BoltContext, Respond
 
 from bot.core.parsing import AddCommand, HelpCommand, ParseError, parse_command
 from bot.core.results import Requester
-from bot.slack import blocks, jobs
+from bot.slack import approval_jobs, blocks, jobs
 
 
 def on_command(ack: Ack, command: dict, respond: Respond, context: BoltContext) -> None:
@@ -47,3 +47,5 @@ on_cancel = _button(jobs.cancel)
 on_undo = _button(jobs.undo)
 on_retry = _button(jobs.retry)
 on_pick_library = _button(jobs.pick_library)
+on_approve = _button(approval_jobs.approve)
+on_deny = _button(approval_jobs.deny)

@@ -13,6 +13,7 @@ from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
 from bot import metrics
 from bot.config import Settings
+from bot.core.library_directory import LibraryDirectory
 from bot.core.policy import Policy, UsergroupCache
 from bot.core.policy_holder import PolicyHolder
 from bot.core.store import OperationStore
@@ -38,6 +39,10 @@ class Services:
     pool: ThreadPoolExecutor
     heartbeat: object | None = None  # bot.core.heartbeat.Heartbeat, once a server starts it
     inflight: set[Future] = field(default_factory=set)
+    # Quick Slack calls that must not queue behind Uplynk work (a trigger id lasts 3 s), and
+    # the library list behind the modal's type-ahead.
+    ui_pool: ThreadPoolExecutor | None = None
+    directory: LibraryDirectory | None = None
     draining: threading.Event = field(default_factory=threading.Event)
 
     def groups_of(self, user_id: str) -> set[str]:
@@ -47,6 +52,13 @@ class Services:
         """Run network work off Bolt's listener threads, so acknowledgements never wait."""
         metrics.JOBS_QUEUED.inc()
         future = self.pool.submit(_counted, job, self, *args)
+        self.inflight.add(future)
+        future.add_done_callback(self.inflight.discard)
+        return future
+
+    def submit_ui(self, job: Callable[..., None], *args) -> Future:
+        """Like submit, on the small pool kept free for views.open and the type-ahead list."""
+        future = (self.ui_pool or self.pool).submit(job, self, *args)
         self.inflight.add(future)
         future.add_done_callback(self.inflight.discard)
         return future
@@ -85,6 +97,8 @@ class Services:
         if self.heartbeat is not None:
             self.heartbeat.stop()
         self.pool.shutdown(wait=False, cancel_futures=True)
+        if self.ui_pool is not None:
+            self.ui_pool.shutdown(wait=False, cancel_futures=True)
         self.store.dispose()
 
 
@@ -124,8 +138,12 @@ def build_services(settings: Settings, policy: Policy | None = None) -> Services
         undo_window=settings.undo_window,
         # A batch presumed lost may be answered as late as one request can take.
         batch_grace=max(settings.lease_seconds, sum(uplynk.timeout)),
+        approval_ttl=settings.approval_ttl,
     )
+    ui_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="addtolib-ui")
     return Services(
+        ui_pool=ui_pool,
+        directory=LibraryDirectory(lambda: uplynk.find_libraries(""), ui_pool),
         settings=settings,
         client=client,
         store=store,

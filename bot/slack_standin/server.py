@@ -16,6 +16,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from bot.slack_standin.views import Views
+
 log = logging.getLogger(__name__)
 
 BOT_USER_ID = "UBOT"
@@ -144,6 +146,7 @@ class SlackStandIn:
         self._messages: dict[tuple[str, str], dict[str, Any]] = {}
         self._response_uses: dict[str, int] = {}
         self._ts_counter = 0
+        self.views = Views()  # modals: trigger ids, views.open/update/push
         # conversations.info knows these channels only (channel id -> its "channel" object).
         self._channels: dict[str, dict[str, Any]] = {}
         self._server: ThreadingHTTPServer | None = None
@@ -229,6 +232,10 @@ class SlackStandIn:
         """Delay answers to ``method`` ("*" for all, "response_url" too) by ``seconds``."""
         with self._cond:
             self._latency[method] = seconds
+
+    def new_trigger(self) -> str:
+        """A trigger id for an interaction payload: views.open accepts it once, within 3 s."""
+        return self.views.new_trigger()
 
     def add_channel(
         self, channel_id: str, name: str, *, is_private: bool = False, is_member: bool = True
@@ -545,6 +552,15 @@ class SlackStandIn:
             return {"ok": False, "error": "no_such_subteam"}, None
         return {"ok": True, "users": users}, None
 
+    def _m_views_open(self, payload: dict[str, Any]) -> tuple[dict[str, Any], None]:
+        return self.views.open(payload), None
+
+    def _m_views_push(self, payload: dict[str, Any]) -> tuple[dict[str, Any], None]:
+        return self.views.open(payload, push=True), None
+
+    def _m_views_update(self, payload: dict[str, Any]) -> tuple[dict[str, Any], None]:
+        return self.views.update(payload), None
+
 
 _METHODS: dict[str, Callable[[SlackStandIn, dict[str, Any]], tuple[dict[str, Any], Any]]] = {
     "auth.test": SlackStandIn._m_auth_test,
@@ -556,6 +572,9 @@ _METHODS: dict[str, Callable[[SlackStandIn, dict[str, Any]], tuple[dict[str, Any
     "conversations.info": SlackStandIn._m_conversations_info,
     "conversations.open": SlackStandIn._m_conversations_open,
     "usergroups.users.list": SlackStandIn._m_usergroups_users_list,
+    "views.open": SlackStandIn._m_views_open,
+    "views.push": SlackStandIn._m_views_push,
+    "views.update": SlackStandIn._m_views_update,
 }
 
 

@@ -1,7 +1,7 @@
 """Fencing and the batch journal: run token, database-clock lease, undo state, batches table.
 
 Revision ID: 0002
-Revises: 0001
+Revises: 0003
 Create Date: 2026-12-01
 """
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0002"
-down_revision = "0001"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,171 @@
+"""Approval requests and approvals (SPEC 7), stored beside the operations table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, PrimaryKeyConstraint, String, Table, Text, select
+from sqlalchemy.exc import IntegrityError
+
+from bot.core.store import Operation, OperationStore, UTCDateTime, metadata, operations
+
+__all__ = ["ApprovalRequest", "ApprovalStore", "approval_requests", "approvals"]
+
+# One row per operation that asked for approval: what the approvers' messages need.
+approval_requests = Table(
+    "approval_requests",
+    metadata,
+    Column("operation_id", String(32), primary_key=True),
+    Column("titles", JSON, nullable=False, default=dict),  # asset id -> Uplynk title (shown ones)
+    Column("messages", JSON, nullable=False, default=list),  # [[channel, ts], ...] to chat.update
+    Column("requester_url", Text, nullable=True),  # the confirm click's response_url
+)
+
+# One row per (operation, approver): the primary key makes a second approval impossible.
+approvals = Table(
+    "approvals",
+    metadata,
+    Column("operation_id", String(32), nullable=False),
+    Column("approver", String(64), nullable=False),
+    Column("approved_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("operation_id", "approver", name="pk_approvals"),
+)
+
+
+@dataclass(frozen=True)
+class ApprovalRequest:
+    """An operation's approval request: its messages and who approved, oldest first."""
+
+    operation_id: str
+    titles: dict[str, str] = field(default_factory=dict)
+    messages: list[tuple[str, str]] = field(default_factory=list)
+    requester_url: str | None = None
+    approved_by: list[str] = field(default_factory=list)
+
+
+class ApprovalStore:
+    """Reads and writes the two approval tables through an OperationStore's engine."""
+
+    def __init__(self, store: OperationStore) -> None:
+        self.store = store
+
+    def create_schema(self) -> None:
+        metadata.create_all(
+            self.store.engine, tables=[approval_requests, approvals], checkfirst=True
+        )
+
+    def open(self, operation_id: str, titles: dict[str, str]) -> None:
+        """Start the request row (idempotent: a second call keeps the first)."""
+        try:
+            with self.store.connection() as conn:
+                conn.execute(
+                    approval_requests.insert().values(
+                        operation_id=operation_id, titles=titles, messages=[]
+                    )
+                )
+        except IntegrityError:
+            pass
+
+    def set(self, operation_id: str, **values: Any) -> None:
+        """Set messages or requester_url."""
+        if "messages" in values:
+            values["messages"] = [list(m) for m in values["messages"]]
+        with self.store.connection() as conn:
+            conn.execute(
+                approval_requests.update()
+                .where(approval_requests.c.operation_id == operation_id)
+                .values(**values)
+            )
+
+    def get(self, operation_id: str) -> ApprovalRequest | None:
+        with self.store.connection(begin=False) as conn:
+            row = (
+                conn.execute(
+                    select(approval_requests).where(
+                        approval_requests.c.operation_id == operation_id
+                    )
+                )
+                .mappings()
+                .first()
+            )
+            who = self._approvers(conn, operation_id)
+        if row is None:
+            return None
+        return ApprovalRequest(
+            operation_id=operation_id,
+            titles=dict(row["titles"] or {}),
+            messages=[(m[0], m[1]) for m in row["messages"] or []],
+            requester_url=row["requester_url"],
+            approved_by=who,
+        )
+
+    def approvers_of(self, operation_ids: list[str]) -> dict[str, list[str]]:
+        """Who approved each of these operations (operations nobody approved are absent)."""
+        if not operation_ids:
+            return {}
+        query = (
+            select(approvals.c.operation_id, approvals.c.approver)
+            .where(approvals.c.operation_id.in_(operation_ids))
+            .order_by(approvals.c.approved_at, approvals.c.approver)
+        )
+        found: dict[str, list[str]] = {}
+        with self.store.connection(begin=False) as conn:
+            for operation_id, approver in conn.execute(query):
+                found.setdefault(operation_id, []).append(approver)
+        return found
+
+    def record(self, operation_id: str, approver: str, at: datetime) -> list[str] | str:
+        """Record an approval while the operation awaits one; returns everyone who approved.
+
+        One transaction: touching the operation's row first (only while it is
+        awaiting_approval) locks it, so an approval and a decision (deny, expiry, the final
+        approve) on the same operation are serialized. Returns "not_awaiting" or "again"
+        instead when the approval cannot be recorded.
+        """
+        touch = (
+            operations.update()
+            .where(operations.c.id == operation_id, operations.c.state == "awaiting_approval")
+            .values(updated_at=at)
+        )
+        try:
+            with self.store.connection() as conn:
+                if conn.execute(touch).rowcount != 1:
+                    return "not_awaiting"
+                if approver in self._approvers(conn, operation_id):
+                    return "again"
+                conn.execute(
+                    approvals.insert().values(
+                        operation_id=operation_id, approver=approver, approved_at=at
+                    )
+                )
+                return self._approvers(conn, operation_id)
+        except IntegrityError:  # the same approver's other click won the insert
+            return "again"
+
+    def expire_awaiting(self, requested_before: datetime, now: datetime) -> list[Operation]:
+        """Move requests made before `requested_before` to expired; returns those moved."""
+        where = (
+            operations.c.state == "awaiting_approval",
+            operations.c.confirmed_at < requested_before,
+        )
+        with self.store.connection(begin=False) as conn:
+            ids = conn.execute(select(operations.c.id).where(*where)).scalars().all()
+        moved = []
+        for operation_id in ids:
+            operation = self.store.transition(
+                operation_id, "awaiting_approval", "expired", updated_at=now, finished_at=now
+            )
+            if operation is not None:  # another instance's sweep may have won it
+                moved.append(operation)
+        return moved
+
+    @staticmethod
+    def _approvers(conn: Any, operation_id: str) -> list[str]:
+        query = (
+            select(approvals.c.approver)
+            .where(approvals.c.operation_id == operation_id)
+            .order_by(approvals.c.approved_at, approvals.c.approver)
+        )
+        return list(conn.execute(query).scalars())

@@ -1,0 +1,220 @@
+"""The two-person rule (SPEC 7): request, approve, deny and expire, with no Slack in it."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from bot.core.approval_store import ApprovalStore
+from bot.core.results import ApprovalEvent, ApprovalView, AwaitingApproval, Refused
+from bot.core.store import Operation
+from bot.core.wording import already_handled, duration
+from bot.uplynk.errors import UplynkError
+
+if TYPE_CHECKING:
+    from bot.core.workflow import Workflow
+
+log = logging.getLogger(__name__)
+
+# Titles shown in an approval request (the rest are counted).
+SHOWN_TITLES = 10
+NO_OPERATION = "That button does not belong to any operation I know; nothing was done."
+
+
+class Approvals:
+    """Approval requests for operations on `[[protect]]`ed libraries."""
+
+    def __init__(self, workflow: Workflow, ttl: int = 86400) -> None:
+        self.workflow = workflow
+        self.ttl = ttl
+        self.store = ApprovalStore(workflow.store)
+
+    @property
+    def policy(self):
+        return self.workflow.policy  # read each time: the policy can be reloaded
+
+    def required(self, operation: Operation) -> bool:
+        return bool(self.policy.protections_for(operation.library_id))
+
+    # -- the requester's side ---------------------------------------------------------------
+
+    def request(self, operation: Operation, user_id: str) -> AwaitingApproval | Refused:
+        """Park a confirmed operation until approvers decide (its TTL counts from now)."""
+        waiting = self.workflow.store.transition(
+            operation.id,
+            "pending",
+            "awaiting_approval",
+            confirmed_by=user_id,
+            confirmed_at=self.workflow.now(),
+        )
+        if waiting is None:
+            return Refused(already_handled(self.workflow.store.get(operation.id) or operation))
+        self.store.open(waiting.id, self._titles(waiting))
+        return AwaitingApproval(self.view(waiting))
+
+    def remember(
+        self,
+        operation_id: str,
+        messages: list[tuple[str, str]] | None = None,
+        requester_url: str | None = None,
+    ) -> None:
+        """Store where the request was posted and how to reach the requester later."""
+        values: dict = {}
+        if messages is not None:
+            values["messages"] = messages
+        if requester_url is not None:
+            values["requester_url"] = requester_url
+        if values:
+            self.store.set(operation_id, **values)
+
+    # -- the approvers' side ----------------------------------------------------------------
+
+    def approve(self, operation_id: str, user_id: str) -> ApprovalEvent | Refused:
+        """Record an approval; with enough distinct approvers, claim the operation to run."""
+        operation = self._decidable(operation_id, user_id, "approve")
+        if not isinstance(operation, Operation):
+            return operation
+        recorded = self.store.record(operation.id, user_id, self.workflow.now())
+        if recorded == "again":
+            return Refused(
+                "You have already approved this request; an approval counts once per person. "
+                + self._waiting_for(operation)
+            )
+        if isinstance(recorded, str):  # decided between our read and our write
+            return Refused(self._closed(self.workflow.store.get(operation.id), user_id))
+        missing = self.policy.approvals_missing(
+            operation.library_id, recorded, self.workflow.groups_of
+        )
+        if missing > 0:
+            return ApprovalEvent("approved", self.view(operation), user_id)
+        ready = self.workflow.store.transition(
+            operation.id, "awaiting_approval", "confirmed", confirmed_at=operation.confirmed_at
+        )
+        if ready is None:
+            current = self.workflow.store.get(operation.id) or operation
+            if current.state in ("rejected", "expired", "cancelled"):
+                return Refused(self._closed(current, user_id))
+            # Another approver's click completed the approvals and runs it.
+            return ApprovalEvent("approved", self.view(current), user_id)
+        return ApprovalEvent("ready", self.view(ready), user_id, run=ready)
+
+    def deny(self, operation_id: str, user_id: str) -> ApprovalEvent | Refused:
+        """Reject the request: nothing will be added."""
+        operation = self._decidable(operation_id, user_id, "deny")
+        if not isinstance(operation, Operation):
+            return operation
+        rejected = self.workflow.store.transition(
+            operation.id, "awaiting_approval", "rejected", rejected_by=user_id
+        )
+        if rejected is None:
+            return Refused(self._closed(self.workflow.store.get(operation.id), user_id))
+        return ApprovalEvent("rejected", self.view(rejected), user_id)
+
+    def expire_stale(self) -> list[ApprovalEvent]:
+        """The lease sweep: requests older than the TTL become expired (each reported once)."""
+        now = self.workflow.now()
+        moved = self.store.expire_awaiting(now - timedelta(seconds=self.ttl), now)
+        return [ApprovalEvent("expired", self.view(operation)) for operation in moved]
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def view(self, operation: Operation) -> ApprovalView:
+        request = self.store.get(operation.id)
+        library = operation.library_id
+        rules = self.policy.protections_for(library)
+        approved_by = request.approved_by if request else []
+        expires = operation.confirmed_at + timedelta(seconds=self.ttl)
+        return ApprovalView(
+            operation=operation,
+            titles=request.titles if request else {},
+            approvers=tuple(sorted(set().union(*(r.approvers for r in rules)))),
+            approver_groups=tuple(sorted(set().union(*(r.approver_usergroups for r in rules)))),
+            needed=self.policy.approvals_needed(library),
+            missing=self.policy.approvals_missing(library, approved_by, self.workflow.groups_of),
+            approved_by=approved_by,
+            expires_at=expires if operation.confirmed_at else None,
+        )
+
+    def approvers_of(self, operations: list[Operation]) -> dict[str, list[str]]:
+        return self.store.approvers_of([o.id for o in operations])
+
+    # -- internals ----------------------------------------------------------------------------
+
+    def _decidable(self, operation_id: str, user_id: str, verb: str) -> Operation | Refused:
+        """The awaiting operation this user may decide on now, or why not."""
+        operation = self.workflow.store.get(operation_id) if operation_id else None
+        if operation is None or not operation.library_id:
+            return Refused(NO_OPERATION)
+        if user_id in (operation.user_id, operation.confirmed_by):
+            return Refused(
+                f"You cannot {verb} your own request: nobody approves their own operation, "
+                "admins included. Another approver must decide; nothing was done."
+            )
+        if not self.policy.may_approve(user_id, operation.library_id, self.workflow.groups_of):
+            return Refused(
+                f"Only {self._who_may(operation)} can approve or deny this request; "
+                "nothing was done."
+            )
+        if operation.state != "awaiting_approval":
+            return Refused(self._closed(operation, user_id))
+        if self.workflow.now() - operation.confirmed_at > timedelta(seconds=self.ttl):
+            expired = self.workflow.store.transition(operation.id, "awaiting_approval", "expired")
+            if expired is None:
+                return Refused(self._closed(self.workflow.store.get(operation.id), user_id))
+            return ApprovalEvent("expired", self.view(expired), user_id)
+        return operation
+
+    def _closed(self, operation: Operation | None, user_id: str) -> str:
+        """Why a decision on a request that is no longer waiting does nothing."""
+        if operation is None:
+            return NO_OPERATION
+        state = operation.state
+        if state == "rejected":
+            return f"This request was denied by <@{operation.rejected_by}>; nothing more was done."
+        if state == "expired":
+            return self.too_late()
+        if state == "cancelled":
+            return f"<@{operation.user_id}> withdrew this request; nothing more was done."
+        if state == "pending":
+            return "This operation has not been sent for approval; nothing was done."
+        approved_by = self.store.approvers_of([operation.id]).get(operation.id, [])
+        if user_id in approved_by:
+            return "You have already approved this request; nothing more was done."
+        if approved_by:
+            names = ", ".join(f"<@{a}>" for a in approved_by)
+            return f"This request was already approved by {names}; nothing more was done."
+        return already_handled(operation)
+
+    def too_late(self) -> str:
+        return (
+            f"This approval request expired (requests last {duration(self.ttl)}); "
+            "nothing was added, and this click did nothing."
+        )
+
+    def _who_may(self, operation: Operation) -> str:
+        rules = self.policy.protections_for(operation.library_id)
+        names = sorted({f"<@{u}>" for r in rules for u in r.approvers})
+        names += sorted(
+            {f"members of <!subteam^{g}>" for r in rules for g in r.approver_usergroups}
+        )
+        return ", ".join(names) + " or an admin" if names else "an admin"
+
+    def _waiting_for(self, operation: Operation) -> str:
+        missing = self.policy.approvals_missing(
+            operation.library_id,
+            self.store.approvers_of([operation.id]).get(operation.id, []),
+            self.workflow.groups_of,
+        )
+        return f"Waiting for {missing} more." if missing > 0 else ""
+
+    def _titles(self, operation: Operation) -> dict[str, str]:
+        shown = list(operation.new_ids[:SHOWN_TITLES])
+        if not shown:
+            return {}
+        try:
+            assets = self.workflow.uplynk.get_assets(shown)
+        except UplynkError as exc:  # the request still goes out, with ids only
+            log.warning("could not look up titles for approval request: %s", exc)
+            return {}
+        return {a: assets[a].desc for a in shown if a in assets and assets[a].desc}

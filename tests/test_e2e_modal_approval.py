@@ -1,0 +1,80 @@
+"""End to end: a protected library through the modal goes to approval (SPEC 7 with SPEC 8).
+
+Needs issue 10 (approvals): on a branch without it, confirming never waits for approval."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from tests.fixtures_bot import (
+    AD_BREAKS,
+    ADMIN,
+    ARCHIVE,
+    MARKETING,
+    OTHER,
+    USER,
+    Bot,
+    button_value,
+    dump,
+    free_assets,
+    patches,
+    stored,
+)
+from tests.test_e2e_modal import SUMMARY_CHANNEL, open_form, preview_of, submit
+
+LEAD = "U0LEAD"
+APPROVALS = "C0APPROVALS"
+POLICY = f"""
+admins = ["{ADMIN}"]
+
+[[allow]]
+libraries = ["{MARKETING}", "{ARCHIVE}", "{AD_BREAKS}"]
+users = ["{USER}", "{OTHER}"]
+
+[[protect]]
+libraries = ["{AD_BREAKS}"]
+approvers = ["{LEAD}"]
+"""
+
+
+def test_a_protected_library_through_the_modal_waits_for_approval(
+    start_bot: Callable[..., Bot], tmp_path: Path
+) -> None:
+    path = tmp_path / "protect.toml"
+    path.write_text(POLICY)
+    bot = start_bot(ADDTOLIB_POLICY=str(path), ADDTOLIB_APPROVAL_CHANNEL=APPROVALS)
+    assets = free_assets(bot.simulator, AD_BREAKS, 2)
+    form = open_form(bot)
+    preview = preview_of(
+        bot, form, library=AD_BREAKS, assets=" ".join(assets), channel=SUMMARY_CHANNEL
+    )
+    operation_id = preview["private_metadata"]
+    assert submit(bot, preview) == {"response_action": "clear"}
+
+    waiting = bot.slack.wait_for(
+        lambda c: c.method == "chat.postEphemeral" and "Waiting for approval" in dump(c)
+    )
+    assert waiting.payload["user"] == USER and waiting.payload["channel"] == SUMMARY_CHANNEL
+    request = bot.slack.wait_for(
+        lambda c: (
+            c.method == "chat.postMessage"
+            and c.channel == APPROVALS
+            and button_value(c, "addtolib_approve") == operation_id
+        )
+    )
+    assert f"<#{SUMMARY_CHANNEL}>" in dump(request)
+    assert patches(bot.simulator) == []
+    assert stored(bot, operation_id).state == "awaiting_approval"
+
+    bot.click("addtolib_approve", operation_id, user_id=LEAD, channel_id=APPROVALS)
+    bot.slack.wait_for(
+        lambda c: (
+            c.method == "chat.postMessage"
+            and c.channel == SUMMARY_CHANNEL
+            and f"operation `{operation_id}`" in dump(c)
+        ),
+        timeout=20,
+    )
+    assert [p.body for p in patches(bot.simulator)] == [{"asset_ids": assets}]
+    assert stored(bot, operation_id).state == "done"
