@@ -196,6 +196,10 @@ def _stopped_for_restart(respond: Respond, executed: Executed, replace: bool = T
 
 def _report(services: Services, respond: Respond, executed: Executed) -> None:
     """Replace the confirmation with the outcome, post the summary, announce it."""
+    if executed.superseded:
+        # Another run took the operation over; it posts the one summary.
+        log.info("operation %s: run superseded; no summary from it", executed.operation.id)
+        return
     operation = executed.operation
     _ephemeral(respond, blocks.outcome(operation), replace=True)
     summary = blocks.summary(operation, executed.library, _approvers(services, operation))
