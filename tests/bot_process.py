@@ -11,7 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import requests
@@ -42,6 +42,7 @@ class BotProcess:
     ``env`` is added to the current environment (``PORT`` is set to ``port``).
     ``argv`` replaces the command line; ``gunicorn=True`` runs ``gunicorn <app>``
     with one worker and 8 threads. Output goes to ``log_path`` (a temp file by default).
+    ``ready`` replaces the ``GET /healthz`` wait (Socket Mode serves no HTTP).
     """
 
     def __init__(
@@ -56,6 +57,7 @@ class BotProcess:
         cwd: str | Path = REPO_ROOT,
         log_path: str | Path | None = None,
         startup_timeout: float = 15.0,
+        ready: Callable[[], bool] | None = None,
     ) -> None:
         self.host = host
         self.port = port or free_port(host)
@@ -87,6 +89,7 @@ class BotProcess:
             log_path = name
         self.log_path = Path(log_path)
         self.startup_timeout = startup_timeout
+        self.ready = ready
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -142,6 +145,11 @@ class BotProcess:
                     f"{self.argv!r} exited with {self.proc.returncode} during start-up:\n"
                     + self.output()[-4000:]
                 )
+            if self.ready is not None:
+                if self.ready():
+                    return self
+                time.sleep(0.05)
+                continue
             try:
                 if requests.get(f"{self.url}/healthz", timeout=1).status_code == 200:
                     return self

@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fixtures_uplynk",
     "tests.fixtures_slack",
     "tests.fixtures_bot",
+    "tests.fixtures_socket",
 ]

@@ -7,6 +7,8 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from bot.core.text import escape_mrkdwn
+
 __all__ = [
     "USAGE",
     "AddCommand",
@@ -362,7 +364,7 @@ def _show(token: str) -> str:
     if len(token) > MAX_SHOWN_TOKEN_LENGTH:
         token = token[: MAX_SHOWN_TOKEN_LENGTH - 1] + "…"
     token = "".join(_escape_invisible(c) for c in token)
-    token = token.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    token = escape_mrkdwn(token)
     return "`" + token.replace("`", "'") + "`"
 
 

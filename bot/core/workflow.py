@@ -29,6 +29,7 @@ from bot.core.results import (
     Undone,
 )
 from bot.core.store import Operation, OperationStore
+from bot.core.text import escape_mrkdwn
 from bot.core.wording import already_handled, duration, id_sample
 from bot.uplynk.client import UplynkClient
 from bot.uplynk.errors import UplynkError, UplynkNotFound, UplynkUnavailable
@@ -207,12 +208,14 @@ class Workflow:
                 )
                 if denied is None:
                     return Refused(PICKED_ALREADY)
-                return Refused(f"You may not add to *{library.desc}*: {decision.reason}")
+                return Refused(
+                    f"You may not add to *{escape_mrkdwn(library.desc)}*: {decision.reason}"
+                )
             return self._deny(who, asset_ids, library, response_url, decision.reason)
         try:
             assets = self.uplynk.get_assets(asset_ids)
         except UplynkError as exc:
-            return Refused(f"Could not look up the assets: {exc.user_message}")
+            return Refused(f"Could not look up the assets: {escape_mrkdwn(exc.user_message)}")
         missing = [a for a in asset_ids if a not in assets]
         present = [a for a in asset_ids if a in assets and library.id in assets[a].libraries]
         new = [a for a in asset_ids if a in assets and library.id not in assets[a].libraries]
@@ -264,8 +267,8 @@ class Workflow:
             close = [
                 d for d in by_name if set(d.casefold().split()) & set(name.casefold().split())
             ][:3]
-        hint = ", ".join(f"*{d}*" for d in close) if close else "none"
-        return Refused(f"No library is named *{name}*. Closest matches: {hint}.")
+        hint = ", ".join(f"*{escape_mrkdwn(d)}*" for d in close) if close else "none"
+        return Refused(f"No library is named *{escape_mrkdwn(name)}*. Closest matches: {hint}.")
 
     def _may_add_anywhere(self, who: Requester) -> bool:
         allowed = self.policy.allowed_libraries(who.user_id, who.channel_id, self.groups_of)
@@ -294,7 +297,7 @@ class Workflow:
             state="denied",
             denial_reason=reason,
         )
-        where = f" to *{library.desc}*" if library else ""
+        where = f" to *{escape_mrkdwn(library.desc)}*" if library else ""
         return Refused(f"You may not add assets{where}: {reason}", operation)
 
     # -- clicks -----------------------------------------------------------------------------
@@ -734,7 +737,7 @@ class Workflow:
         if final is None:
             return Refused(f"This undo stopped: {SUPERSEDED}.")
         if left and len(removed) == before and not in_doubt:
-            return Refused("Undo failed; nothing was removed: " + "; ".join(errors))
+            return Refused("Undo failed; nothing was removed: " + escape_mrkdwn("; ".join(errors)))
         library = library or self._fresh_library(operation.library_id)
         return Undone(final, library, errors)
 
@@ -762,4 +765,4 @@ class Workflow:
     def _uplynk_message(self, exc: UplynkError, ref: LibraryRef) -> str:
         if isinstance(exc, UplynkNotFound) and ref.id:
             return f"Uplynk has no library with id `{ref.id}` (404)."
-        return exc.user_message
+        return escape_mrkdwn(exc.user_message)

@@ -19,6 +19,7 @@ from slack_sdk.models.blocks import (
 
 from bot.core.results import ApprovalView
 from bot.core.store import Operation
+from bot.core.text import escape_mrkdwn, fit, shorten
 from bot.uplynk.models import Library
 
 CONFIRM = "addtolib_confirm"
@@ -31,6 +32,15 @@ DENY = "addtolib_deny"
 
 SHOWN_IDS = 10
 BAR_WIDTH = 8
+#: Block Kit's limits (the stand-in refuses what breaks them, as Slack does).
+MAX_SECTION = 3000
+MAX_HEADER = 150
+MAX_BUTTON = 75
+#: How much of a foreign name or title a message shows (before escaping).
+MAX_NAME_SHOWN = 256
+MAX_TITLE_SHOWN = 80
+SHOWN_LIBRARIES = 20
+SHOWN_CANDIDATES = 10
 
 
 @dataclass(frozen=True)
@@ -44,25 +54,36 @@ class Message:
         return {"text": self.text, "blocks": self.blocks}
 
 
-def escape(text: str) -> str:
-    """Text we did not write (names, titles, input), made inert for mrkdwn and fallback text."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+#: The one escaping helper (it lives in core so that core's refusals use it too).
+escape = escape_mrkdwn
+
+
+def name(text: str | None, limit: int = MAX_NAME_SHOWN) -> str:
+    """A foreign name or title for mrkdwn: shortened, then escaped (once)."""
+    return escape(shorten(text or "", limit))
 
 
 def _message(text: str, blocks: Iterable[Block]) -> Message:
-    return Message(text=text, blocks=[b.to_dict() for b in blocks])
+    return Message(text=fit(text, MAX_SECTION) or "addtolib", blocks=[b.to_dict() for b in blocks])
 
 
 def _section(markdown: str) -> SectionBlock:
-    return SectionBlock(text=MarkdownTextObject(text=markdown[:3000]))
+    return SectionBlock(text=MarkdownTextObject(text=fit(markdown, MAX_SECTION) or " "))
 
 
 def _context(markdown: str) -> ContextBlock:
-    return ContextBlock(elements=[MarkdownTextObject(text=markdown[:3000])])
+    return ContextBlock(elements=[MarkdownTextObject(text=fit(markdown, MAX_SECTION) or " ")])
+
+
+def _header(text: str) -> HeaderBlock:
+    """Header text is plain text (Slack shows it as is), so it is shortened, not escaped."""
+    return HeaderBlock(text=shorten(" ".join(text.split()) or "addtolib", MAX_HEADER))
 
 
 def _button(label: str, action_id: str, value: str, style: str | None = None) -> ButtonElement:
-    return ButtonElement(text=label[:75], action_id=action_id, value=value, style=style)
+    return ButtonElement(
+        text=shorten(label, MAX_BUTTON), action_id=action_id, value=value, style=style
+    )
 
 
 def id_list(ids: Iterable[str], shown: int = SHOWN_IDS) -> str:
@@ -88,7 +109,7 @@ def slack_date(value: str | datetime | None) -> str:
         try:
             moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
-            return value
+            return name(value, 100)  # Uplynk's text, not a date we understand
     else:
         moment = value
     fallback = moment.strftime("%Y-%m-%d %H:%M UTC")
@@ -123,7 +144,11 @@ def help_message(
     if everything:
         where = "You may add to *every* library."
     elif libraries or unknown:
-        where = "You may add to: " + ", ".join(f"*{lib.desc}* (`{lib.id}`)" for lib in libraries)
+        where = "You may add to: " + ", ".join(
+            f"*{name(lib.desc)}* (`{escape(lib.id)}`)" for lib in libraries[:SHOWN_LIBRARIES]
+        )
+        if len(libraries) > SHOWN_LIBRARIES:
+            where += f" … and {len(libraries) - SHOWN_LIBRARIES} more"
         if unknown:
             where += f"\nAlso allowed, but not found in Uplynk: {id_list(unknown)}"
     else:
@@ -131,7 +156,7 @@ def help_message(
     return _message(
         "addtolib help",
         [
-            HeaderBlock(text="addtolib: add assets to an Uplynk library"),
+            _header("addtolib: add assets to an Uplynk library"),
             _section(usage),
             _section(where),
         ],
@@ -144,7 +169,7 @@ def help_message(
 def preview(operation: Operation, library: Library, duplicates: Iterable[str] = ()) -> Message:
     new, present, missing = operation.new_ids, operation.present_ids, operation.missing_ids
     lines = [
-        f"*{library.desc}* (`{library.id}`)",
+        f"*{name(library.desc)}* (`{escape(library.id)}`)",
         f"• Will add: *{plural(len(new), 'asset')}* {id_list(new) if new else ''}".rstrip(),
     ]
     if present:
@@ -166,48 +191,50 @@ def preview(operation: Operation, library: Library, duplicates: Iterable[str] = 
                 ]
             )
         )
-        text = f"Add {plural(len(new), 'asset')} to {library.desc}?"
+        text = f"Add {plural(len(new), 'asset')} to {name(library.desc)}?"
     else:
         blocks.append(_context("Nothing to add, so there is nothing to confirm."))
-        text = f"Nothing to add to {library.desc}."
+        text = f"Nothing to add to {name(library.desc)}."
     return _message(text, blocks)
 
 
-def pick_library(operation: Operation, name: str, candidates: list[Library]) -> Message:
+def pick_library(operation: Operation, typed: str, candidates: list[Library]) -> Message:
     blocks: list[Block] = [
-        _section(f"Several libraries match *{name}*. Which one did you mean?"),
+        _section(f"Several libraries match *{name(typed)}*. Which one did you mean?"),
     ]
-    for lib in candidates:
+    for lib in candidates[:SHOWN_CANDIDATES]:
         blocks.append(
             SectionBlock(
-                text=MarkdownTextObject(text=f"*{lib.desc}*\n`{lib.id}`"),
+                text=MarkdownTextObject(text=f"*{name(lib.desc)}*\n`{escape(lib.id)}`"),
                 accessory=_button("Pick", PICK_LIBRARY, f"{operation.id}:{lib.id}"),
             )
         )
-    return _message(f"Several libraries match {name}", blocks)
+    if len(candidates) > SHOWN_CANDIDATES:
+        hidden = len(candidates) - SHOWN_CANDIDATES
+        blocks.append(_context(f"… and {hidden} more: use the library's id to choose one of them."))
+    return _message(f"Several libraries match {name(typed)}", blocks)
 
 
 def progress(done: int, total: int, library_name: str) -> Message:
-    bar = progress_bar(done, total)
-    return _message(
-        f"Adding to {library_name}: {bar}", [_section(f"`{bar}` adding to *{library_name}*")]
-    )
+    bar, shown = progress_bar(done, total), name(library_name)
+    return _message(f"Adding to {shown}: {bar}", [_section(f"`{bar}` adding to *{shown}*")])
 
 
 def cancelled(operation: Operation) -> Message:
-    return info(f"Cancelled; nothing was added to *{operation.library_name or 'the library'}*.")
+    shown = name(operation.library_name or "the library")
+    return info(f"Cancelled; nothing was added to *{shown}*.")
 
 
 def outcome(operation: Operation) -> Message:
     """The requester's ephemeral answer once the operation ran."""
-    name = operation.library_name
+    shown = name(operation.library_name)
     added, failed = len(operation.added_ids), len(operation.failed_ids)
     if operation.state == "done":
-        text = f":white_check_mark: Added {plural(added, 'asset')} to *{name}*."
+        text = f":white_check_mark: Added {plural(added, 'asset')} to *{shown}*."
     elif operation.state == "partial":
-        text = f":warning: Added {added} of {added + failed} assets to *{name}*; {failed} failed."
+        text = f":warning: Added {added} of {added + failed} assets to *{shown}*; {failed} failed."
     else:
-        text = f":x: Nothing was added to *{name}*: {operation.error or 'Uplynk refused'}"
+        text = f":x: Nothing was added to *{shown}*: {escape(operation.error or 'Uplynk refused')}"
     return info(text)
 
 
@@ -215,15 +242,15 @@ def summary(
     operation: Operation, library: Library | None, approvers: Iterable[str] = ()
 ) -> Message:
     """The Library summary posted in the channel for everyone (naming approvers, SPEC 7)."""
-    name = library.desc if library else operation.library_name or operation.library_id
-    blocks: list[Block] = [HeaderBlock(text=(name or "Library")[:150])]
+    raw = library.desc if library else operation.library_name or operation.library_id
+    blocks: list[Block] = [_header(raw or "Library")]
     if library:
         blocks.append(
             SectionBlock(
                 fields=[
-                    MarkdownTextObject(text=f"*id*\n`{library.id}`"),
-                    MarkdownTextObject(text=f"*allow_copy*\n{library.allow_copy}"),
-                    MarkdownTextObject(text=f"*is_ad*\n{library.is_ad}"),
+                    MarkdownTextObject(text=f"*id*\n`{name(library.id, 200)}`"),
+                    MarkdownTextObject(text=f"*allow_copy*\n{name(str(library.allow_copy), 100)}"),
+                    MarkdownTextObject(text=f"*is_ad*\n{name(str(library.is_ad), 100)}"),
                     MarkdownTextObject(text=f"*created*\n{slack_date(library.created)}"),
                 ]
             )
@@ -241,7 +268,7 @@ def summary(
         )
     if operation.failed_ids:
         lines.append(f"*Failed ({len(operation.failed_ids)}):* {id_list(operation.failed_ids)}")
-        lines.extend(f"  • {e}" for e in operation.errors[-5:])
+        lines.extend(f"  • {name(e, 300)}" for e in operation.errors[-5:])
     blocks.append(_section("\n".join(lines)))
     who = f"Asked by <@{operation.user_id}>"
     if operation.confirmed_by and operation.confirmed_by != operation.user_id:
@@ -274,7 +301,8 @@ def summary(
         buttons.append(_button(f"Retry {plural(failed, 'asset')}", RETRY, operation.id, "primary"))
     if buttons:
         blocks.append(ActionsBlock(elements=buttons))
-    text = f"{name}: {plural(len(operation.added_ids), 'asset')} added by <@{operation.user_id}>"
+    added = plural(len(operation.added_ids), "asset")
+    text = f"{name(raw or 'Library')}: {added} added by <@{operation.user_id}>"
     return _message(text, blocks)
 
 
@@ -291,11 +319,12 @@ RESTARTING = "addtolib is restarting; nothing was done. Try again in a moment."
 
 def interrupted(operation: Operation) -> Message:
     remaining = len(operation.new_ids) - len(operation.added_ids)
+    shown = name(operation.library_name)
     return _message(
-        f"Your operation on {operation.library_name} was interrupted",
+        f"Your operation on {shown} was interrupted",
         [
             _section(
-                f":warning: Your operation adding to *{operation.library_name}* was "
+                f":warning: Your operation adding to *{shown}* was "
                 f"interrupted by a restart after {len(operation.added_ids)} of "
                 f"{len(operation.new_ids)} assets. "
                 f"Retry adds the remaining {remaining}; assets already added are not added twice."
@@ -331,7 +360,7 @@ def undo_interrupted(operation: Operation) -> Message:
 
 
 def notify_parent(operation: Operation) -> Message:
-    who, where = f"<@{operation.user_id}>", f"*{operation.library_name}*"
+    who, where = f"<@{operation.user_id}>", f"*{name(operation.library_name)}*"
     added, failed = len(operation.added_ids), len(operation.failed_ids)
     if operation.state in ("done", "undone"):
         text = f"{who} added {plural(added, 'asset')} to {where}"
@@ -357,13 +386,24 @@ def notify_details(operation: Operation) -> Message:
     ]
     if operation.failed_ids:
         lines.append(f"Failed ({len(operation.failed_ids)}): {id_list(operation.failed_ids, 50)}")
-        lines.extend(f"• {e}" for e in operation.errors[-5:])
+        lines.extend(f"• {name(e, 300)}" for e in operation.errors[-5:])
     if operation.present_ids:
         lines.append(f"Already present: {id_list(operation.present_ids, shown=50)}")
     if operation.missing_ids:
         lines.append(f"Not found: {id_list(operation.missing_ids, shown=50)}")
-    text = "\n".join(lines)
-    return _message(text, [_section(text)])
+    # Four lists of 50 ids do not fit one section: each list gets its own.
+    return _message(lines[0], [_section(line) for line in _packed(lines)])
+
+
+def _packed(lines: list[str], limit: int = MAX_SECTION) -> list[str]:
+    """Lines joined into as few texts of at most `limit` characters as they fit in."""
+    texts: list[str] = []
+    for line in lines:
+        if texts and len(texts[-1]) + 1 + len(line) <= limit:
+            texts[-1] += "\n" + line
+        else:
+            texts.append(line)
+    return texts
 
 
 def notify_event(text: str) -> Message:
@@ -382,7 +422,7 @@ def history(
     if not operations:
         return info("No operations yet.")
     title = "Recent operations (everyone)" if everyone else "Your recent operations"
-    blocks: list[Block] = [HeaderBlock(text=title)]
+    blocks: list[Block] = [_header(title)]
     for op in operations:
         counts = f"{len(op.added_ids)} added"
         if op.failed_ids:
@@ -391,7 +431,7 @@ def history(
             counts += f", {len(op.removed_ids)} removed"
         line = (
             f"{slack_date(op.created_at)} · <@{op.user_id}> · "
-            f"*{op.library_name or op.library_id or '?'}* · "
+            f"*{name(op.library_name or op.library_id or '?')}* · "
             f"{len(op.requested_ids)} requested, {counts} · `{op.state}`"
         )
         if approvers and approvers.get(op.id):
@@ -425,7 +465,8 @@ def _asset_lines(view: ApprovalView) -> str:
     lines = []
     for asset_id in op.new_ids[:SHOWN_IDS]:
         title = view.titles.get(asset_id)
-        lines.append(f"• {escape(title)} (`{asset_id}`)" if title else f"• `{asset_id}`")
+        shown = name(title, MAX_TITLE_SHOWN)
+        lines.append(f"• {shown} (`{asset_id}`)" if title else f"• `{asset_id}`")
     if len(op.new_ids) > SHOWN_IDS:
         lines.append(f"… and {len(op.new_ids) - SHOWN_IDS} more")
     if op.present_ids:
@@ -460,11 +501,11 @@ def approval_status(view: ApprovalView) -> str:
 def approval_request(view: ApprovalView) -> Message:
     """The message approvers see; buttons only while it is waiting for a decision."""
     op = view.operation
-    name = escape(op.library_name or "")
+    shown = name(op.library_name)
     count = plural(len(op.new_ids), "asset")
     head = (
-        f":lock: *Approval needed*: <@{op.user_id}> asks to add *{count}* to *{name}* "
-        f"(`{op.library_id}`) from <#{op.channel_id}>."
+        f":lock: *Approval needed*: <@{op.user_id}> asks to add *{count}* to *{shown}* "
+        f"(`{name(op.library_id)}`) from <#{op.channel_id}>."
     )
     blocks: list[Block] = [_section(head), _section(_asset_lines(view) or "(no assets)")]
     expires = f" · expires {slack_date(view.expires_at)}" if view.expires_at else ""
@@ -484,24 +525,24 @@ def approval_request(view: ApprovalView) -> Message:
                 ]
             )
         )
-    text = f"Approval needed: <@{op.user_id}> asks to add {count} to {name}"
+    text = f"Approval needed: <@{op.user_id}> asks to add {count} to {shown}"
     if op.state != "awaiting_approval":
-        text = f"Approval request for {name}: {op.state}"
+        text = f"Approval request for {shown}: {op.state}"
     return _message(text, blocks)
 
 
 def awaiting_approval(view: ApprovalView) -> Message:
     """The requester's confirmation, replaced while approvers decide (with Cancel)."""
     op = view.operation
-    name = escape(op.library_name or "")
+    shown = name(op.library_name)
     text = (
         f":hourglass_flowing_sand: Waiting for approval by {who_may_approve(view)} to add "
-        f"*{plural(len(op.new_ids), 'asset')}* to *{name}*. Nothing has been added yet."
+        f"*{plural(len(op.new_ids), 'asset')}* to *{shown}*. Nothing has been added yet."
     )
     if view.expires_at:
         text += f" The request expires {slack_date(view.expires_at)}."
     return _message(
-        f"Waiting for approval to add to {name}",
+        f"Waiting for approval to add to {shown}",
         [
             _section(text),
             ActionsBlock(elements=[_button("Cancel request", CANCEL, op.id)]),
@@ -512,12 +553,12 @@ def awaiting_approval(view: ApprovalView) -> Message:
 def approval_closed(view: ApprovalView) -> Message:
     """Tells the requester that their request was denied, expired or withdrawn."""
     op = view.operation
-    name = escape(op.library_name or "")
+    shown = name(op.library_name)
     count = plural(len(op.new_ids), "asset")
     if op.state == "rejected":
-        text = f":no_entry: <@{op.rejected_by}> denied your request to add {count} to *{name}*"
+        text = f":no_entry: <@{op.rejected_by}> denied your request to add {count} to *{shown}*"
     elif op.state == "expired":
-        text = f":hourglass: Your request to add {count} to *{name}* expired unapproved"
+        text = f":hourglass: Your request to add {count} to *{shown}* expired unapproved"
     else:
-        text = f"Your request to add {count} to *{name}* was withdrawn"
+        text = f"Your request to add {count} to *{shown}* was withdrawn"
     return info(f"{text}; nothing was added.")

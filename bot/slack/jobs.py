@@ -40,7 +40,7 @@ def _safely(job: Callable[..., None]) -> Callable[..., None]:
         try:
             job(services, respond, *args)
         except UplynkError as exc:
-            _ephemeral(respond, blocks.error(exc.user_message))
+            _ephemeral(respond, blocks.error(blocks.escape(exc.user_message)))
         except Exception:
             log.exception("job %s failed", job.__name__)
             try:
@@ -182,7 +182,7 @@ def undo(services: Services, respond: Respond, operation_id: str, user_id: str) 
             f"library: {blocks.id_list(left, 50)}. Undo removes the rest."
         )
     if result.errors:
-        text += "\nErrors: " + "; ".join(result.errors)
+        text += "\nErrors: " + blocks.escape("; ".join(result.errors))
     _notify(services, operation, text)
 
 

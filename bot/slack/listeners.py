@@ -21,7 +21,7 @@ def on_command(ack: Ack, command: dict, respond: Respond, context: BoltContext) 
         ack()
         services.submit(jobs.send_help, respond, user_id, channel_id)
     elif isinstance(parsed, AddCommand):
-        where = parsed.library.name or parsed.library.id
+        where = blocks.name(parsed.library.name or parsed.library.id)
         count = blocks.plural(len(parsed.asset_ids), "asset")
         ack(response_type="ephemeral", **blocks.working(f"Checking {count} for {where}…").kwargs())
         who = Requester(user_id, command["team_id"], channel_id)

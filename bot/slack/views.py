@@ -6,7 +6,8 @@ import json
 from collections.abc import Iterable
 
 from bot.core.store import Operation
-from bot.slack.blocks import escape, id_list, plural
+from bot.core.text import fit
+from bot.slack.blocks import escape, id_list, name, plural
 from bot.uplynk.models import Library
 
 SHORTCUT = "addtolib_shortcut"
@@ -30,11 +31,11 @@ def _plain(text: str) -> dict:
 
 
 def _section(markdown: str) -> dict:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": markdown[:3000]}}
+    return {"type": "section", "text": {"type": "mrkdwn", "text": fit(markdown, 3000) or " "}}
 
 
 def _context(markdown: str) -> dict:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": markdown[:3000]}]}
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": fit(markdown, 3000) or " "}]}
 
 
 def draft_id(view: dict) -> str:
@@ -112,7 +113,7 @@ def form(draft: Operation, found: int, duplicates: int, from_message: bool) -> d
 
 def checking(operation_id: str, library_name: str, count: int) -> dict:
     """Shown while the look-ups take longer than Slack waits for an answer."""
-    where = f"*{escape(library_name)}*" if library_name else "the library"
+    where = f"*{name(library_name)}*" if library_name else "the library"
     return _preview_shell(
         operation_id,
         [_section(f":hourglass_flowing_sand: Checking {plural(count, 'asset')} for {where}…")],
@@ -133,7 +134,7 @@ def preview(
     """SPEC 3.3 as a modal: library, counts, titles; submit `Add N assets` if anything is new."""
     new, present, missing = operation.new_ids, operation.present_ids, operation.missing_ids
     lines = [
-        f"*{escape(library_name)}* (`{operation.library_id}`)",
+        f"*{name(library_name)}* (`{name(operation.library_id)}`)",
         f"• Will add: *{plural(len(new), 'asset')}*",
     ]
     blocks = [_section("\n".join(lines))]

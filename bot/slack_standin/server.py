@@ -16,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from bot.slack_standin.socket_mode import SocketModeStandIn
 from bot.slack_standin.views import Views
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,11 @@ MAX_SECTION_TEXT = 3000
 MAX_HEADER_TEXT = 150
 MAX_BUTTON_VALUE = 2000
 MAX_ACTION_ID = 255
+MAX_FIELDS = 10
+MAX_FIELD_TEXT = 2000
+MAX_BUTTON_TEXT = 75
+MAX_CONTEXT_ELEMENTS = 10
+MAX_ACTIONS_ELEMENTS = 25
 MAX_BODY = 10 * 1024 * 1024
 
 # Form fields that slack_sdk sends as JSON strings.
@@ -80,7 +86,10 @@ class BlocksError(ValueError):
 
 
 def validate_blocks(blocks: Any) -> None:
-    """Raise BlocksError when Slack would answer ``invalid_blocks``."""
+    """Raise BlocksError when Slack would answer ``invalid_blocks``.
+
+    Lengths are those of the text as sent: an escaped `&lt;` counts four characters.
+    """
     if blocks is None:
         return
     if not isinstance(blocks, list):
@@ -90,24 +99,60 @@ def validate_blocks(blocks: Any) -> None:
     for i, block in enumerate(blocks):
         if not isinstance(block, dict) or not block.get("type"):
             raise BlocksError(f"block {i} has no type")
-        kind = block["type"]
+        kind, where = block["type"], f"block {i}"
         if kind == "section":
-            text = (block.get("text") or {}).get("text", "")
-            if len(text) > MAX_SECTION_TEXT:
-                raise BlocksError(f"block {i}: section text of {len(text)} chars")
-            if not text and not block.get("fields"):
-                raise BlocksError(f"block {i}: section without text or fields")
+            if block.get("text") is not None:
+                _text_object(block["text"], f"{where} text", MAX_SECTION_TEXT)
+            fields = block.get("fields")
+            if fields is not None:
+                if not isinstance(fields, list) or not 0 < len(fields) <= MAX_FIELDS:
+                    raise BlocksError(f"{where}: fields must be 1 to {MAX_FIELDS} text objects")
+                for j, field_ in enumerate(fields):
+                    _text_object(field_, f"{where} field {j}", MAX_FIELD_TEXT)
+            if block.get("text") is None and not fields:
+                raise BlocksError(f"{where}: section without text or fields")
+            accessory = block.get("accessory")
+            if isinstance(accessory, dict) and accessory.get("type") == "button":
+                _button(accessory, f"{where} accessory")
         elif kind == "header":
-            text = (block.get("text") or {}).get("text", "")
-            if not text or len(text) > MAX_HEADER_TEXT:
-                raise BlocksError(f"block {i}: header text of {len(text)} chars")
+            _text_object(block.get("text"), f"{where} header", MAX_HEADER_TEXT, plain=True)
+        elif kind == "context":
+            elements = block.get("elements")
+            if not isinstance(elements, list) or not 0 < len(elements) <= MAX_CONTEXT_ELEMENTS:
+                raise BlocksError(f"{where}: context needs 1 to {MAX_CONTEXT_ELEMENTS} elements")
+            for j, element in enumerate(elements):
+                if isinstance(element, dict) and element.get("type") != "image":
+                    _text_object(element, f"{where} element {j}", MAX_SECTION_TEXT)
+        elif kind == "actions":
+            elements = block.get("elements")
+            if not isinstance(elements, list) or not 0 < len(elements) <= MAX_ACTIONS_ELEMENTS:
+                raise BlocksError(f"{where}: actions need 1 to {MAX_ACTIONS_ELEMENTS} elements")
         for element in block.get("elements") or ():
             if not isinstance(element, dict):
                 continue
+            if element.get("type") == "button":
+                _button(element, where)
             if len(str(element.get("value", ""))) > MAX_BUTTON_VALUE:
                 raise BlocksError(f"block {i}: element value too long")
             if len(str(element.get("action_id", ""))) > MAX_ACTION_ID:
                 raise BlocksError(f"block {i}: action_id too long")
+
+
+def _text_object(obj: Any, where: str, limit: int, plain: bool = False) -> None:
+    kinds = ("plain_text",) if plain else ("plain_text", "mrkdwn")
+    if not isinstance(obj, dict) or obj.get("type") not in kinds:
+        raise BlocksError(f"{where}: must be a {' or '.join(kinds)} text object")
+    text = obj.get("text")
+    if not isinstance(text, str) or not text:
+        raise BlocksError(f"{where}: empty text object")
+    if len(text) > limit:
+        raise BlocksError(f"{where}: text of {len(text)} chars, Slack allows {limit}")
+
+
+def _button(button: dict, where: str) -> None:
+    _text_object(button.get("text"), f"{where} button", MAX_BUTTON_TEXT, plain=True)
+    if len(str(button.get("value", ""))) > MAX_BUTTON_VALUE:
+        raise BlocksError(f"{where}: button value too long")
 
 
 @dataclass
@@ -147,6 +192,7 @@ class SlackStandIn:
         self._response_uses: dict[str, int] = {}
         self._ts_counter = 0
         self.views = Views()  # modals: trigger ids, views.open/update/push
+        self.socket_mode = SocketModeStandIn(host)  # off until socket_mode.enable(app_token)
         # conversations.info knows these channels only (channel id -> its "channel" object).
         self._channels: dict[str, dict[str, Any]] = {}
         self._server: ThreadingHTTPServer | None = None
@@ -172,6 +218,7 @@ class SlackStandIn:
         return self
 
     def stop(self) -> None:
+        self.socket_mode.stop()
         server, self._server = self._server, None
         if server is None:
             return
@@ -373,6 +420,10 @@ class SlackStandIn:
     ) -> tuple[int, dict[str, Any]]:
         """Answer one Web API call: (HTTP status, JSON body)."""
         self._delay(method)
+        if method == "apps.connections.open":  # authenticated by the app-level token instead
+            body = self.socket_mode.connections_open(token)
+            self._record(SlackCall(method, payload, error=body.get("error"), token=token))
+            return 200, body
         if self.token is not None and token != self.token:
             self._record(SlackCall(method, payload, error="invalid_auth", token=token))
             return 200, {"ok": False, "error": "invalid_auth"}

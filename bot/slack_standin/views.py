@@ -89,6 +89,8 @@ def _text(block: dict, where: str) -> None:
     for element in block.get("elements") or ():
         if isinstance(element, dict) and "text" in element and not element["text"]:
             raise ViewError(f"{where}: empty text object")
+        if isinstance(element, dict) and len(str(element.get("text", ""))) > MAX_SECTION_TEXT:
+            raise ViewError(f"{where}: element text longer than {MAX_SECTION_TEXT}")
 
 
 def validate_view(view: Any) -> None:

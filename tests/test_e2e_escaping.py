@@ -1,0 +1,89 @@
+"""End to end: a library and assets with mention-like names ping nobody, and Slack accepts all."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tests.fixtures_bot import AD_BREAKS, NOTIFY, POLICY, ack_text, dump, text_of
+from tests.test_e2e_modal import SUMMARY_CHANNEL, open_form, preview_of, text_of_view
+
+PROMO = "Promo <!channel> & <@U0BOSS>"
+ESCAPED = "Promo &lt;!channel&gt; &amp; &lt;@U0BOSS&gt;"
+PROMO_ID = "5" * 32
+PINGS = ("<!channel>", "<!here>", "<@U0BOSS>")
+
+
+def mrkdwn_and_fallback(payload: Any) -> list[str]:
+    """What Slack parses for mentions: fallback `text` and mrkdwn objects (not plain_text)."""
+    found: list[str] = []
+    if isinstance(payload, dict):
+        if payload.get("type") != "plain_text" and isinstance(payload.get("text"), str):
+            found.append(payload["text"])
+        for value in payload.values():
+            found += mrkdwn_and_fallback(value)
+    elif isinstance(payload, list):
+        for value in payload:
+            found += mrkdwn_and_fallback(value)
+    return found
+
+
+def test_a_hostile_library_name_and_titles_are_shown_escaped_everywhere(
+    start_bot, policy_file: Path
+) -> None:
+    policy_file.write_text(POLICY.replace(f'"{AD_BREAKS}"]', f'"{AD_BREAKS}", "{PROMO_ID}"]'))
+    bot = start_bot()
+    catalogue = bot.simulator.catalogue
+    catalogue.add_library(PROMO, id=PROMO_ID, created="<!here> not a date")
+    assets = [catalogue.add_asset(f"<!here> clip {i}").id for i in range(3)]
+
+    # By name, as Slack sends what was typed (it escapes &, < and > in a command's text).
+    typed = '"Promo &lt;!channel&gt; &amp; &lt;@U0BOSS&gt;"'
+    response, key = bot.command(f"{typed} {' '.join(assets)}")
+    assert ESCAPED in ack_text(response) and "<!channel>" not in ack_text(response)
+    preview = bot.reply(key, "addtolib_confirm")
+    assert f"*{ESCAPED}* (`{PROMO_ID}`)" in text_of(preview)
+    operation_id = next(
+        e["value"] for b in preview.payload["blocks"] for e in b.get("elements", [])
+    )
+    bot.click("addtolib_confirm", operation_id)
+    summary = bot.summary(operation_id)
+    assert summary.payload["blocks"][0]["text"] == {
+        "type": "plain_text",
+        "text": PROMO,  # a header is plain text: Slack shows it as is and parses nothing
+        "emoji": True,
+    }
+    assert summary.text.startswith(f"{ESCAPED}: 3 assets added by <@U0USER>")
+    details = bot.slack.wait_for(
+        lambda c: (
+            c.method == "chat.postMessage"
+            and c.channel == NOTIFY
+            and c.payload.get("thread_ts")
+            and operation_id in dump(c)
+        )
+    )
+    parent = bot.slack.message(NOTIFY, details.payload["thread_ts"])
+    assert f"*{ESCAPED}*" in parent["text"]
+
+    _, key = bot.command("history")
+    history = bot.reply(key, "operations")
+    assert f"*{ESCAPED}*" in text_of(history)
+
+    # A refusal echoes the typed name and the closest matches, escaped by the core.
+    _, key = bot.command(f'"&lt;!channel&gt; Promo" {assets[0]}')
+    refusal = bot.reply(key, "No library is named")
+    assert "*&lt;!channel&gt; Promo*" in text_of(refusal) and f"*{ESCAPED}*" in text_of(refusal)
+
+    # The modal shows the asset titles (escaped) and the name.
+    form = open_form(bot)
+    shown = text_of_view(
+        preview_of(bot, form, library=PROMO_ID, assets=assets[0], channel=SUMMARY_CHANNEL)
+    )
+    assert ESCAPED in shown and "&lt;!here&gt; clip" in shown
+
+    calls = bot.slack.calls
+    assert {"response_url", "chat.postMessage", "views.open"} <= {c.method for c in calls}
+    assert [c for c in calls if c.rejected] == []
+    for call in calls:
+        for text in mrkdwn_and_fallback(call.payload):
+            assert not any(ping in text for ping in PINGS), (call.method, text)
