@@ -6,7 +6,9 @@ bind = f"0.0.0.0:{os.environ.get('PORT', '3000')}"
 # Threads, not processes, carry concurrency: listeners acknowledge at once and the slow
 # Uplynk work runs on the bot's own pool, so one worker with threads keeps memory low.
 workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
-worker_class = "gthread"
+# gthread, except that the poller reads each request whole before a thread runs it, and drops
+# a connection that has not sent one within 10 s: stalled clients cannot take the threads.
+worker_class = "bot.gunicorn_worker.PrereadThreadWorker"
 threads = int(os.environ.get("GUNICORN_THREADS", "16"))
 timeout = 60
 # SIGTERM: running operations stop after their current batch, within this grace period.

@@ -13,6 +13,10 @@ PATTERNS = [
     re.compile(r"xapp-[A-Za-z0-9-]+"),
     re.compile(r"(?<=[?&]sig=)[0-9a-fA-F]+"),
     re.compile(r"(?<=[?&]msg=)[A-Za-z0-9%+/=]+"),
+    # A response_url is a bearer credential for 30 minutes; slack_sdk's webhook client logs
+    # it whole at DEBUG. Keep the host, mask the path (Slack's hooks and the stand-in's).
+    re.compile(r"(?<=://hooks\.slack\.com/)[^\s'\",)]+"),
+    re.compile(r"(?<=/)(?:commands|actions|response)/[^\s'\",)]+"),
 ]
 MASK = "***"
 

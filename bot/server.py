@@ -40,7 +40,8 @@ def start_heartbeat(services: Services, *, sweep_now: bool = False) -> None:
     services.heartbeat = Heartbeat(
         services.workflow,
         services.settings.lease_seconds,
-        on_interrupted=lambda operations: report_interrupted(services, operations),
+        # Off the heartbeat thread: slow Slack calls must never delay lease renewals.
+        on_interrupted=lambda operations: services.submit(report_interrupted, operations),
         on_expired=lambda events: services.submit(report_expired, events),
     ).start(sweep_now=sweep_now)
 

@@ -28,6 +28,11 @@ MAX_BODY_BYTES = 1024 * 1024
 #: What Slack sends: slash commands and interactivity are form-encoded, Events API is JSON.
 ACCEPTED_TYPES = ("application/x-www-form-urlencoded", "application/json")
 
+#: A connection that has not sent a whole request within this many seconds is dropped.
+REQUEST_READ_TIMEOUT = 10.0
+# Once a request is read, writing the answer gets an ordinary per-send timeout.
+WRITE_TIMEOUT = 30.0
+
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
@@ -196,13 +201,59 @@ class ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
     request_queue_size = 128
 
 
+class _DeadlineSocketReader(io.RawIOBase):
+    """The socket's read side, where every recv must finish before one deadline for the
+    whole request.
+
+    A per-recv timeout alone lets a client that trickles a byte every few seconds hold a
+    connection forever; this bounds the whole request instead.
+    """
+
+    def __init__(self, sock: Any, deadline: float):
+        self._sock, self._deadline = sock, deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("the request was not received in time")
+        self._sock.settimeout(left)
+        try:
+            return self._sock.recv_into(buffer)
+        finally:
+            self._sock.settimeout(WRITE_TIMEOUT)
+
+
 class QuietRequestHandler(WSGIRequestHandler):
-    """Logs each request through ``logging``, without query strings, instead of stderr."""
+    """Logs each request through ``logging``, without query strings, instead of stderr.
+
+    A connection that has not sent a whole request within REQUEST_READ_TIMEOUT seconds is
+    dropped (its thread is freed).
+    """
 
     access_log = logging.getLogger("bot.web.access")
+    request_timeout = REQUEST_READ_TIMEOUT
+
+    def setup(self) -> None:
+        super().setup()
+        deadline = time.monotonic() + self.request_timeout
+        self.rfile = io.BufferedReader(_DeadlineSocketReader(self.connection, deadline))
+
+    def handle(self) -> None:
+        try:
+            super().handle()
+        except TimeoutError:
+            log.info(
+                "dropped a connection from %s: no whole request within %.0f s",
+                self.client_address[0],
+                self.request_timeout,
+            )
 
     def log_request(self, code: Any = "-", size: Any = "-") -> None:
-        path = self.path.split("?", 1)[0] if isinstance(self.path, str) else "-"
+        path = getattr(self, "path", None)  # unset when the request line was unreadable
+        path = path.split("?", 1)[0] if isinstance(path, str) else "-"
         self.access_log.info("%s %s %s %s", self.client_address[0], self.command, path, code)
 
     def log_error(self, format: str, *args: Any) -> None:  # noqa: A002

@@ -50,7 +50,10 @@ def test_ten_concurrent_undo_clicks_send_one_delete(bot: Bot) -> None:
         keys = list(pool.map(click, range(10)))
     answers = [bot.reply(key) for key in keys]
     undone = [a for a in answers if "*Undone*" in text_of(a)]
-    refused = [a for a in answers if "already undone" in text_of(a)]
+    # Clicks during the undo see it in progress; later ones see it done.
+    refused = [
+        a for a in answers if "already undone" in text_of(a) or "is being undone" in text_of(a)
+    ]
     assert (len(undone), len(refused)) == (1, 9), [text_of(a) for a in answers]
     assert removes(bot) == [assets]
     assert not set(assets) & bot.simulator.catalogue.library_assets(MARKETING)

@@ -39,7 +39,7 @@ def race(n: int, fn) -> list:
 def test_states_constants():
     assert "interrupted" in STATES
     assert set(STATES) >= TERMINAL
-    assert set(ACTIVE) == {"pending", "awaiting_approval", "confirmed", "running"}
+    assert set(ACTIVE) == {"pending", "awaiting_approval", "confirmed", "running", "undoing"}
     assert not TERMINAL & ACTIVE
 
 
@@ -262,7 +262,10 @@ def test_interrupt_running_idle_for_spares_recent_work(store):
     store.transition(op.id, "pending", "confirmed")
     store.transition(op.id, "confirmed", "running")
     assert store.interrupt_running(idle_for=timedelta(minutes=5)) == []
+    # The lease, not updated_at (the writer's clock), decides.
     store.update(op.id, updated_at=datetime.now(UTC) - timedelta(minutes=10))
+    assert store.interrupt_running(idle_for=timedelta(minutes=5)) == []
+    store.update(op.id, lease_at=datetime.now(UTC) - timedelta(minutes=10))
     assert [o.id for o in store.interrupt_running(idle_for=timedelta(minutes=5))] == [op.id]
 
 
@@ -271,7 +274,7 @@ def test_a_lingering_confirmation_counts_as_interrupted(store):
     op = make(store)
     store.transition(op.id, "pending", "confirmed")
     assert store.interrupt_running(idle_for=timedelta(minutes=5)) == []
-    store.update(op.id, updated_at=datetime.now(UTC) - timedelta(minutes=10))
+    store.update(op.id, lease_at=datetime.now(UTC) - timedelta(minutes=10))
     assert [o.state for o in store.interrupt_running(idle_for=timedelta(minutes=5))] == [
         "interrupted"
     ]

@@ -28,11 +28,15 @@ class BatchRecorder:
         store: OperationStore,
         operation_id: str,
         progress: Progress | None,
+        run_token: str | None = None,
     ):
         self._pool = pool
         self._store = store
         self._operation_id = operation_id
         self._progress = progress
+        self._run_token = run_token
+        #: True once a fenced save found that another run owns the operation.
+        self.superseded = False
         self._lock = threading.Lock()  # guards _latest
         self._turn = threading.Lock()  # one save (and report) at a time
         self._latest: tuple[list[str], dict[str, str], int, int] | None = None
@@ -63,9 +67,14 @@ class BatchRecorder:
                 return  # nothing new, or a newer snapshot was already saved
             added, outcome, done, total = latest
             try:
-                self._store.save(self._operation_id, added_ids=added, outcome=outcome)
+                saved = self._store.save(
+                    self._operation_id, run_token=self._run_token, added_ids=added, outcome=outcome
+                )
             except Exception:
                 log.exception("could not save the progress of operation %s", self._operation_id)
+                return
+            if not saved:
+                self.superseded = True
                 return
             self._report(done, total)
 

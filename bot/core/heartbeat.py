@@ -17,8 +17,9 @@ log = logging.getLogger(__name__)
 class Heartbeat:
     """A lease: a running operation is touched every lease/4 s by the process running it.
 
-    One left untouched for a whole lease belongs to a process that died; any instance's sweep
-    marks it interrupted (a compare-and-set, so exactly one instance reports it).
+    One left untouched for a whole lease (by the database's clock) belongs to a process that
+    died; any instance's sweep marks it interrupted (a compare-and-set, so exactly one
+    instance reports it). ``on_interrupted`` must not block: reports belong on a work pool.
     """
 
     def __init__(
@@ -57,8 +58,10 @@ class Heartbeat:
 
     def beat(self) -> list[Operation]:
         """Touch our running operations, then sweep; returns the ones found abandoned."""
-        for operation_id in self.workflow.running_here():
-            self.workflow.store.save(operation_id)  # bumps updated_at; no need to read it back
+        for operation_id, token in self.workflow.running_tokens().items():
+            # Fenced: a run whose lease was already taken back is not revived.
+            if not self.workflow.store.touch(operation_id, token):
+                log.warning("operation %s is no longer ours; not renewing its lease", operation_id)
         if not self._sweeping.is_set():
             return []
         found = self.workflow.recover(idle_for=self.lease)

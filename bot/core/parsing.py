@@ -67,6 +67,11 @@ _QUOTE_FAMILY = {q: _DOUBLE_QUOTES for q in _DOUBLE_QUOTES} | {
     q: _SINGLE_QUOTES for q in _SINGLE_QUOTES
 }
 
+# Regexes (linear, in C) rather than a Python loop over a possibly megabyte-long command.
+_FAMILIES = (_DOUBLE_QUOTES, _SINGLE_QUOTES)
+_CLOSING = {f: re.compile(f"[{f}]") for f in _FAMILIES}
+_CLOSING_WORD = {f: re.compile(f"[{f}](?=[{_SEP_CHARS}]|$)") for f in _FAMILIES}
+
 # Slack escapes these three characters in the text of a slash command.
 _SLACK_ENTITIES = (("&lt;", "<"), ("&gt;", ">"), ("&amp;", "&"))
 
@@ -130,16 +135,18 @@ def parse_command(text: str, max_assets: int = 5000) -> Command:
     return AddCommand(library=library, asset_ids=asset_ids, duplicates=duplicates)
 
 
-_NON_SPACE_SEPARATORS = ",;\u200b\u2060\ufeff"
+_LEADING_SEPARATORS = re.compile(f"[{_SEP_CHARS}]+")
 
 
 def _strip(text: str) -> str:
-    """Remove separators at both ends (str.strip() and re's \\s agree on what is a space)."""
-    while True:
-        stripped = text.strip().strip(_NON_SPACE_SEPARATORS)
-        if stripped == text:
-            return text
-        text = stripped
+    """Remove separators at both ends in linear time (str.strip() and re's \\s agree on what
+    is a space); a strip-until-stable loop was quadratic on an alternating " ," run."""
+    head = _LEADING_SEPARATORS.match(text)
+    if head:
+        text = text[head.end() :]
+    # A regex anchored at the end retries from every position: match the reversed text instead.
+    tail = _LEADING_SEPARATORS.match(text[::-1])
+    return text[: len(text) - tail.end()] if tail else text
 
 
 def _first_word(text: str) -> str:
@@ -175,20 +182,16 @@ def _parse_library(text: str) -> tuple[LibraryRef, str]:
 
 def _split_quoted(text: str) -> tuple[str, str]:
     opening, family = text[0], _QUOTE_FAMILY[text[0]]
-    closing_positions = [i for i in range(1, len(text)) if text[i] in family]
-    if not closing_positions:
+    first = _CLOSING[family].search(text, 1)
+    if first is None:
         raise ParseError(
             f"The library name's quote is not closed: {_show(text)}. "
             f"Put the name between quotes, e.g. `{opening}Marketing Library{opening}`."
         )
     # Prefer a quote that ends a word, so that an apostrophe inside ('Bob's Library') is kept.
-    ending = [i for i in closing_positions if i + 1 == len(text) or _is_separator(text[i + 1])]
-    end = (ending or closing_positions)[0]
+    ending = _CLOSING_WORD[family].search(text, 1)
+    end = (ending or first).start()
     return text[1:end], text[end + 1 :]
-
-
-def _is_separator(char: str) -> bool:
-    return _SEPARATORS.fullmatch(char) is not None
 
 
 def _clean_name(name: str) -> str:

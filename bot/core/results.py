@@ -50,11 +50,16 @@ class Refused:
 
 @dataclass(frozen=True)
 class Executed:
-    """An operation that ran (fully, partly or not at all)."""
+    """An operation that ran (fully, partly or not at all).
+
+    ``superseded``: this run lost its fence (its lease was taken back and another run owns
+    the operation); it stopped, and the run that replaced it reports the outcome.
+    """
 
     operation: Operation
     library: Library | None
     errors: list[str] = field(default_factory=list)
+    superseded: bool = False
 
 
 @dataclass(frozen=True)

@@ -17,14 +17,20 @@ from sqlalchemy import (
     Column,
     DateTime,
     Index,
+    Integer,
     MetaData,
     String,
     Table,
     Text,
     TypeDecorator,
+    and_,
     create_engine,
     event,
+    func,
+    literal_column,
+    or_,
     select,
+    type_coerce,
 )
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.pool import StaticPool
@@ -37,6 +43,8 @@ __all__ = [
     "TERMINAL",
     "Operation",
     "OperationStore",
+    "batches",
+    "db_now",
     "metadata",
     "normalize_url",
     "operations",
@@ -59,6 +67,7 @@ STATES: tuple[str, ...] = (
     "undone",
     "interrupted",
     "rejected",
+    "undoing",
 )
 
 #: States in which nothing is in progress. Some still allow a follow-up action that
@@ -79,6 +88,10 @@ TERMINAL: frozenset[str] = frozenset(
 
 #: States in which an operation is waiting for a click or being executed.
 ACTIVE: frozenset[str] = frozenset(STATES) - TERMINAL
+
+#: States held under a lease (lease_at, from the database's clock): a run or an undo in
+#: progress, or the instant of a confirmation. The sweep takes them back when it expires.
+LEASED: tuple[str, ...] = ("confirmed", "running", "undoing")
 
 _ID_RE = re.compile(r"^[0-9a-f]{32}$")
 
@@ -155,8 +168,29 @@ operations = Table(
     Column("confirmed_at", UTCDateTime, nullable=True),
     Column("finished_at", UTCDateTime, nullable=True),
     Column("undone_at", UTCDateTime, nullable=True),
+    # Fencing (SPEC 5): the token of the run (or undo) that owns the row, its lease (set from
+    # the database's clock only), and the state an undo returns to if it is cut off.
+    Column("run_token", String(32), nullable=True),
+    Column("lease_at", UTCDateTime, nullable=True),
+    Column("undo_from", String(16), nullable=True),
     Index("ix_operations_user_created", "user_id", "created_at"),
     Index("ix_operations_library_created", "library_id", "created_at"),
+)
+
+#: The batch journal (bot/core/journal.py): each add/remove batch, recorded before it is sent.
+batches = Table(
+    "operation_batches",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("operation_id", String(32), nullable=False, index=True),
+    Column("run_token", String(32), nullable=False),
+    Column("kind", String(8), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("asset_ids", JSON, nullable=False),
+    Column("state", String(8), nullable=False),
+    Column("error", Text, nullable=True),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime, nullable=True),
 )
 
 COLUMNS: tuple[str, ...] = tuple(c.name for c in operations.columns)
@@ -173,7 +207,9 @@ _LIST_COLUMNS = frozenset(
     }
 )
 _DICT_COLUMNS = frozenset({"outcome"})
-_TIME_COLUMNS = frozenset({"created_at", "updated_at", "confirmed_at", "finished_at", "undone_at"})
+_TIME_COLUMNS = frozenset(
+    {"created_at", "updated_at", "confirmed_at", "finished_at", "undone_at", "lease_at"}
+)
 # Columns a caller may never set directly.
 _PROTECTED = frozenset({"id"})
 
@@ -213,6 +249,9 @@ class Operation:
     confirmed_at: datetime | None = None
     finished_at: datetime | None = None
     undone_at: datetime | None = None
+    run_token: str | None = None
+    lease_at: datetime | None = None
+    undo_from: str | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Operation:
@@ -323,13 +362,45 @@ def _valid_id(op_id: Any) -> bool:
     return isinstance(op_id, str) and _ID_RE.match(op_id) is not None
 
 
-def _update_statement(op_id: str, fields: dict[str, Any]) -> Any:
+def db_now(dialect_name: str, minus_seconds: float = 0) -> Any:
+    """The database's clock as a SQL expression, comparable with stored UTCDateTime values.
+
+    Leases use it on every side (set and compared), so that instances whose clocks differ
+    agree on when a lease ran out. SQLite stores UTCDateTime as naive 'YYYY-MM-DD HH:MM:SS.ffffff'
+    text: its strftime() gives milliseconds, padded to the same width so that strings compare
+    in time order and read back as datetimes.
+    """
+    if dialect_name == "sqlite":
+        modifier = f"-{float(minus_seconds):.6f} seconds"  # a float we format: no injection
+        expr = literal_column(f"(strftime('%Y-%m-%d %H:%M:%f', 'now', '{modifier}') || '000')")
+        return type_coerce(expr, UTCDateTime)
+    now = func.now()
+    if minus_seconds:
+        now = now - func.make_interval(0, 0, 0, 0, 0, 0, float(minus_seconds))
+    return type_coerce(now, UTCDateTime)
+
+
+def _requirements(require: Mapping[str, Any] | None) -> list[Any]:
+    """WHERE clauses for `require` (column -> value; None means IS NULL)."""
+    clauses = []
+    for name, value in (require or {}).items():
+        if name not in COLUMNS:
+            raise TypeError(f"unknown operation field in require: {name}")
+        column = operations.c[name]
+        clauses.append(column.is_(None) if value is None else column == value)
+    return clauses
+
+
+def _update_statement(
+    op_id: str, fields: dict[str, Any], require: Mapping[str, Any] | None = None
+) -> Any:
     """The UPDATE that update() and save() run (None for a malformed id)."""
     values = _check_fields(fields, allow_state=False)
     if not _valid_id(op_id):
         return None
     values.setdefault("updated_at", _utcnow())
-    return operations.update().where(operations.c.id == op_id).values(**values)
+    where = [operations.c.id == op_id, *_requirements(require)]
+    return operations.update().where(*where).values(**values)
 
 
 class OperationStore:
@@ -448,6 +519,7 @@ class OperationStore:
         from_states: str | Iterable[str],
         to_state: str,
         *,
+        require: Mapping[str, Any] | None = None,
         enqueue: Iterable[Any] = (),
         **fields: Any,
     ) -> Operation | None:
@@ -457,8 +529,11 @@ class OperationStore:
         the row gets the fresh Operation; None means another actor won the race, the row is in
         another state, or it does not exist. ``confirmed_at`` (-> confirmed), ``finished_at``
         (-> a terminal state other than undone) and ``undone_at`` (-> undone) are set to now
-        unless given. ``enqueue``: outbox entries (bot.core.outbox.Owed) the change owes to
-        Slack, inserted in the same transaction, only if the change is made.
+        unless given. ``require`` adds conditions (column -> value, None for IS NULL), e.g.
+        ``{"run_token": token}`` for a run's final transition. Entering a LEASED state
+        starts a fresh lease (lease_at = the database's clock). ``enqueue``: outbox entries
+        (bot.core.outbox.Owed) the change owes to Slack, inserted in the same transaction,
+        only if the change is made.
         """
         states = _states(from_states)
         _check_state(to_state)
@@ -476,72 +551,124 @@ class OperationStore:
             values.setdefault("finished_at", now)
         if to_state in _UNDONE_AT_STATES:
             values.setdefault("undone_at", now)
-        stmt = (
-            operations.update()
-            .where(operations.c.id == op_id, operations.c.state.in_(states))
-            .values(**values)
-        )
+        if to_state in LEASED:
+            values["lease_at"] = self.db_now()
+        where = [operations.c.id == op_id, operations.c.state.in_(states), *_requirements(require)]
+        stmt = operations.update().where(*where).values(**values)
         moved = self._update_one(stmt, op_id, enqueue)
-        # An undo handing the operation back (nothing removed) is not a new final state.
-        if moved is not None and to_state in TERMINAL and states != ["undone"]:
+        # An undo handing the operation back (not all removed) is not a new final state.
+        handed_back = states in (["undone"], ["undoing"]) and to_state != "undone"
+        if moved is not None and to_state in TERMINAL and not handed_back:
             metrics.operation_finished(to_state)
         return moved
 
-    def update(self, op_id: str, *, enqueue: Iterable[Any] = (), **fields: Any) -> Operation | None:
-        """Set non-state fields (and updated_at); returns the fresh row, None if there is none.
+    def update(
+        self,
+        op_id: str,
+        *,
+        require: Mapping[str, Any] | None = None,
+        enqueue: Iterable[Any] = (),
+        **fields: Any,
+    ) -> Operation | None:
+        """Set non-state fields (and updated_at); returns the fresh row, None if there is none
+        (or it does not meet ``require``, as in transition()). ``enqueue`` as in transition().
 
         Raises ValueError for ``state`` (use transition()) and TypeError for unknown fields.
         """
-        stmt = _update_statement(op_id, fields)
+        stmt = _update_statement(op_id, fields, require)
         return None if stmt is None else self._update_one(stmt, op_id, enqueue)
 
-    def save(self, op_id: str, **fields: Any) -> bool:
+    def save(self, op_id: str, *, run_token: str | None = None, **fields: Any) -> bool:
         """update() without reading the row back; True if the row exists.
 
         For hot paths that do not need the fresh row: a large operation's row holds tens of
         thousands of ids, and decoding it after every batch made a bulk add quadratic.
+        With ``run_token`` it is a run's progress save: fenced (False once another run owns
+        the row, or the lease was taken back) and it renews the lease.
         """
-        stmt = _update_statement(op_id, fields)
+        require = None
+        if run_token is not None:
+            require = {"run_token": run_token}
+        stmt = _update_statement(op_id, fields, require)
         if stmt is None:
             return False
+        if run_token is not None:
+            stmt = stmt.where(operations.c.state.in_(LEASED))
+            if "lease_at" not in fields:  # a run handing its lease back passes one in the past
+                stmt = stmt.values(lease_at=self.db_now())
+        with self._connect(begin=True) as conn:
+            return conn.execute(stmt).rowcount == 1
+
+    def touch(self, op_id: str, run_token: str) -> bool:
+        """Renew a run's lease (the heartbeat); False once the run no longer owns the row."""
+        stmt = (
+            operations.update()
+            .where(
+                operations.c.id == op_id,
+                operations.c.run_token == run_token,
+                operations.c.state.in_(LEASED),
+            )
+            .values(lease_at=self.db_now())
+        )
         with self._connect(begin=True) as conn:
             return conn.execute(stmt).rowcount == 1
 
     def interrupt_running(
         self, idle_for: timedelta | None = None, owed: Any = None
     ) -> list[Operation]:
-        """Mark operations left 'running' as 'interrupted' and return those this call moved.
+        """Take back operations whose lease ran out, and return those this call moved.
 
-        With ``idle_for``, only operations whose updated_at is older than that are moved, so
-        that one instance starting up leaves another live instance's work alone as long as
-        that work keeps touching its row (update() bumps updated_at). ``owed(operation)``
-        returns the outbox entries each interruption owes, queued in the same transaction.
+        A run ('running', or 'confirmed' lingering) becomes 'interrupted'; an undo
+        ('undoing') returns to the state it started from (done/partial), with what it removed
+        recorded, so that Undo removes the rest. Either way the run token is cleared: the run
+        presumed dead can no longer save progress or finish. With ``idle_for``, only leases
+        older than that by the database's clock are taken (rows from before leases existed:
+        by updated_at); without it, every one. ``owed(operation)`` returns the outbox entries
+        each taken-back operation owes, queued in the same transaction.
         """
         now = _utcnow()
-        # 'confirmed' is held only for the instant before 'running'; one that lingers is a crash.
-        where = [operations.c.state.in_(("running", "confirmed"))]
+        where: list[Any] = []
         if idle_for is not None:
-            where.append(operations.c.updated_at < now - idle_for)
-        values = {"state": "interrupted", "updated_at": now, "finished_at": now}
-        if self._returning:
-            stmt = operations.update().where(*where).values(**values).returning(*operations.c)
-            with self._connect(begin=True) as conn:
-                rows = conn.execute(stmt).mappings().all()
-                found = [Operation.from_row(row) for row in rows]
-                queued = self._enqueue(conn, [e for op in found for e in (owed or _none)(op)])
-            if queued:
-                self.notify_enqueued()
-            metrics.operation_finished("interrupted", len(found))  # transition() counts below
-        else:  # pragma: no cover - only for databases without UPDATE ... RETURNING
-            with self._connect(begin=False) as conn:
-                ids = conn.execute(select(operations.c.id).where(*where)).scalars().all()
-            found = []
-            for op_id in ids:
-                op = self.transition(op_id, ("running", "confirmed"), "interrupted", updated_at=now)
-                if op is not None:
-                    found.append(op)
+            seconds = idle_for.total_seconds()
+            where.append(
+                or_(
+                    operations.c.lease_at < self.db_now(seconds),
+                    and_(operations.c.lease_at.is_(None), operations.c.updated_at < now - idle_for),
+                )
+            )
+        cleared = {"run_token": None, "updated_at": now}
+        found = self._take_back(
+            [operations.c.state.in_(("running", "confirmed")), *where],
+            {**cleared, "state": "interrupted", "finished_at": now},
+            owed,
+        )
+        found += self._take_back(
+            [operations.c.state == "undoing", *where],
+            {**cleared, "state": func.coalesce(operations.c.undo_from, "done")},
+            owed,
+        )
+        metrics.operation_finished("interrupted", sum(op.state == "interrupted" for op in found))
         found.sort(key=lambda op: (op.created_at, op.id))
         return found
+
+    def _take_back(self, where: list[Any], values: dict[str, Any], owed: Any) -> list[Operation]:
+        # Both supported databases (SQLite >= 3.35, PostgreSQL) have UPDATE ... RETURNING.
+        stmt = operations.update().where(*where).values(**values).returning(*operations.c)
+        with self._connect(begin=True) as conn:
+            rows = conn.execute(stmt).mappings().all()
+            found = [Operation.from_row(row) for row in rows]
+            queued = self._enqueue(conn, [e for op in found for e in (owed or _none)(op)])
+        if queued:
+            self.notify_enqueued()
+        return found
+
+    def db_now(self, minus_seconds: float = 0) -> Any:
+        """The database's clock, as a SQL expression (see db_now())."""
+        return db_now(self.engine.dialect.name, minus_seconds)
+
+    def connect(self, *, begin: bool) -> Any:
+        """A connection (in a transaction with ``begin``) for modules that add tables."""
+        return self._connect(begin=begin)
 
     def expire_pending(self, older_than: datetime) -> int:
         """Mark 'pending' operations created before older_than as 'expired'; returns how many."""

@@ -32,6 +32,7 @@ def already_handled(operation: Operation) -> str:
         "denied": "was refused",
         "undone": f"was already undone by <@{operation.undone_by}>",
         "interrupted": "was interrupted; use Retry",
+        "undoing": "is being undone",
         "pending": "is still waiting for confirmation",
     }.get(operation.state, f"is {operation.state}")
     return f"This operation {by}; nothing more was done."

@@ -6,6 +6,7 @@ import difflib
 import logging
 import re
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -14,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from bot import metrics
 from bot.core.approvals import Approvals
 from bot.core.batch_recorder import BatchRecorder
+from bot.core.journal import BatchJournal
 from bot.core.parsing import AddCommand, LibraryRef
 from bot.core.policy import Policy
 from bot.core.results import (
@@ -30,7 +32,7 @@ from bot.core.store import Operation, OperationStore
 from bot.core.text import escape_mrkdwn
 from bot.core.wording import already_handled, duration, id_sample
 from bot.uplynk.client import UplynkClient
-from bot.uplynk.errors import UplynkError, UplynkNotFound
+from bot.uplynk.errors import UplynkError, UplynkNotFound, UplynkUnavailable
 from bot.uplynk.models import BatchResult, Library
 
 log = logging.getLogger(__name__)
@@ -42,6 +44,29 @@ RETRYABLE = ("partial", "failed", "interrupted")
 LEASE_RELEASED = datetime(2000, 1, 1, tzinfo=UTC)
 # The outcome of an asset someone else added between the preview and the execution.
 ALREADY_PRESENT = "already in library"
+REMOVED = "removed by undo"
+PICKED_ALREADY = "A library was already picked for this request; nothing more was done."
+SUPERSEDED = "this run was presumed dead and another run took the operation over"
+
+
+class _Superseded(Exception):
+    """Raised from the client's before_batch hook: the run lost its fence; send nothing more."""
+
+
+def _new_token() -> str:
+    return uuid.uuid4().hex
+
+
+def _chunks(ids: list[str], size: int) -> list[list[str]]:
+    return [ids[i : i + size] for i in range(0, len(ids), size)]
+
+
+def _journal_state(batch: BatchResult) -> str:
+    """done / failed, or unknown when the answer was lost and the request may have landed."""
+    if batch.ok:
+        return "done"
+    in_doubt = isinstance(batch.error, UplynkUnavailable) and batch.error.status is None
+    return "unknown" if in_doubt else "failed"
 
 
 class StoppingForRestart(Exception):
@@ -61,6 +86,7 @@ class Workflow:
         undo_window: int = 86400,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         owed: Callable[..., list] | None = None,
+        batch_grace: float = 60.0,
         approval_ttl: int = 86400,
     ):
         self.store = store
@@ -73,7 +99,11 @@ class Workflow:
         # owed(event, operation, **facts) -> outbox entries (bot.core.outbox.Owed) that the
         # event owes to Slack; they are queued in the transaction that records the event.
         self.owed = owed or (lambda event, operation, **facts: [])
-        self._running: set[str] = set()
+        # How long a resumed run waits for the answer to a batch that an earlier run (presumed
+        # dead, maybe only slow) has in flight, counted from when that batch was recorded.
+        self.batch_grace = batch_grace
+        self.journal = BatchJournal(store)
+        self._running: dict[str, str] = {}  # operation id -> this process's run token
         self._running_lock = threading.Lock()
         # Saves batch progress off the batch loop (see _BatchRecorder); shared, so that an
         # operation does not start a thread of its own.
@@ -173,9 +203,15 @@ class Workflow:
         decision = self.policy.check(who.user_id, library.id, who.channel_id, self.groups_of)
         if not decision.allowed:
             if existing is not None:
-                self.store.transition(
-                    existing.id, "pending", "denied", denial_reason=decision.reason
+                denied = self.store.transition(
+                    existing.id,
+                    "pending",
+                    "denied",
+                    require={"library_id": None},
+                    denial_reason=decision.reason,
                 )
+                if denied is None:
+                    return Refused(PICKED_ALREADY)
                 return Refused(
                     f"You may not add to *{escape_mrkdwn(library.desc)}*: {decision.reason}"
                 )
@@ -204,8 +240,13 @@ class Workflow:
                 **preview,
             )
         else:
-            self.store.update(existing.id, **preview)
-            operation = self.store.get(existing.id)
+            # The pick is a compare-and-set: of two quick clicks, only the first one's preview
+            # is stored (and shown); the other is refused.
+            operation = self.store.update(
+                existing.id, require={"library_id": None, "state": "pending"}, **preview
+            )
+            if operation is None:
+                return Refused(PICKED_ALREADY)
         if not new:
             # Nothing to add: the preview is the whole answer; the operation is closed.
             operation = self.store.transition(operation.id, "pending", "done") or operation
@@ -297,6 +338,11 @@ class Workflow:
             return operation
         if operation.state != "pending":
             return Refused(already_handled(operation))
+        if operation.library_id is None:
+            return Refused(
+                "This request is still waiting for a library to be picked; pick one of the "
+                "libraries offered first. Nothing was added."
+            )
         if self.now() - operation.created_at > timedelta(seconds=self.confirm_ttl):
             self.store.transition(operation.id, "pending", "expired")
             return Refused(
@@ -332,11 +378,11 @@ class Workflow:
 
     def execute(self, operation: Operation, progress: Progress | None = None) -> Executed:
         """Add the operation's new assets, batch by batch, recording each batch's outcome."""
-        running = self.store.transition(operation.id, "confirmed", "running")
+        token = _new_token()
+        running = self.store.transition(operation.id, "confirmed", "running", run_token=token)
         if running is None:
             return Executed(self.store.get(operation.id) or operation, None, ["already handled"])
-        with self._executing(running.id):
-            return self._add(running, list(running.new_ids), progress)
+        return self._run(running, list(running.new_ids), progress, token)
 
     def retry(
         self, operation_id: str, user_id: str, progress: Progress | None = None
@@ -347,10 +393,37 @@ class Workflow:
             return operation
         if operation.state not in RETRYABLE:
             return Refused(already_handled(operation))
+        if operation.removed_ids:
+            return Refused("An undo of this operation has started: use Undo to finish it.")
         withdrawn = self._permission_withdrawn(operation, user_id)
         if withdrawn:
             return Refused(f"Permission was withdrawn: {withdrawn}")
-        running = self.store.transition(operation.id, RETRYABLE, "running", error=None)
+        return self._resume(operation, RETRYABLE, progress, by=user_id)
+
+    def resume(self, operation_id: str, progress: Progress | None = None) -> Executed | Refused:
+        """Continue an interrupted operation without a click (automatic resume, no user).
+
+        The same path as Retry: a new run token, then only what no earlier run is known to
+        have landed (see _add) is sent.
+        """
+        operation = self.store.get(operation_id) if operation_id else None
+        if operation is None:
+            return Refused("No such operation; nothing was done.")
+        if operation.state != "interrupted":
+            return Refused(already_handled(operation))
+        return self._resume(operation, ("interrupted",), progress)
+
+    def _resume(
+        self,
+        operation: Operation,
+        from_states: tuple[str, ...],
+        progress: Progress | None,
+        by: str | None = None,
+    ) -> Executed | Refused:
+        token = _new_token()
+        running = self.store.transition(
+            operation.id, from_states, "running", run_token=token, error=None
+        )
         if running is None:
             return Refused(already_handled(self.store.get(operation.id) or operation))
         added = set(running.added_ids)
@@ -359,26 +432,30 @@ class Workflow:
             for a in running.new_ids
             if a not in added and running.outcome.get(a) != ALREADY_PRESENT
         ]
-        # A run cut off by a crash may have landed its last batch without recording it.
-        with self._executing(running.id):
-            return self._add(
-                running,
-                todo,
-                progress,
-                resumed=operation.state == "interrupted",
-                event={"event": "retried", "by": user_id, "was": operation.state},
-            )
+        event = {"event": "retried", "by": by, "was": operation.state} if by else None
+        return self._run(running, todo, progress, token, event or {"event": "resumed"})
+
+    def _run(
+        self,
+        running: Operation,
+        todo: list[str],
+        progress: Progress | None,
+        token: str,
+        event: dict | None = None,
+    ) -> Executed:
+        with self._executing(running.id, token):
+            return self._add(running, todo, progress, token, event)
 
     @contextmanager
-    def _executing(self, operation_id: str) -> Iterator[None]:
+    def _executing(self, operation_id: str, token: str) -> Iterator[None]:
         """Mark an operation as executed by this process while the block runs (heartbeat)."""
         with self._running_lock:
-            self._running.add(operation_id)
+            self._running[operation_id] = token
         try:
             yield
         finally:
             with self._running_lock:
-                self._running.discard(operation_id)
+                self._running.pop(operation_id, None)
 
     def stop_new_batches(self) -> None:
         """Shutting down: every running operation stops after the batch it is sending."""
@@ -390,16 +467,25 @@ class Workflow:
             raise StoppingForRestart(f"batch {number} not sent: shutting down")
 
     def running_here(self) -> list[str]:
-        """Ids of the operations this process is executing now (for the heartbeat)."""
+        """Ids of the operations this process is executing (or undoing) now."""
         with self._running_lock:
             return sorted(self._running)
+
+    def running_tokens(self) -> dict[str, str]:
+        """Operation id -> run token, for this process's runs (the heartbeat renews them)."""
+        with self._running_lock:
+            return dict(self._running)
+
+    def _superseded(self, operation: Operation) -> Executed:
+        log.warning("operation %s: %s; this run stops", operation.id, SUPERSEDED)
+        return Executed(self.store.get(operation.id) or operation, None, [SUPERSEDED], True)
 
     def _add(
         self,
         operation: Operation,
         todo: list[str],
         progress: Progress | None,
-        resumed: bool = False,
+        token: str,
         event: dict | None = None,
     ) -> Executed:
         added = list(operation.added_ids)
@@ -408,60 +494,82 @@ class Workflow:
             outcome.setdefault(asset_id, ALREADY_PRESENT)
         for asset_id in operation.missing_ids:
             outcome[asset_id] = "not found"
-        todo, raced = self._still_new(operation.library_id, todo)
-        if resumed:
-            # The preview found these absent and the interrupted run was sending them: they
-            # are this operation's work (so undo removes them), and are not sent again.
-            added.extend(raced)
-            for asset_id in raced:
+        # Only what an earlier run had in flight (per the journal) may be this operation's
+        # work; anything else now in the library was added by someone else.
+        entries = self.journal.settled(operation.id, "add", token, self.batch_grace)
+        claimable = self.journal.claimable_ids(entries, token) - set(added)
+        todo, present = self._still_new(operation.library_id, todo)
+        for asset_id in present:
+            if asset_id in claimable:
+                added.append(asset_id)
                 outcome[asset_id] = "added"
-        else:
-            for asset_id in raced:
+            else:
                 outcome[asset_id] = ALREADY_PRESENT
-        if raced:
-            self.store.update(operation.id, added_ids=added, outcome=outcome)
+        if present and not self.store.save(
+            operation.id, run_token=token, added_ids=added, outcome=outcome
+        ):
+            return self._superseded(operation)
         errors: list[str] = []
         failed: list[str] = []
         total = len(todo)
-        batch_size = max(1, self.uplynk.batch_size)
-        batches = -(-total // batch_size)
-        counter = iter(range(1, batches + 1))
+        batches = -(-total // max(1, self.uplynk.batch_size))
+        numbers: dict[str, int] = {}  # first id of a batch -> its number
+        in_journal: dict[str, int] = {}  # first id of a batch -> its journal entry
+        lock = threading.Lock()  # batches may finish concurrently, in any order
+        library = None
         processed = [0]
 
-        def on_batch(batch: BatchResult, done: int, _total: int) -> None:
-            number = next(counter, batches)
-            processed[0] = done
-            if batch.ok:
-                added.extend(batch.ids)
-                metrics.ASSETS_ADDED.inc(len(batch.ids))
-                for asset_id in batch.ids:
-                    outcome[asset_id] = "added"
-            else:
-                failed.extend(batch.ids)
-                message = batch.error.user_message if batch.error else "unknown error"
-                errors.append(f"batch {number} of {batches} ({id_sample(batch.ids)}): {message}")
-                for asset_id in batch.ids:
-                    outcome[asset_id] = f"failed: {message}"
-            recorder.record(added, outcome, done, total)
+        def before_batch(number: int, ids: list[str]) -> None:
+            self._unless_stopping(number, ids)
+            entry = (
+                None
+                if recorder.superseded
+                else self.journal.begin(operation.id, token, "add", number, ids)
+            )
+            if entry is None:
+                raise _Superseded  # not sent: another run owns the operation now
+            with lock:
+                numbers[ids[0]], in_journal[ids[0]] = number, entry
 
-        library = None
-        recorder = BatchRecorder(self._savers, self.store, operation.id, progress)
+        def on_batch(batch: BatchResult, done: int, _total: int) -> None:
+            nonlocal library
+            with lock:
+                entry = in_journal.pop(batch.ids[0], None)
+                number = numbers.get(batch.ids[0], 0)
+                if entry is not None:  # None: not sent (an earlier batch stopped the job)
+                    self.journal.finish(entry, _journal_state(batch))
+                processed[0] = done
+                if batch.ok:
+                    library = batch.library
+                    added.extend(batch.ids)
+                    metrics.ASSETS_ADDED.inc(len(batch.ids))
+                    outcome.update(dict.fromkeys(batch.ids, "added"))
+                else:
+                    failed.extend(batch.ids)
+                    message = batch.error.user_message if batch.error else "unknown error"
+                    where = f"batch {number} of {batches}" if number else "not sent"
+                    errors.append(f"{where} ({id_sample(batch.ids)}): {message}")
+                    outcome.update(dict.fromkeys(batch.ids, f"failed: {message}"))
+                recorder.record(added, outcome, done, total)
+
+        recorder = BatchRecorder(self._savers, self.store, operation.id, progress, token)
+        superseded = False
         try:
             recorder.start(total)
             if todo:
-                result = self.uplynk.add_assets(
-                    operation.library_id,
-                    todo,
-                    on_batch=on_batch,
-                    before_batch=self._unless_stopping,
+                self.uplynk.add_assets(
+                    operation.library_id, todo, on_batch=on_batch, before_batch=before_batch
                 )
-                library = result.last_library
+        except _Superseded:
+            superseded = True
         except StoppingForRestart:
             pass  # the batches sent are recorded; _stopped() below hands the rest on
         finally:
             recorder.close()  # every save lands before the final transition below
+        if superseded or recorder.superseded:
+            return self._superseded(operation)
         if processed[0] < total:
-            return self._stopped(operation, failed, errors, processed[0], total)
+            return self._stopped(operation, token, failed, errors, processed[0], total)
         if failed and not set(todo) - set(failed):
             state = "failed"
         elif failed:
@@ -473,6 +581,8 @@ class Workflow:
             operation.id,
             "running",
             state,
+            require={"run_token": token},
+            run_token=None,
             enqueue=self.owed(
                 facts.pop("event"),
                 operation,
@@ -488,24 +598,46 @@ class Workflow:
             error="; ".join(errors) or None,
             finished_at=self.now(),
         )
+        if finished is None:
+            return self._superseded(operation)
         if library is None or not failed:
             library = self._fresh_library(operation.library_id) or library
-        return Executed(finished or self.store.get(operation.id), library, errors)
+        return Executed(finished, library, errors)
+
+    def _send(
+        self, operation: Operation, token: str, kind: str, number: int, ids: list[str]
+    ) -> BatchResult | None:
+        """Journal one batch, send it, journal its answer; None if the run lost its fence."""
+        entry = self.journal.begin(operation.id, token, kind, number, ids)
+        if entry is None:
+            return None
+        call = self.uplynk.add_assets if kind == "add" else self.uplynk.remove_assets
+        batch = call(operation.library_id, ids).batches[0]  # len(ids) <= batch_size: one call
+        self.journal.finish(entry, _journal_state(batch))
+        return batch
 
     def _stopped(
-        self, operation: Operation, failed: list[str], errors: list[str], sent: int, total: int
+        self,
+        operation: Operation,
+        token: str,
+        failed: list[str],
+        errors: list[str],
+        sent: int,
+        total: int,
     ) -> Executed:
         """A shutdown stopped the batches: record them and hand the lease back.
 
-        The operation stays `running` with its lease released (updated_at in the past), so
+        The operation stays `running` with its lease released (lease_at in the past), so
         the next sweep of any live instance takes it over at once instead of after a lease.
         """
         log.info("operation %s stopped for a restart after %d of %d", operation.id, sent, total)
         self.store.save(
             operation.id,
+            run_token=token,
             failed_ids=failed,
             errors=list(operation.errors) + errors,
             updated_at=LEASE_RELEASED,
+            lease_at=LEASE_RELEASED,
         )
         stopped = self.store.get(operation.id) or operation
         return Executed(stopped, None, [f"stopped by a restart after {sent} of {total} assets"])
@@ -522,6 +654,15 @@ class Workflow:
         raced = [a for a in todo if a in assets and library_id in assets[a].libraries]
         return [a for a in todo if a not in raced], raced
 
+    def _gone_from(self, library_id: str, ids: set[str]) -> set[str]:
+        """Those of `ids` no longer in the library (none, if the look-up fails)."""
+        try:
+            assets = self.uplynk.get_assets(sorted(ids))
+        except UplynkError as exc:
+            log.warning("re-check before removing failed (%s); removing as recorded", exc)
+            return set()
+        return {a for a in ids if a not in assets or library_id not in assets[a].libraries}
+
     def _fresh_library(self, library_id: str) -> Library | None:
         try:
             return self.uplynk.get_library(library_id)
@@ -532,7 +673,12 @@ class Workflow:
     # -- undo -------------------------------------------------------------------------------
 
     def undo(self, operation_id: str, user_id: str) -> Undone | Refused:
-        """Remove exactly the assets this operation added; once, within the undo window."""
+        """Remove exactly the assets this operation added, within the undo window.
+
+        Resumable: removals are journalled and saved per batch; an undo that fails part-way
+        (or is cut off, see OperationStore.interrupt_running) returns the operation to
+        done/partial with what it removed recorded, and Undo again removes the rest.
+        """
         operation = self._load_for(operation_id, user_id, "undo")
         if isinstance(operation, Refused):
             return operation
@@ -541,45 +687,91 @@ class Workflow:
         if not operation.added_ids:
             return Refused("This operation added nothing, so there is nothing to undo.")
         finished = operation.finished_at or operation.created_at
-        if self.now() - finished > timedelta(seconds=self.undo_window):
+        # An undo already under way may always be finished.
+        late = self.now() - finished > timedelta(seconds=self.undo_window)
+        if late and not operation.removed_ids:
             return Refused(
                 "Too late to undo: operations can be undone for "
                 f"{duration(self.undo_window)} after they finish; nothing was removed."
             )
+        token = _new_token()
         claimed = self.store.transition(
-            operation.id, FINISHED_ADDING, "undone", undone_by=user_id, undone_at=self.now()
+            operation.id,
+            FINISHED_ADDING,
+            "undoing",
+            run_token=token,
+            undo_from=operation.state,
+            undone_by=user_id,
         )
         if claimed is None:
             return Refused(already_handled(self.store.get(operation.id) or operation))
-        result = self.uplynk.remove_assets(operation.library_id, list(claimed.added_ids))
-        removed = result.succeeded_ids
-        errors = [
-            f"{len(b.ids)} assets: {b.error.user_message}" for b in result.batches if not b.ok
-        ]
-        outcome = dict(claimed.outcome)
-        for asset_id in removed:
-            outcome[asset_id] = "removed by undo"
-        if not removed:
-            # Nothing came out: the operation stands as it was, so it can be undone later.
-            self.store.transition(
-                operation.id,
+        with self._executing(claimed.id, token):
+            return self._remove(claimed, token)
+
+    def _remove(self, operation: Operation, token: str) -> Undone | Refused:
+        removed = list(operation.removed_ids)
+        outcome = dict(operation.outcome)
+        errors: list[str] = []
+        already = set(removed)
+        todo = [a for a in operation.added_ids if a not in already]
+        # A cut-off undo may have removed its last batch without recording it.
+        entries = self.journal.settled(operation.id, "remove", token, self.batch_grace)
+        in_doubt = self.journal.claimable_ids(entries, token) & set(todo)
+        if in_doubt:
+            gone = self._gone_from(operation.library_id, in_doubt)
+            removed.extend(a for a in todo if a in gone)
+            outcome.update(dict.fromkeys(gone, REMOVED))
+            todo = [a for a in todo if a not in gone]
+        library = None
+        before = len(removed)
+        for number, ids in enumerate(_chunks(todo, max(1, self.uplynk.batch_size)), 1):
+            batch = self._send(operation, token, "remove", number, ids)
+            if batch is None:
+                return Refused(f"This undo stopped: {SUPERSEDED}.")
+            if batch.ok:
+                library = batch.library
+                removed.extend(ids)
+                outcome.update(dict.fromkeys(ids, REMOVED))
+            else:
+                message = batch.error.user_message if batch.error else "unknown error"
+                errors.append(f"{len(ids)} assets ({id_sample(ids)}): {message}")
+            if not self.store.save(
+                operation.id, run_token=token, removed_ids=removed, outcome=outcome
+            ):
+                return Refused(f"This undo stopped: {SUPERSEDED}.")
+        already = set(removed)
+        left = [a for a in operation.added_ids if a not in already]
+        fields = {
+            "require": {"run_token": token},
+            "run_token": None,
+            "removed_ids": removed,
+            "outcome": outcome,
+            "errors": list(operation.errors) + errors,
+            "enqueue": self.owed(
                 "undone",
-                operation.state,
-                undone_by=None,
-                undone_at=None,
-                finished_at=operation.finished_at,  # keep the undo window where it was
-                errors=list(claimed.errors) + errors,
+                operation,
+                by=operation.undone_by,
+                removed=removed,
+                left=left,
+                errors=errors,
+            ),
+        }
+        if left:
+            # Back to what it was, so that Undo removes the rest (same undo window).
+            back = operation.undo_from or "done"
+            final = self.store.transition(
+                operation.id, "undoing", back, finished_at=operation.finished_at, **fields
             )
+        else:
+            final = self.store.transition(
+                operation.id, "undoing", "undone", undone_at=self.now(), **fields
+            )
+        if final is None:
+            return Refused(f"This undo stopped: {SUPERSEDED}.")
+        if left and len(removed) == before and not in_doubt:
             return Refused("Undo failed; nothing was removed: " + escape_mrkdwn("; ".join(errors)))
-        self.store.update(
-            operation.id,
-            removed_ids=removed,
-            outcome=outcome,
-            errors=list(claimed.errors) + errors,
-            enqueue=self.owed("undone", claimed, by=user_id, removed=removed, errors=errors),
-        )
-        library = result.last_library or self._fresh_library(operation.library_id)
-        return Undone(self.store.get(operation.id), library, errors)
+        library = library or self._fresh_library(operation.library_id)
+        return Undone(final, library, errors)
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -596,9 +788,13 @@ class Workflow:
 
     def recover(self, idle_for: timedelta) -> list[Operation]:
         """Mark running operations nobody has touched for `idle_for` as interrupted."""
-        return self.store.interrupt_running(
-            idle_for=idle_for, owed=lambda operation: self.owed("interrupted", operation)
-        )
+
+        def owed(operation: Operation) -> list:
+            # An undo taken back returns to done/partial: only a run is "interrupted".
+            event = "interrupted" if operation.state == "interrupted" else "undo_interrupted"
+            return self.owed(event, operation)
+
+        return self.store.interrupt_running(idle_for=idle_for, owed=owed)
 
     def expire_stale_previews(self) -> int:
         """Close previews nobody clicked within the confirmation TTL (so history is honest)."""

@@ -284,10 +284,19 @@ def summary(
                 f"{slack_date(operation.undone_at)}: removed {id_list(operation.removed_ids)}"
             )
         )
+    left = left_to_undo(operation)
+    if operation.state in ("done", "partial") and operation.removed_ids and left:
+        blocks.append(
+            _section(
+                f":warning: *Undo removed {len(operation.removed_ids)} of "
+                f"{len(operation.added_ids)}*; {len(left)} still in the library: "
+                f"{id_list(left)}. Undo removes the rest."
+            )
+        )
     buttons = []
-    if operation.state in ("done", "partial") and operation.added_ids:
+    if operation.state in ("done", "partial") and left:
         buttons.append(_button("Undo", UNDO, operation.id))
-    if operation.state in ("partial", "failed", "interrupted"):
+    if operation.state in ("partial", "failed", "interrupted") and not operation.removed_ids:
         failed = len(operation.failed_ids) or len(operation.new_ids) - len(operation.added_ids)
         buttons.append(_button(f"Retry {plural(failed, 'asset')}", RETRY, operation.id, "primary"))
     if buttons:
@@ -321,6 +330,44 @@ def interrupted(operation: Operation) -> Message:
                 f"Retry adds the remaining {remaining}; assets already added are not added twice."
             ),
             ActionsBlock(elements=[_button("Retry", RETRY, operation.id, "primary")]),
+        ],
+    )
+
+
+def left_to_undo(operation: Operation) -> list[str]:
+    """Assets the operation added that no undo has removed yet."""
+    removed = set(operation.removed_ids)
+    return [a for a in operation.added_ids if a not in removed]
+
+
+def resumed(operation: Operation) -> Message:
+    """The requester's DM: a job cut off by a restart was resumed on its own (SPEC 10)."""
+    shown = name(operation.library_name or operation.library_id)
+    told = outcome(operation).blocks[0]["text"]["text"]
+    elements = [
+        _section(
+            f":arrows_counterclockwise: Your operation adding to *{shown}* was cut off by a "
+            f"restart and resumed automatically; nobody needed to click.\n{told}"
+        )
+    ]
+    if operation.state in ("partial", "failed") and operation.failed_ids:
+        label = f"Retry {plural(len(operation.failed_ids), 'asset')}"
+        elements.append(ActionsBlock(elements=[_button(label, RETRY, operation.id, "primary")]))
+    return _message(f"Your operation on {shown} was resumed after a restart", elements)
+
+
+def undo_interrupted(operation: Operation) -> Message:
+    left = left_to_undo(operation)
+    shown = name(operation.library_name or operation.library_id)
+    return _message(
+        f"Your undo on {shown} was interrupted",
+        [
+            _section(
+                f":warning: Your undo on *{shown}* was interrupted by a restart after removing "
+                f"{len(operation.removed_ids)} of {len(operation.added_ids)} assets; "
+                f"{len(left)} are still in the library. Undo removes the rest."
+            ),
+            ActionsBlock(elements=[_button("Undo", UNDO, operation.id)]),
         ],
     )
 

@@ -20,6 +20,11 @@ log = logging.getLogger(__name__)
 
 Respond = Callable[..., object]
 
+SUPERSEDED_TEXT = (
+    "This run was presumed stopped and another run took the operation over; "
+    "that run reports the outcome."
+)
+
 # Slack allows 5 posts per response_url: the first progress line, these marks, and the outcome
 # leave one spare for a late problem report.
 PROGRESS_MARKS = (1 / 3, 2 / 3)
@@ -130,6 +135,9 @@ def confirm(services: Services, respond: Respond, operation_id: str, user_id: st
     name = confirmed.library_name or confirmed.library_id
     progress = ProgressLine(respond, name, services.settings.uplynk_batch_size)
     executed = services.workflow.execute(confirmed, progress)
+    if executed.superseded:
+        _ephemeral(respond, blocks.info(SUPERSEDED_TEXT))
+        return
     if _stopped_for_restart(respond, executed):
         return
     _report(services, respond, executed)
@@ -144,6 +152,9 @@ def retry(services: Services, respond: Respond, operation_id: str, user_id: str)
     executed = services.workflow.retry(operation_id, user_id, progress)
     if isinstance(executed, Refused):
         _ephemeral(respond, blocks.error(executed.message))
+        return
+    if executed.superseded:
+        _ephemeral(respond, blocks.info(SUPERSEDED_TEXT))
         return
     if _stopped_for_restart(respond, executed, replace=False):
         return
@@ -180,6 +191,10 @@ def _stopped_for_restart(respond: Respond, executed: Executed, replace: bool = T
 def _report(services: Services, respond: Respond, executed: Executed) -> None:
     """Replace the confirmation with the outcome; the summary and the notification thread
     were queued in the outbox with the outcome itself (bot.slack.owed, bot.slack.delivery)."""
+    if executed.superseded:
+        # Another run took the operation over; it reports the one outcome.
+        log.info("operation %s: run superseded; no outcome from it", executed.operation.id)
+        return
     _ephemeral(respond, blocks.outcome(executed.operation), replace=True)
 
 
@@ -222,12 +237,32 @@ def _notify(services: Services, operation: Operation, text: str) -> None:
 
 
 def report_interrupted(services: Services, operations: list[Operation]) -> None:
-    """Log each interrupted operation; the sweep that found them queued the requester's DM
-    (with Retry) and the thread's event in the same transaction (bot.slack.owed)."""
-    for operation in operations:
-        log.warning("operation %s was interrupted", operation.id)
+    """Resume each operation a restart cut off, with nobody clicking (SPEC 10).
+
+    The sweep that found them queued the thread's event in the same transaction; the resumed
+    run queues its outcome (DM, thread, and the summary if none was posted). Runs on the
+    work pool, never on the heartbeat thread: a failure is logged here.
+    """
+    try:
+        _resume_interrupted(services, operations)
+    except Exception:
+        log.exception("could not resume %d interrupted operation(s)", len(operations))
     if services.delivery is not None:
         services.delivery.wake()
+
+
+def _resume_interrupted(services: Services, operations: list[Operation]) -> None:
+    for operation in operations:
+        if operation.state != "interrupted":
+            # An undo taken back: its requester was told (outbox); Undo removes the rest.
+            log.warning("undo of operation %s was interrupted", operation.id)
+            continue
+        log.warning("operation %s was interrupted; resuming it", operation.id)
+        resumed = services.workflow.resume(operation.id)
+        if isinstance(resumed, Refused):
+            log.info("operation %s not resumed here: %s", operation.id, resumed.message)
+        else:
+            log.info("operation %s resumed: %s", operation.id, resumed.operation.state)
 
 
 class ProgressLine:

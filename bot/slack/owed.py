@@ -38,15 +38,32 @@ class Owing:
                 entries = self._summary(operation) + self.thread(operation, text, details=True)
             return entries
         if event == "undone":
-            text = f"<@{facts['by']}> undid this: removed {blocks.id_list(facts['removed'], 50)}"
-            if facts.get("errors"):
-                text += "\nErrors: " + blocks.escape("; ".join(facts["errors"]))
-            return self.thread(operation, text)
+            return self.thread(operation, _undone_text(facts))
         if event == "interrupted":
-            dm = Owed("dm", "interrupted", channel=operation.user_id, operation_id=operation.id)
+            # The instance that took it back resumes it at once (event "resumed").
             text = (
                 f"Interrupted by a restart after {len(operation.added_ids)} of "
-                f"{len(operation.new_ids)} assets; <@{operation.user_id}> can retry."
+                f"{len(operation.new_ids)} assets; resuming it automatically."
+            )
+            return self.thread(operation, text)
+        if event == "resumed":
+            text = f"Resumed automatically after a restart: {_counts(facts)}"
+            dm = Owed("dm", "resumed", channel=operation.user_id, operation_id=operation.id)
+            entries = [dm, *self.thread(operation, text)]
+            if not operation.summary_ts:
+                # Cut off before its report: report it as a first run would be.
+                details = self.thread(operation, text, details=True)
+                entries = [*self._summary(operation), dm, *details]
+            return entries
+        if event == "undo_interrupted":
+            dm = Owed(
+                "dm", "undo_interrupted", channel=operation.user_id, operation_id=operation.id
+            )
+            left = blocks.left_to_undo(operation)
+            text = (
+                f"Undo interrupted by a restart after removing {len(operation.removed_ids)} of "
+                f"{len(operation.added_ids)} assets; {len(left)} left. <@{operation.user_id}> "
+                "can press Undo to remove the rest."
             )
             return [dm, *self.thread(operation, text)]
         raise ValueError(f"unknown workflow event {event!r}")
@@ -104,6 +121,22 @@ def problem_notice(entry: Entry, operation: Operation | None, reason: str) -> li
     ]
 
 
+def _undone_text(facts: dict[str, Any]) -> str:
+    by, removed, left = f"<@{facts['by']}>", facts["removed"], facts.get("left") or []
+    if not left:
+        text = f"{by} undid this: removed {blocks.id_list(removed, 50)}"
+    elif removed:
+        text = (
+            f"{by} undid part of this: removed {blocks.id_list(removed, 50)}; {len(left)} "
+            f"still in the library: {blocks.id_list(left, 50)}. Undo removes the rest."
+        )
+    else:
+        text = f"{by} tried to undo this; nothing was removed."
+    if facts.get("errors"):
+        text += "\nErrors: " + blocks.escape("; ".join(facts["errors"]))
+    return text
+
+
 def _counts(facts: dict[str, Any]) -> str:
     text = f"{facts['added']} added"
     if facts.get("failed"):
@@ -143,6 +176,10 @@ class Renderer:
             return blocks.notify_details(operation).kwargs()
         if template == "interrupted":
             return blocks.interrupted(operation).kwargs()
+        if template == "resumed":
+            return blocks.resumed(operation).kwargs()
+        if template == "undo_interrupted":
+            return blocks.undo_interrupted(operation).kwargs()
         raise LookupError(f"unknown outbox template {template!r}")
 
     def library(self, library_id: str | None) -> Library | None:

@@ -150,6 +150,8 @@ def build_services(settings: Settings, policy: Policy | None = None) -> Services
         confirm_ttl=settings.confirm_ttl,
         undo_window=settings.undo_window,
         owed=Owing(settings.notify_channel),
+        # A batch presumed lost may be answered as late as one request can take.
+        batch_grace=max(settings.lease_seconds, sum(uplynk.timeout)),
         approval_ttl=settings.approval_ttl,
     )
     outbox = Outbox(store)

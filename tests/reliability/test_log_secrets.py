@@ -90,4 +90,10 @@ def test_debug_logs_of_a_full_run_hold_no_secret(
         assert not leaked, f"{len(leaked)} Uplynk signatures are in the log"
         assert not [msg for msg, _ in received if msg in log]
     assert "POST /slack/events 401" in bot.process.output()
+    # slack_sdk's webhook client logs every response_url it posts to at DEBUG: the key (a
+    # bearer credential for 30 minutes) is masked, the host kept.
+    log = bot.process.output()
+    assert "Sending a request - url: " in log and f"{bot.slack.url.split('/api/')[0]}/" in log
+    used = {c.key for c in bot.slack.calls_of("response_url")}
+    assert undo_key in used and not [key for key in used if key in log]
     assert "-> 401" in wrong.process.output()

@@ -1,0 +1,284 @@
+"""Exactly once under failures: fenced runs, the batch journal, resumable undo, pick CAS."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+
+from bot.core.journal import BatchJournal
+from bot.core.store import operations
+from tests.fixtures_bot import (
+    ARCHIVE,
+    MARKETING,
+    NOTIFY,
+    OTHER,
+    USER,
+    Bot,
+    button_value,
+    dump,
+    free_assets,
+    text_of,
+)
+from tests.ops_support import add, adds, opened_store, operation, removes, wait_until
+
+
+def bulk_assets(bot: Bot, count: int) -> list[str]:
+    """`count` new assets in no library."""
+    assets = [uuid.uuid4().hex for _ in range(count)]
+    for n, asset_id in enumerate(assets):
+        bot.simulator.catalogue.add_asset(f"Bulk asset {n}", id=asset_id)
+    return assets
+
+
+def journal(bot: Bot, operation_id: str, kind: str = "add"):
+    with opened_store(bot) as store:
+        return BatchJournal(store).entries(operation_id, kind)
+
+
+def channel_summaries(bot: Bot, operation_id: str):
+    return [
+        c
+        for c in bot.slack.calls_of("chat.postMessage")
+        if c.channel != NOTIFY and c.channel != USER and operation_id in dump(c)
+    ]
+
+
+def test_a_run_whose_lease_expires_while_batches_are_slow_then_retry_adds_once(
+    start_bot,
+) -> None:
+    # The first instance renews its lease rarely (60 s lease); the second, with a 1 s lease,
+    # finds the row untouched while a slow batch is in flight and takes it back: the first
+    # run is presumed dead but is only slow.
+    first: Bot = start_bot(UPLYNK_BATCH_SIZE="50", ADDTOLIB_LEASE_SECONDS="60")
+    assets = bulk_assets(first, 300)  # 6 batches
+    first.simulator.faults.set_latency("add", 1.5)
+    _, operation_id = first.preview(f"{MARKETING} {' '.join(assets)}")
+    _, first_key = first.click("addtolib_confirm", operation_id)
+    wait_until(lambda: len(journal(first, operation_id)) >= 2, timeout=30, every=0.1)
+
+    second = start_bot(UPLYNK_BATCH_SIZE="50", ADDTOLIB_LEASE_SECONDS="1")
+    dm = second.slack.wait_for(
+        lambda c: c.method == "chat.postMessage" and c.channel == USER and "interrupted" in dump(c),
+        timeout=30,
+    )
+    assert button_value(dm, "addtolib_retry") == operation_id
+    _, retry_key = second.click("addtolib_retry", operation_id, channel_id=f"D{USER}")
+
+    second.slack.wait_for(lambda c: c.key == first_key and "presumed stopped" in dump(c), 60)
+    summary = second.slack.wait_for(
+        lambda c: (
+            c.method == "chat.postMessage" and c.channel == "C0GENERAL" and operation_id in dump(c)
+        ),
+        timeout=60,
+    )
+    assert "Added (300)" in text_of(summary)
+    wait_until(lambda: operation(second, operation_id).state == "done", timeout=30)
+
+    # Every asset was PATCHed exactly once, by one run or the other.
+    sent = Counter(a for batch in adds(second) for a in batch)
+    assert set(sent) == set(assets) and set(sent.values()) == {1}
+    entries = journal(second, operation_id)
+    assert len({e.run_token for e in entries}) == 2  # both runs sent batches
+    assert {e.state for e in entries} == {"done"}
+    # One summary, and the record matches the simulator.
+    assert len(channel_summaries(second, operation_id)) == 1
+    final = operation(second, operation_id)
+    held = second.simulator.catalogue.library_assets(MARKETING)
+    assert sorted(final.added_ids) == sorted(assets) and set(assets) <= held
+    assert final.failed_ids == [] and final.run_token is None
+
+
+def test_resume_does_not_claim_what_someone_else_added_and_undo_leaves_it(start_bot) -> None:
+    env = {"UPLYNK_BATCH_SIZE": "100", "ADDTOLIB_LEASE_SECONDS": "2"}
+    alice: Bot = start_bot(**env)
+    assets = bulk_assets(alice, 800)
+    alice.simulator.faults.set_latency("add", 0.3)
+    _, operation_id = alice.preview(f"{MARKETING} {' '.join(assets)}")
+    alice.click("addtolib_confirm", operation_id)
+    wait_until(lambda: len(journal(alice, operation_id)) >= 3, timeout=30, every=0.05)
+    alice.process.kill()  # killed after 2 batches (a third maybe in flight)
+    sent_by_first_run = {a for batch in adds(alice) for a in batch}
+    bobs = assets[-1]  # one of her unsent assets
+    assert bobs not in sent_by_first_run
+
+    second = start_bot(**env)
+    second.slack.wait_for(
+        lambda c: c.method == "chat.postMessage" and c.channel == USER and "interrupted" in dump(c),
+        timeout=30,
+    )
+    bob_operation, _ = add(second, f"{MARKETING} {bobs}", user_id=OTHER)
+    assert operation(second, bob_operation).added_ids == [bobs]
+
+    _, retry_key = second.click("addtolib_retry", operation_id, channel_id=f"D{USER}")
+    second.slack.wait_for(
+        lambda c: (
+            c.method == "chat.postMessage" and c.channel == "C0GENERAL" and operation_id in dump(c)
+        ),
+        timeout=60,
+    )
+    resumed = operation(second, operation_id)
+    assert resumed.state == "done"
+    assert bobs not in resumed.added_ids
+    assert resumed.outcome[bobs] == "already in library"
+    assert sorted(resumed.added_ids) == sorted(set(assets) - {bobs})
+    sent = Counter(a for batch in adds(second) for a in batch)
+    assert sent[bobs] == 1  # Bob's own PATCH only
+
+    _, undo_key = second.click("addtolib_undo", operation_id)
+    second.reply(undo_key, "Undone")
+    held = second.simulator.catalogue.library_assets(MARKETING)
+    assert bobs in held and not (set(assets) - {bobs}) & held
+    assert bobs not in {a for batch in removes(second) for a in batch}
+    assert operation(second, operation_id).state == "undone"
+
+
+def test_an_undo_that_fails_part_way_keeps_undo_to_remove_the_rest(start_bot) -> None:
+    bot: Bot = start_bot(UPLYNK_BATCH_SIZE="100")
+    assets = bulk_assets(bot, 300)
+    operation_id, _ = add(bot, f"{MARKETING} {' '.join(assets)}")
+    # The second DELETE batch gets 503 on every attempt (1 + 4 retries).
+    bot.simulator.faults.fail("remove", 503, times=5, after=1)
+
+    _, key = bot.click("addtolib_undo", operation_id)
+    partial = bot.reply(key, "Undo removed", timeout=60)
+    assert "*Undo removed 200 of 300*; 100 still in the library" in text_of(partial)
+    assert button_value(partial, "addtolib_undo") == operation_id
+    assert button_value(partial, "addtolib_retry") is None
+    first = operation(bot, operation_id)
+    assert first.state == "done" and len(first.removed_ids) == 200
+    left = set(assets) - set(first.removed_ids)
+    assert left == set(assets[100:200])
+    assert left <= bot.simulator.catalogue.library_assets(MARKETING)
+    bot.slack.wait_for(
+        lambda c: c.channel == NOTIFY and "undid part of this" in dump(c) and "100 still" in dump(c)
+    )
+
+    _, key = bot.click("addtolib_undo", operation_id)
+    done = bot.reply(key, "*Undone*", timeout=30)
+    assert button_value(done, "addtolib_undo") is None
+    final = operation(bot, operation_id)
+    assert final.state == "undone" and sorted(final.removed_ids) == sorted(assets)
+    assert not set(assets) & bot.simulator.catalogue.library_assets(MARKETING)
+    assert sorted(removes(bot)[-1]) == sorted(left)  # only the rest was sent again
+    _, key = bot.click("addtolib_undo", operation_id)
+    assert "already undone" in text_of(bot.reply(key, "already"))
+
+
+def test_two_concurrent_picks_give_one_preview_and_one_refusal(bot: Bot) -> None:
+    assets = free_assets(bot.simulator, ARCHIVE, 2)
+    choice, _ = bot.preview(f"Marketing {' '.join(assets)}")
+    value = next(
+        b["accessory"]["value"]
+        for b in choice.payload["blocks"]
+        if b.get("accessory", {}).get("action_id") == "addtolib_pick_library"
+    )
+    pending_id = value.partition(":")[0]
+
+    # Confirming before a library is picked is refused clearly.
+    _, key = bot.click("addtolib_confirm", pending_id)
+    assert "still waiting for a library to be picked" in text_of(bot.reply(key, "waiting"))
+
+    def pick(library_id: str) -> str:
+        return bot.click("addtolib_pick_library", f"{pending_id}:{library_id}")[1]
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        keys = list(pool.map(pick, [MARKETING, ARCHIVE]))
+    wait_until(lambda: all(len(bot.replies(k)) >= 1 for k in keys))
+    answers = [bot.replies(k)[-1] for k in keys]
+    previews = [a for a in answers if button_value(a, "addtolib_confirm") == pending_id]
+    refusals = [a for a in answers if "already picked" in text_of(a)]
+    assert (len(previews), len(refusals)) == (1, 1), [text_of(a) for a in answers]
+    stored = operation(bot, pending_id)
+    shown = MARKETING if f"`{MARKETING}`" in text_of(previews[0]) else ARCHIVE
+    assert stored.library_id == shown and stored.state == "pending"
+
+
+def test_an_undo_cut_off_by_a_crash_is_finished_by_undo_again(start_bot) -> None:
+    env = {"UPLYNK_BATCH_SIZE": "100", "ADDTOLIB_LEASE_SECONDS": "2"}
+    first: Bot = start_bot(**env)
+    assets = bulk_assets(first, 600)
+    operation_id, _ = add(first, f"{MARKETING} {' '.join(assets)}")
+    first.simulator.faults.set_latency("remove", 0.4)
+    first.click("addtolib_undo", operation_id)
+    wait_until(lambda: len(journal(first, operation_id, "remove")) >= 3, timeout=30, every=0.05)
+    first.process.kill()  # mid-undo: the row is left `undoing`
+    assert operation(first, operation_id).state == "undoing"
+
+    second = start_bot(**env)
+    dm = second.slack.wait_for(
+        lambda c: c.method == "chat.postMessage" and c.channel == USER and "undo" in dump(c),
+        timeout=30,
+    )
+    assert "was interrupted by a restart after removing" in text_of(dm)
+    assert button_value(dm, "addtolib_undo") == operation_id
+    cut = operation(second, operation_id)
+    assert cut.state == "done" and cut.run_token is None and len(cut.removed_ids) < 600
+
+    second.simulator.faults.set_latency("remove", 0)
+    removes_before = len(removes(second))
+    _, key = second.click("addtolib_undo", operation_id, channel_id=f"D{USER}")
+    # A DELETE cut off in flight may still be answered by a run that only looks dead: the
+    # resumed undo waits for it up to one request's timeout (33 s) from when it was sent.
+    second.reply(key, "*Undone*", timeout=60)
+    final = operation(second, operation_id)
+    assert final.state == "undone" and sorted(final.removed_ids) == sorted(assets)
+    assert not set(assets) & second.simulator.catalogue.library_assets(MARKETING)
+    # Nothing removed before the crash was sent again, except a batch cut off in flight.
+    sent = Counter(a for batch in removes(second) for a in batch)
+    assert set(sent) == set(assets) and max(sent.values()) <= 2
+    resent = {a for batch in removes(second)[removes_before:] for a in batch}
+    assert resent and not resent & set(cut.removed_ids)
+
+
+def lease_age(bot: Bot, operation_id: str) -> float | None:
+    """Seconds since the operation's lease was renewed, by the database's clock."""
+    with opened_store(bot) as store, store.connect(begin=False) as conn:
+        now, lease_at, state = conn.execute(
+            select(store.db_now(), operations.c.lease_at, operations.c.state).where(
+                operations.c.id == operation_id
+            )
+        ).one()
+    return (now - lease_at).total_seconds() if state == "running" else None
+
+
+def test_slow_interrupted_notices_never_hold_up_lease_renewals(start_bot) -> None:
+    # Batches slower than the lease: only the heartbeat keeps this run's lease fresh.
+    bot: Bot = start_bot(UPLYNK_BATCH_SIZE="50", ADDTOLIB_LEASE_SECONDS="2")
+    assets = bulk_assets(bot, 150)
+    bot.simulator.faults.set_latency("add", 3)
+    _, running_id = bot.preview(f"{MARKETING} {' '.join(assets)}")
+    bot.click("addtolib_confirm", running_id)
+    wait_until(lambda: journal(bot, running_id), timeout=15, every=0.05)
+
+    # Another instance's operation, abandoned by a crash, and a Slack that answers slowly:
+    # the notices about it take seconds.
+    bot.slack.set_latency("chat.postMessage", 4)
+    with opened_store(bot) as store:
+        abandoned = store.create(
+            user_id=OTHER,
+            channel_id="C0GENERAL",
+            library_id=MARKETING,
+            library_name="Marketing Library",
+            new_ids=["0" * 32],
+            state="running",
+        )
+        store.update(abandoned.id, lease_at=datetime.now(UTC) - timedelta(hours=1))
+    wait_until(lambda: operation(bot, abandoned.id).state == "interrupted", timeout=10)
+    ages = []
+    while not bot.slack.calls_of("chat.postMessage") or not [
+        c for c in bot.slack.calls_of("chat.postMessage") if c.channel == OTHER
+    ]:
+        age = lease_age(bot, running_id)
+        if age is not None:
+            ages.append(age)
+        time.sleep(0.1)
+    # While the notice was being sent (4 s and more), the running operation's lease was
+    # renewed every lease/4 = 0.5 s; it never came near the 2 s lease.
+    assert len(ages) > 20 and max(ages) < 1.5, max(ages)
+    bot.slack.set_latency("chat.postMessage", 0)
+    wait_until(lambda: operation(bot, running_id).state == "done", timeout=30)
