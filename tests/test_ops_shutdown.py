@@ -1,5 +1,6 @@
 """SIGTERM mid-job: no new work, the batch in flight finishes and is recorded, the next
-instance takes the operation over at once (its lease was handed back)."""
+instance takes the operation over at once (its lease was handed back) and finishes it with
+nobody clicking."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from bot.slack.blocks import RESTARTING
 from tests.fixtures_bot import MARKETING, USER, Bot, ack_text, button_value, dump, text_of
 from tests.ops_support import adds, operation, wait_until
 
-COUNT = 1000
+COUNT = 2000
 
 
 def test_sigterm_stops_between_batches_and_the_next_instance_takes_over(start_bot) -> None:
@@ -24,7 +25,7 @@ def test_sigterm_stops_between_batches_and_the_next_instance_takes_over(start_bo
     assets = [uuid.uuid4().hex for _ in range(COUNT)]
     for n, asset_id in enumerate(assets):
         first.simulator.catalogue.add_asset(f"Bulk asset {n}", id=asset_id)
-    first.simulator.faults.set_latency("add", 1.5)  # 10 batches of 1.5 s
+    first.simulator.faults.set_latency("add", 1.5)  # 20 batches of 1.5 s
 
     _, operation_id = first.preview(f"{MARKETING} {' '.join(assets)}")
     _, key = first.click("addtolib_confirm", operation_id)
@@ -50,17 +51,18 @@ def test_sigterm_stops_between_batches_and_the_next_instance_takes_over(start_bo
     # The next instance's first sweep takes it at once: the lease was handed back.
     second = start_bot(**env)
     second.simulator.faults.set_latency("add", 0)
-    dm = second.slack.wait_for(
-        lambda c: c.method == "chat.postMessage" and c.channel == USER, timeout=15
-    )
-    assert button_value(dm, "addtolib_retry") == operation_id
-    second.click("addtolib_retry", operation_id, channel_id=f"D{USER}")
-    second.slack.wait_for(
+    summary = second.slack.wait_for(
         lambda c: c.method == "chat.postMessage" and operation_id in dump(c) and "Added" in dump(c),
         timeout=60,
     )
+    assert f"Added ({COUNT})" in text_of(summary)  # nobody clicked anything
+    dm = second.slack.wait_for(
+        lambda c: c.method == "chat.postMessage" and c.channel == USER, timeout=15
+    )
+    assert "resumed automatically" in text_of(dm) and button_value(dm, "addtolib_retry") is None
     final = operation(second, operation_id)
     assert final.state == "done" and sorted(final.added_ids) == sorted(assets)
     every = [a for batch in adds(second) for a in batch]
-    assert not [a for a, n in Counter(every).items() if n > 1]  # nothing sent twice
+    twice = {a for a, n in Counter(every).items() if n > 1}
+    assert len(twice) <= 100  # at most the one batch in flight at the stop, sent twice
     assert set(assets) <= second.simulator.catalogue.library_assets(MARKETING)
