@@ -52,6 +52,17 @@ OUTBOX_OLDEST = Gauge(
     "Age of the oldest Slack message waiting in the outbox",
     multiprocess_mode="max",
 )
+UPLYNK_LIMIT_CHANGES = Counter(
+    "addtolib_uplynk_concurrency_changes",
+    "Changes of the adaptive limit on add batches in flight (lowered on 429/5xx, raised after "
+    "a run of successes)",
+    ["direction"],
+)
+UPLYNK_LIMIT = Gauge(
+    "addtolib_uplynk_concurrency_limit",
+    "The adaptive limit on add batches in flight, as last set",
+    multiprocess_mode="max",
+)
 DELIVERIES = Counter(
     "addtolib_slack_deliveries",
     "Outbox deliveries to Slack by result (sent, fallback, retried, ratelimited, skipped, failed)",
@@ -68,6 +79,11 @@ def operation_finished(state: str, count: int = 1) -> None:
 def outbox_observed(depth: int, oldest_seconds: float) -> None:
     OUTBOX_DEPTH.set(depth)
     OUTBOX_OLDEST.set(oldest_seconds)
+
+
+def uplynk_limit_changed(before: int, after: int) -> None:
+    UPLYNK_LIMIT_CHANGES.labels("lowered" if after < before else "raised").inc()
+    UPLYNK_LIMIT.set(after)
 
 
 def uplynk_call(call: str, status: str, seconds: float) -> None:

@@ -7,8 +7,8 @@ import logging
 import re
 import threading
 import uuid
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
@@ -44,6 +44,8 @@ RETRYABLE = ("partial", "failed", "interrupted")
 LEASE_RELEASED = datetime(2000, 1, 1, tzinfo=UTC)
 # The outcome of an asset someone else added between the preview and the execution.
 ALREADY_PRESENT = "already in library"
+# The outcome of an asset Uplynk answered 200 for but does not list in the library.
+NOT_LISTED = "failed: Uplynk accepted it but does not list it in the library"
 REMOVED = "removed by undo"
 PICKED_ALREADY = "A library was already picked for this request; nothing more was done."
 SUPERSEDED = "this run was presumed dead and another run took the operation over"
@@ -108,6 +110,8 @@ class Workflow:
         # Saves batch progress off the batch loop (see _BatchRecorder); shared, so that an
         # operation does not start a thread of its own.
         self._savers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="addtolib-save")
+        # Asset look-ups that run while a preview resolves its library.
+        self._lookups = ThreadPoolExecutor(max_workers=16, thread_name_prefix="addtolib-lookup")
         self.approvals = Approvals(self, approval_ttl)
         # Set on SIGTERM: running operations stop after their current batch (stop_new_batches).
         self._stopping = threading.Event()
@@ -120,6 +124,8 @@ class Workflow:
         """Resolve the library, check permission, look up the assets and store a preview."""
         if not self._may_add_anywhere(who):
             return self._deny(who, command.asset_ids, None, None, self._blanket_refusal(who))
+        # The assets are looked up while the library is resolved: one Uplynk round trip.
+        lookup = self._look_up(command.asset_ids)
         try:
             found = self._resolve_library(command.library)
         except UplynkError as exc:
@@ -136,7 +142,7 @@ class Workflow:
                 response_url=response_url,
             )
             return NeedsPick(operation, command.library.name or "", found)
-        return self._preview(who, found, list(command.asset_ids), response_url)
+        return self._preview(who, found, list(command.asset_ids), response_url, lookup=lookup)
 
     def pick_library(
         self, operation_id: str, library_id: str, user_id: str
@@ -151,15 +157,25 @@ class Workflow:
             return Refused(f"Only <@{operation.user_id}> can choose the library for this request.")
         if operation.state != "pending":
             return Refused(f"This request is already {operation.state}.")
+        lookup = self._look_up(operation.requested_ids)
         try:
             library = self.uplynk.get_library(library_id)
         except UplynkError as exc:
             return Refused(self._uplynk_message(exc, LibraryRef(id=library_id, name=None)))
         who = Requester(operation.user_id, operation.team_id, operation.channel_id)
         planned = self._preview(
-            who, library, list(operation.requested_ids), operation.response_url, operation
+            who,
+            library,
+            list(operation.requested_ids),
+            operation.response_url,
+            operation,
+            lookup=lookup,
         )
         return planned
+
+    def _look_up(self, asset_ids: Iterable[str]) -> Future:
+        """Start looking the assets up now (their answer is needed once the library is known)."""
+        return self._lookups.submit(self.uplynk.get_assets, list(asset_ids))
 
     def draft(self, who: Requester, asset_ids: list[str] | tuple[str, ...]) -> Operation:
         """A pending operation with asset ids and no library yet: what a modal keeps on the
@@ -199,6 +215,8 @@ class Workflow:
         asset_ids: list[str],
         response_url: str | None,
         existing: Operation | None = None,
+        *,
+        lookup: Future | None = None,
     ) -> Planned | Refused:
         decision = self.policy.check(who.user_id, library.id, who.channel_id, self.groups_of)
         if not decision.allowed:
@@ -217,7 +235,7 @@ class Workflow:
                 )
             return self._deny(who, asset_ids, library, response_url, decision.reason)
         try:
-            assets = self.uplynk.get_assets(asset_ids)
+            assets = lookup.result() if lookup is not None else self.uplynk.get_assets(asset_ids)
         except UplynkError as exc:
             return Refused(f"Could not look up the assets: {escape_mrkdwn(exc.user_message)}")
         missing = [a for a in asset_ids if a not in assets]
@@ -542,7 +560,6 @@ class Workflow:
                 if batch.ok:
                     library = batch.library
                     added.extend(batch.ids)
-                    metrics.ASSETS_ADDED.inc(len(batch.ids))
                     outcome.update(dict.fromkeys(batch.ids, "added"))
                 else:
                     failed.extend(batch.ids)
@@ -570,6 +587,17 @@ class Workflow:
             return self._superseded(operation)
         if processed[0] < total:
             return self._stopped(operation, token, failed, errors, processed[0], total)
+        accepted = [a for a in todo if outcome.get(a) == "added"]
+        unlisted = self._read_back(operation.library_id, accepted, errors)
+        if unlisted:
+            added = [a for a in added if a not in unlisted]
+            failed.extend(a for a in accepted if a in unlisted)
+            outcome.update(dict.fromkeys(unlisted, NOT_LISTED))
+            errors.append(
+                f"read-back: Uplynk accepted {len(unlisted)} assets but does not list them in "
+                f"the library ({id_sample(sorted(unlisted))})"
+            )
+        metrics.ASSETS_ADDED.inc(len(accepted) - len(unlisted))
         if failed and not set(todo) - set(failed):
             state = "failed"
         elif failed:
@@ -641,6 +669,21 @@ class Workflow:
         )
         stopped = self.store.get(operation.id) or operation
         return Executed(stopped, None, [f"stopped by a restart after {sent} of {total} assets"])
+
+    def _read_back(self, library_id: str, accepted: list[str], errors: list[str]) -> set[str]:
+        """Those of `accepted` (Uplynk answered 200) that Uplynk does not list in the library.
+
+        A read-back that fails leaves the 200s trusted, and says so among the errors.
+        """
+        if not accepted:
+            return set()
+        try:
+            assets = self.uplynk.get_assets(accepted)
+        except UplynkError as exc:
+            log.warning("read-back after adding failed (%s); trusting Uplynk's answers", exc)
+            errors.append(f"read-back not possible: {exc.user_message}")
+            return set()
+        return {a for a in accepted if a not in assets or library_id not in assets[a].libraries}
 
     def _still_new(self, library_id: str, todo: list[str]) -> tuple[list[str], list[str]]:
         """Split todo into (still new, added by someone else since the preview)."""

@@ -72,11 +72,7 @@ def send_history(
     services: Services, respond: Respond, user_id: str, command: HistoryCommand
 ) -> None:
     operations = services.workflow.history(user_id, command.library)
-    links = {}
-    for op in operations:
-        link = services.notifier.permalink(op)
-        if link:
-            links[op.id] = link
+    links = services.notifier.permalinks(operations)
     everyone = services.policy.is_admin(user_id)
     approvers = services.workflow.approvals.approvers_of(operations)
     queued = services.outbox.queued_for(op.id for op in operations) if services.outbox else set()

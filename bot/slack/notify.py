@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -19,6 +21,15 @@ class Notifier:
         self.client = client
         self.store = store
         self.channel = channel
+
+    def permalinks(self, operations: Iterable[Operation]) -> dict[str, str]:
+        """Operation id -> link to its thread, asked of Slack all at once (one round trip)."""
+        threaded = [op for op in operations if op.notify_channel and op.notify_ts]
+        if not threaded:
+            return {}
+        with ThreadPoolExecutor(min(8, len(threaded)), thread_name_prefix="permalink") as pool:
+            links = pool.map(self.permalink, threaded)
+        return {op.id: link for op, link in zip(threaded, links, strict=True) if link}
 
     def permalink(self, operation: Operation) -> str | None:
         """A link to the operation's thread, when it has one."""

@@ -214,10 +214,22 @@ class UplynkClient:
         return found
 
     def get_assets(self, asset_ids: Iterable[str]) -> dict[str, Asset]:
-        """Look assets up, 1000 ids a call; ids Uplynk does not know are absent."""
+        """Look assets up, 1000 ids a call (several at once with concurrency > 1); ids Uplynk
+        does not know are absent."""
+
+        def look_up(chunk: list[str]) -> dict[str, Any]:
+            return self._request("GET", "/api2/asset/get", v2_params={"ids": chunk}, what="asset")
+
+        chunks = list(_chunks(_unique(asset_ids), LOOKUP_BATCH))
+        if self.concurrency > 1 and len(chunks) > 1:
+            # Up to `concurrency` look-ups at once (a 10,000-asset read-back is 10 calls).
+            workers = min(self.concurrency, len(chunks))
+            with ThreadPoolExecutor(workers, thread_name_prefix="uplynk-lookup") as pool:
+                bodies = list(pool.map(look_up, chunks))
+        else:
+            bodies = [look_up(chunk) for chunk in chunks]
         found: dict[str, Asset] = {}
-        for chunk in _chunks(_unique(asset_ids), LOOKUP_BATCH):
-            body = self._request("GET", "/api2/asset/get", v2_params={"ids": chunk}, what="asset")
+        for body in bodies:
             for item in body.get("assets") or []:
                 if isinstance(item, dict) and item.get("id"):
                     asset = Asset.from_api(item)
@@ -291,7 +303,9 @@ class UplynkClient:
         before_batch: BeforeBatch | None,
     ) -> BulkResult:
         """_bulk with several batches in flight under an adaptive limit."""
-        limit = self.last_limit = AdaptiveLimit(self.concurrency)
+        limit = self.last_limit = AdaptiveLimit(
+            self.concurrency, on_change=metrics.uplynk_limit_changed
+        )
         batches = list(_chunks(ids, self.batch_size))
         outcomes: list[BatchResult | None] = [None] * len(batches)
         lock = threading.Lock()
