@@ -14,6 +14,7 @@ from tests.fixtures_bot import (
     patches,
     stored,
     text_of,
+    titled,
 )
 
 
@@ -25,7 +26,8 @@ def test_full_add_under_gunicorn(start_bot: Callable[..., Bot]) -> None:
     _, key = bot.click("addtolib_confirm", operation_id)
     assert "Added 2 assets to *Marketing Library*" in text_of(bot.reply(key, "Added"))
     summary = bot.summary(operation_id)
-    assert f"*Added (2):* `{assets[0]}`, `{assets[1]}`" in text_of(summary)
+    shown = f"{titled(bot.simulator, assets[0])}, {titled(bot.simulator, assets[1])}"
+    assert f"*Added (2):* {shown}" in text_of(summary)
     assert button_value(summary, "addtolib_undo") == operation_id
     assert [p.body for p in patches(bot.simulator)] == [{"asset_ids": assets}]
     assert set(assets) <= bot.simulator.catalogue.library_assets(MARKETING)

@@ -11,6 +11,7 @@ from tests.fixtures_bot import (
     patches,
     stored,
     text_of,
+    titled,
 )
 
 UNKNOWN = "deadbeef" * 4  # a well-formed id Uplynk does not know
@@ -23,7 +24,8 @@ def test_only_new_assets_are_sent_as_asset_id_or_asset_ids(bot: Bot) -> None:
     text = text_of(preview)
     assert f"*Marketing Library* (`{MARKETING}`)" in text
     assert "Will add: *1 asset*" in text and new in text
-    assert f"Already in the library (skipped): 1: `{present}`" in text
+    assert f"Already in the library (skipped): 1: {titled(bot.simulator, present)}" in text
+    assert f"Will add: *1 asset* {titled(bot.simulator, new)}" in text
     assert f"Not found in Uplynk (skipped): 1: `{UNKNOWN}`" in text
     assert "Add 1 asset" in text and button_value(preview, "addtolib_cancel") == operation_id
     operation = stored(bot, operation_id)
@@ -48,7 +50,8 @@ def test_only_new_assets_are_sent_as_asset_id_or_asset_ids(bot: Bot) -> None:
     bot.simulator.clear_requests()
     _, key = bot.command(f'"Marketing Library" {present} {new} {UNKNOWN}')
     preview = bot.reply(key, "Nothing to add")
-    assert f"Already in the library (skipped): 2: `{present}`, `{new}`" in text_of(preview)
+    both = f"{titled(bot.simulator, present)}, {titled(bot.simulator, new)}"
+    assert f"Already in the library (skipped): 2: {both}" in text_of(preview)
     assert button_value(preview, "addtolib_confirm") is None
     assert button_value(preview, "addtolib_cancel") is None
     assert patches(bot.simulator) == []

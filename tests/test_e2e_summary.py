@@ -16,6 +16,7 @@ from tests.fixtures_bot import (
     free_assets,
     patches,
     text_of,
+    titled,
 )
 
 UNKNOWN = "deadbeef" * 4
@@ -42,8 +43,8 @@ def test_library_summary_is_posted_in_the_channel(bot: Bot) -> None:
         f"*created*\n<!date^{CREATED}^{{date_short_pretty}} at {{time}}|2023-03-14 09:26 UTC>",
     ]
     text = text_of(summary)
-    assert f"*Added (1):* `{new}`" in text
-    assert f"*Skipped, already in the library (1):* `{present}`" in text
+    assert f"*Added (1):* {titled(bot.simulator, new)}" in text
+    assert f"*Skipped, already in the library (1):* {titled(bot.simulator, present)}" in text
     assert f"*Skipped, not found in Uplynk (1):* `{UNKNOWN}`" in text
     assert "Asked by <@U0USER>" in text
     assert button_value(summary, "addtolib_undo") == operation_id
@@ -57,7 +58,7 @@ def test_library_summary_is_posted_in_the_channel(bot: Bot) -> None:
     assert fallback.payload["response_type"] == "in_channel"
     assert fallback.payload["replace_original"] is False
     assert fallback.payload["blocks"][0]["text"]["text"] == "Marketing Library"
-    assert f"*Added (1):* `{other}`" in text_of(fallback)
+    assert f"*Added (1):* {titled(bot.simulator, other)}" in text_of(fallback)
     refused = bot.slack.calls_of("chat.postMessage", ok=False)
     assert [(c.channel, c.error) for c in refused] == [("G0PRIVATE", "not_in_channel")]
 

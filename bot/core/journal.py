@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from bot.core.store import LEASED, batches, operations
+from bot.core.store import batches
 
 __all__ = ["CLAIMABLE", "Batch", "BatchJournal", "batches"]
 
@@ -59,15 +59,7 @@ class BatchJournal:
         One transaction: the fenced lease renewal locks the operation's row, so a retry that
         takes the row over either sees this entry or this run sees its token gone.
         """
-        renew = (
-            operations.update()
-            .where(
-                operations.c.id == operation_id,
-                operations.c.run_token == run_token,
-                operations.c.state.in_(LEASED),
-            )
-            .values(lease_at=self.store.db_now())
-        )
+        renew = self.store.renewal(operation_id, run_token)
         entry = batches.insert().values(
             operation_id=operation_id,
             run_token=run_token,

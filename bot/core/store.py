@@ -604,7 +604,13 @@ class OperationStore:
 
     def touch(self, op_id: str, run_token: str) -> bool:
         """Renew a run's lease (the heartbeat); False once the run no longer owns the row."""
-        stmt = (
+        with self._connect(begin=True) as conn:
+            return conn.execute(self.renewal(op_id, run_token)).rowcount == 1
+
+    def renewal(self, op_id: str, run_token: str) -> Any:
+        """The fenced lease renewal: an UPDATE that changes one row only while the run with
+        `run_token` owns the operation (for touch() and the batch journal's transaction)."""
+        return (
             operations.update()
             .where(
                 operations.c.id == op_id,
@@ -613,8 +619,6 @@ class OperationStore:
             )
             .values(lease_at=self.db_now())
         )
-        with self._connect(begin=True) as conn:
-            return conn.execute(stmt).rowcount == 1
 
     def interrupt_running(
         self, idle_for: timedelta | None = None, owed: Any = None
