@@ -620,14 +620,14 @@ class Sender:
         return response, time.perf_counter() - started
 
     def command(
-        self, text: str, response_url: str, user_id: str = ADMIN
+        self, text: str, response_url: str, user_id: str = ADMIN, channel: str = CHANNEL
     ) -> tuple[requests.Response, float]:
         return self.post(
             {
                 "token": "legacy-verification-token",
                 "team_id": TEAM,
                 "team_domain": "demo",
-                "channel_id": CHANNEL,
+                "channel_id": channel,
                 "channel_name": "bench",
                 "user_id": user_id,
                 "user_name": user_id.lower(),

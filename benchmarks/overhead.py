@@ -52,11 +52,25 @@ def _one(sender: Sender, sim: Simulator, standin: StandIn, assets: list[str], n:
     return {
         "wall_s": wall,
         "uplynk_calls": len(recorded),
-        "overhead_s": wall - UPLYNK_LATENCY * len(recorded),
+        # Calls may overlap (look-ups run together): Uplynk's share is the time covered by
+        # at least one call in flight, not the sum of their latencies.
+        "uplynk_s": _covered(recorded, UPLYNK_LATENCY, done),
+        "overhead_s": wall - _covered(recorded, UPLYNK_LATENCY, done),
         "before_first_call_s": (recorded[0] - clicked) if recorded else None,
         "between_calls_s": sum(gaps),
         "after_last_call_s": (done - recorded[-1] - UPLYNK_LATENCY) if recorded else None,
     }
+
+
+def _covered(starts: list[float], latency: float, until: float) -> float:
+    """Seconds during which at least one call (each `latency` long) was in flight."""
+    total, end = 0.0, float("-inf")
+    for start in starts:
+        stop = min(start + latency, until)
+        if stop > end:
+            total += stop - max(start, end)
+            end = stop
+    return total
 
 
 def run(ctx: Context) -> Outcome:
@@ -96,11 +110,12 @@ def run(ctx: Context) -> Outcome:
     rows = [
         Row(
             TITLE,
-            f"2-asset add: (confirm click → summary) − {'/'.join(map(str, calls))} Uplynk "
-            f"calls × {UPLYNK_LATENCY * 1000:.0f} ms; median of {runs}",
+            f"2-asset add: (confirm click → summary) − time with an Uplynk call in flight "
+            f"({'/'.join(map(str, calls))} calls of {UPLYNK_LATENCY * 1000:.0f} ms); "
+            f"median of {runs}",
             f"{fmt_ms(median(overheads))} ms (p90 {fmt_ms(percentile(overheads, 90))} ms; "
             f"wall median {fmt_ms(median([r['wall_s'] for r in results]))} ms)",
-            f"Uplynk share: {len(calls) and calls[0]} × {UPLYNK_LATENCY * 1000:.0f} ms",
+            f"Uplynk share: median {fmt_ms(median([r['uplynk_s'] for r in results]))} ms",
             "< 50 ms",
             median(overheads) < 0.050,
         )

@@ -1,4 +1,4 @@
-"""Benchmark 5: how long a preview takes when every Uplynk call takes 1 s (one round trip?)."""
+"""Benchmark 6: how long a preview takes when every Uplynk call takes 1 s (one round trip?)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from benchmarks.harness import (
 from bot.uplynk.signing import sign
 
 NAME = "preview"
-TITLE = "5. Preview latency"
+TITLE = "6. Preview latency"
 LATENCY = 1.0  # seconds on every Uplynk call
 
 
