@@ -159,7 +159,8 @@ class Approvals:
         library = operation.library_id
         rules = self.policy.protections_for(library)
         approved_by = request.approved_by if request else []
-        expires = operation.confirmed_at + timedelta(seconds=self.ttl)
+        confirmed_at = operation.confirmed_at
+        expires = confirmed_at + timedelta(seconds=self.ttl) if confirmed_at else None
         return ApprovalView(
             operation=operation,
             titles=request.titles if request else {},
@@ -168,7 +169,7 @@ class Approvals:
             needed=self.policy.approvals_needed(library),
             missing=self.policy.approvals_missing(library, approved_by, self.workflow.groups_of),
             approved_by=approved_by,
-            expires_at=expires if operation.confirmed_at else None,
+            expires_at=expires,
         )
 
     def approvers_of(self, operations: list[Operation]) -> dict[str, list[str]]:
