@@ -10,7 +10,6 @@ from typing import Any
 from sqlalchemy import JSON, Column, PrimaryKeyConstraint, String, Table, Text, select
 from sqlalchemy.exc import IntegrityError
 
-from bot.core.outbox import insert_owed
 from bot.core.store import Operation, OperationStore, UTCDateTime, metadata, operations
 
 __all__ = ["ApprovalRequest", "ApprovalStore", "approval_requests", "approvals"]
@@ -141,7 +140,7 @@ class ApprovalStore:
                     )
                 )
                 approved_by = self._approvers(conn, operation_id)
-                queued = insert_owed(conn, enqueue(approved_by)) if enqueue else 0
+                queued = self.store._enqueue(conn, enqueue(approved_by)) if enqueue else 0
         except IntegrityError:  # the same approver's other click won the insert
             return "again"
         if queued:
