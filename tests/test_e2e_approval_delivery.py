@@ -8,6 +8,7 @@ from collections.abc import Callable
 from tests.fixtures_bot import (
     AD_BREAKS,
     NOTIFY,
+    USER,
     Bot,
     dump,
     free_assets,
@@ -15,7 +16,7 @@ from tests.fixtures_bot import (
     stored,
     text_of,
 )
-from tests.test_e2e_approvals import APPROVALS, LEAD, current, has_buttons, summary
+from tests.test_e2e_approvals import APPROVALS, LEAD, SOURCE, current, has_buttons, summary
 from tests.test_e2e_approvals import start as start  # noqa: F401 - the fixture
 
 OUTAGE = 6  # seconds: long enough for every first attempt (and a retry or two) to meet it
@@ -80,3 +81,50 @@ def test_requests_and_updates_owed_during_an_outage_arrive_once_each_in_order(
         assert "needs approval" not in dump(parent[-1])
         assert "needs approval" not in str(current(bot, NOTIFY, notify_ts))
     assert len(patches(bot.simulator)) == ASKED
+
+
+def test_a_denial_reaches_the_requester_by_dm_once_their_response_url_is_gone(
+    start: Callable[..., Bot],  # noqa: F811
+) -> None:
+    bot = start()
+    (asset,) = free_assets(bot.simulator, AD_BREAKS, 1)
+    _, operation_id = bot.preview(f"{AD_BREAKS} {asset}")
+    _, key = bot.click("addtolib_confirm", operation_id)
+    bot.reply(key, "Waiting for approval")
+    bot.slack.fail("response_url", "expired_url", times=1)  # Slack's 30 minutes are over
+    bot.click("addtolib_deny", operation_id, user_id=LEAD)
+    told = bot.slack.wait_for(
+        lambda c: (
+            c.method == "chat.postMessage"
+            and c.channel == USER
+            and c.ok
+            and "denied your request" in dump(c)
+        )
+    )
+    assert f"<@{LEAD}> denied your request" in text_of(told)
+    # The thread's story and the parent's update come after it in the operation's queue.
+    notify_ts = stored(bot, operation_id).notify_ts
+    bot.slack.wait_until(lambda: [c for c in updates_of(bot, notify_ts) if "denied by" in dump(c)])
+    dms = [c for c in bot.slack.calls_of("chat.postMessage", ok=True) if c.channel == USER]
+    assert dms == [told]  # once
+    tried = [c for c in bot.slack.calls_of("response_url") if c.key == key and c.rejected]
+    assert [c.error for c in tried] == ["expired_url"]
+    assert stored(bot, operation_id).state == "rejected" and patches(bot.simulator) == []
+
+
+def test_a_request_the_approval_channel_refuses_is_reported_to_the_requester(
+    start: Callable[..., Bot],  # noqa: F811
+) -> None:
+    bot = start()
+    bot.slack.fail("chat.postMessage", "channel_not_found", channel=APPROVALS)
+    (asset,) = free_assets(bot.simulator, AD_BREAKS, 1)
+    _, operation_id = bot.preview(f"{AD_BREAKS} {asset}")
+    bot.click("addtolib_confirm", operation_id)
+    told = bot.slack.wait_for(
+        lambda c: c.method == "chat.postEphemeral" and "approval request" in dump(c)
+    )
+    assert told.payload["user"] == USER and told.payload["channel"] == SOURCE
+    assert f"<#{APPROVALS}> (channel_not_found)" in text_of(told)
+    tried = [c for c in bot.slack.calls_of("chat.postMessage") if c.channel == APPROVALS]
+    assert [c.error for c in tried] == ["channel_not_found"]  # a permanent error: not retried
+    assert stored(bot, operation_id).state == "awaiting_approval" and patches(bot.simulator) == []
