@@ -173,6 +173,8 @@ operations = Table(
     Column("run_token", String(32), nullable=True),
     Column("lease_at", UTCDateTime, nullable=True),
     Column("undo_from", String(16), nullable=True),
+    # Asset id -> its Uplynk title (desc), from the preview's look-up (SPEC 3.3).
+    Column("asset_titles", JSON, nullable=True),
     Index("ix_operations_user_created", "user_id", "created_at"),
     Index("ix_operations_library_created", "library_id", "created_at"),
 )
@@ -206,7 +208,7 @@ _LIST_COLUMNS = frozenset(
         "errors",
     }
 )
-_DICT_COLUMNS = frozenset({"outcome"})
+_DICT_COLUMNS = frozenset({"outcome", "asset_titles"})
 _TIME_COLUMNS = frozenset(
     {"created_at", "updated_at", "confirmed_at", "finished_at", "undone_at", "lease_at"}
 )
@@ -252,6 +254,7 @@ class Operation:
     run_token: str | None = None
     lease_at: datetime | None = None
     undo_from: str | None = None
+    asset_titles: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Operation:

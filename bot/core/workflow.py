@@ -247,6 +247,7 @@ class Workflow:
             "new_ids": new,
             "present_ids": present,
             "missing_ids": missing,
+            "asset_titles": {a: assets[a].desc for a in [*new, *present] if assets[a].desc},
         }
         if existing is None:
             operation = self.store.create(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -86,12 +86,18 @@ def _button(label: str, action_id: str, value: str, style: str | None = None) ->
     )
 
 
-def id_list(ids: Iterable[str], shown: int = SHOWN_IDS) -> str:
-    """`a`, `b`, … and N more."""
+def id_list(
+    ids: Iterable[str], shown: int = SHOWN_IDS, titles: Mapping[str, str] | None = None
+) -> str:
+    """`a`, `b`, … and N more; with `titles`, each asset by its Uplynk title, id beside it."""
     ids = list(ids)
     if not ids:
         return "none"
-    text = ", ".join(f"`{i}`" for i in ids[:shown])
+    titles = titles or {}
+    text = ", ".join(
+        f"{name(titles[i], MAX_TITLE_SHOWN)} `{i}`" if titles.get(i) else f"`{i}`"
+        for i in ids[:shown]
+    )
     if len(ids) > shown:
         text += f" … and {len(ids) - shown} more"
     return text
@@ -168,18 +174,21 @@ def help_message(
 
 def preview(operation: Operation, library: Library, duplicates: Iterable[str] = ()) -> Message:
     new, present, missing = operation.new_ids, operation.present_ids, operation.missing_ids
-    lines = [
-        f"*{name(library.desc)}* (`{escape(library.id)}`)",
-        f"• Will add: *{plural(len(new), 'asset')}* {id_list(new) if new else ''}".rstrip(),
-    ]
+    titles = operation.asset_titles
+    will_add = f"• Will add: *{plural(len(new), 'asset')}*"
+    if new:
+        will_add += " " + id_list(new, titles=titles)
+    lines = [f"*{name(library.desc)}* (`{escape(library.id)}`)", will_add]
     if present:
-        lines.append(f"• Already in the library (skipped): {len(present)}: {id_list(present)}")
+        lines.append(
+            f"• Already in the library (skipped): {len(present)}: {id_list(present, titles=titles)}"
+        )
     if missing:
         lines.append(f"• Not found in Uplynk (skipped): {len(missing)}: {id_list(missing)}")
     duplicates = list(duplicates)
     if duplicates:
         lines.append(f"• Duplicates dropped: {id_list(duplicates)}")
-    blocks: list[Block] = [_section("\n".join(lines))]
+    blocks: list[Block] = [_section(text) for text in _packed(lines)]
     if new:
         blocks.append(
             ActionsBlock(
@@ -255,11 +264,12 @@ def summary(
                 ]
             )
         )
-    lines = [f"*Added ({len(operation.added_ids)}):* {id_list(operation.added_ids)}"]
+    titles = operation.asset_titles
+    lines = [f"*Added ({len(operation.added_ids)}):* {id_list(operation.added_ids, titles=titles)}"]
     if operation.present_ids:
         lines.append(
             f"*Skipped, already in the library ({len(operation.present_ids)}):* "
-            f"{id_list(operation.present_ids)}"
+            f"{id_list(operation.present_ids, titles=titles)}"
         )
     if operation.missing_ids:
         lines.append(
@@ -267,9 +277,10 @@ def summary(
             f"{id_list(operation.missing_ids)}"
         )
     if operation.failed_ids:
-        lines.append(f"*Failed ({len(operation.failed_ids)}):* {id_list(operation.failed_ids)}")
+        failed = id_list(operation.failed_ids, titles=titles)
+        lines.append(f"*Failed ({len(operation.failed_ids)}):* {failed}")
         lines.extend(f"  • {name(e, 300)}" for e in operation.errors[-5:])
-    blocks.append(_section("\n".join(lines)))
+    blocks.extend(_section(text) for text in _packed(lines))
     who = f"Asked by <@{operation.user_id}>"
     if operation.confirmed_by and operation.confirmed_by != operation.user_id:
         who += f", confirmed by <@{operation.confirmed_by}>"
@@ -400,15 +411,18 @@ def notify_parent(operation: Operation) -> Message:
 
 
 def notify_details(operation: Operation) -> Message:
+    titles = operation.asset_titles
     lines = [
         f"Operation `{operation.id}`: *{operation.state}*",
-        f"Added ({len(operation.added_ids)}): {id_list(operation.added_ids, shown=50)}",
+        f"Added ({len(operation.added_ids)}): {id_list(operation.added_ids, 20, titles)}",
     ]
     if operation.failed_ids:
-        lines.append(f"Failed ({len(operation.failed_ids)}): {id_list(operation.failed_ids, 50)}")
+        lines.append(
+            f"Failed ({len(operation.failed_ids)}): {id_list(operation.failed_ids, 20, titles)}"
+        )
         lines.extend(f"• {name(e, 300)}" for e in operation.errors[-5:])
     if operation.present_ids:
-        lines.append(f"Already present: {id_list(operation.present_ids, shown=50)}")
+        lines.append(f"Already present: {id_list(operation.present_ids, 20, titles)}")
     if operation.missing_ids:
         lines.append(f"Not found: {id_list(operation.missing_ids, shown=50)}")
     # Four lists of 50 ids do not fit one section: each list gets its own.
