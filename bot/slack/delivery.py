@@ -88,7 +88,8 @@ class DeliveryWorker:
         self.poll = poll
         self.on_failure = on_failure
         self.results: Counter[str] = Counter()  # deliveries by result, for /metrics
-        self._inflight: set[int] = set()
+        self._inflight: set[int] = set()  # claimed here (or being claimed), not finished
+        self._finished = 0  # deliveries finished here, so wait_idle notices one in between
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -124,9 +125,11 @@ class DeliveryWorker:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             with self._lock:
-                busy = bool(self._inflight)
+                busy, finished = bool(self._inflight), self._finished
             if not busy and not self.outbox.candidates(limit=1):
-                return True
+                with self._lock:  # nothing was claimed or finished while we looked
+                    if not self._inflight and self._finished == finished:
+                        return True
             if deadline is not None and time.monotonic() >= deadline:
                 return False
             time.sleep(0.02)
@@ -159,12 +162,14 @@ class DeliveryWorker:
             if wait > 0:
                 soonest = min(soonest, wait)
                 continue
+            with self._lock:  # in flight from before the claim: wait_idle never sees a gap
+                self._inflight.add(entry.id)
             claimed = self.outbox.claim(entry.id)
             if claimed is None:
+                with self._lock:
+                    self._inflight.discard(entry.id)
                 continue  # another instance took it
             self.pacer.take(channel)
-            with self._lock:
-                self._inflight.add(claimed.id)
             self._pool.submit(self._deliver, claimed)
         if time.monotonic() - self._stats_at >= STATS_EVERY:
             self._stats_at = time.monotonic()
@@ -196,6 +201,7 @@ class DeliveryWorker:
                 self.pacer.refund(_pace_key(entry))
             with self._lock:
                 self._inflight.discard(entry.id)
+                self._finished += 1
             self.wake()
 
     def _attempt(self, entry: Entry) -> bool:
