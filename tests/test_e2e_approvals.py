@@ -176,6 +176,10 @@ def test_protected_confirm_waits_refuses_others_and_an_approver_runs_it_once(sta
 def test_an_admin_requester_cannot_approve_their_own_and_dms_go_to_each_approver(start) -> None:
     bot = start(ADDTOLIB_APPROVAL_CHANNEL="")
     operation_id, _, _ = ask(bot, ARCHIVE, 1, user=ADMIN)
+    # Delivered from the outbox, after the requester's answer: wait for both DMs.
+    bot.slack.wait_until(
+        lambda: requests_in(bot, LEAD, operation_id) and requests_in(bot, LEAD2, operation_id)
+    )
     dms = {LEAD: requests_in(bot, LEAD, operation_id), LEAD2: requests_in(bot, LEAD2, operation_id)}
     assert all(len(calls) == 1 for calls in dms.values()), dms
     assert requests_in(bot, APPROVALS, operation_id) == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -19,8 +20,10 @@ approval_requests = Table(
     metadata,
     Column("operation_id", String(32), primary_key=True),
     Column("titles", JSON, nullable=False, default=dict),  # asset id -> Uplynk title (shown ones)
-    Column("messages", JSON, nullable=False, default=list),  # [[channel, ts], ...] to chat.update
-    Column("requester_url", Text, nullable=True),  # the confirm click's response_url
+    # No longer written: the outbox records where each copy of the request was posted, and the
+    # requester is reached through operations.response_url. Kept for the migration's schema.
+    Column("messages", JSON, nullable=False, default=list),
+    Column("requester_url", Text, nullable=True),
 )
 
 # One row per (operation, approver): the primary key makes a second approval impossible.
@@ -68,17 +71,6 @@ class ApprovalStore:
         except IntegrityError:
             pass
 
-    def set(self, operation_id: str, **values: Any) -> None:
-        """Set messages or requester_url."""
-        if "messages" in values:
-            values["messages"] = [list(m) for m in values["messages"]]
-        with self.store.connection() as conn:
-            conn.execute(
-                approval_requests.update()
-                .where(approval_requests.c.operation_id == operation_id)
-                .values(**values)
-            )
-
     def get(self, operation_id: str) -> ApprovalRequest | None:
         with self.store.connection(begin=False) as conn:
             row = (
@@ -116,13 +108,20 @@ class ApprovalStore:
                 found.setdefault(operation_id, []).append(approver)
         return found
 
-    def record(self, operation_id: str, approver: str, at: datetime) -> list[str] | str:
+    def record(
+        self,
+        operation_id: str,
+        approver: str,
+        at: datetime,
+        enqueue: Callable[[list[str]], Iterable[Any]] | None = None,
+    ) -> list[str] | str:
         """Record an approval while the operation awaits one; returns everyone who approved.
 
         One transaction: touching the operation's row first (only while it is
         awaiting_approval) locks it, so an approval and a decision (deny, expiry, the final
         approve) on the same operation are serialized. Returns "not_awaiting" or "again"
-        instead when the approval cannot be recorded.
+        instead when the approval cannot be recorded. ``enqueue(approved_by)``: the outbox
+        entries (bot.core.outbox.Owed) this approval owes, queued in the same transaction.
         """
         touch = (
             operations.update()
@@ -140,12 +139,22 @@ class ApprovalStore:
                         operation_id=operation_id, approver=approver, approved_at=at
                     )
                 )
-                return self._approvers(conn, operation_id)
+                approved_by = self._approvers(conn, operation_id)
+                queued = self.store._enqueue(conn, enqueue(approved_by)) if enqueue else 0
         except IntegrityError:  # the same approver's other click won the insert
             return "again"
+        if queued:
+            self.store.notify_enqueued()
+        return approved_by
 
-    def expire_awaiting(self, requested_before: datetime, now: datetime) -> list[Operation]:
-        """Move requests made before `requested_before` to expired; returns those moved."""
+    def expire_awaiting(
+        self,
+        requested_before: datetime,
+        now: datetime,
+        owed: Callable[[Operation], Iterable[Any]] | None = None,
+    ) -> list[Operation]:
+        """Move requests made before `requested_before` to expired; returns those moved.
+        ``owed(operation)``: the outbox entries each expiry owes, queued with it."""
         where = (
             operations.c.state == "awaiting_approval",
             operations.c.confirmed_at < requested_before,
@@ -154,8 +163,14 @@ class ApprovalStore:
             ids = conn.execute(select(operations.c.id).where(*where)).scalars().all()
         moved = []
         for operation_id in ids:
+            waiting = self.store.get(operation_id) if owed else None
             operation = self.store.transition(
-                operation_id, "awaiting_approval", "expired", updated_at=now, finished_at=now
+                operation_id,
+                "awaiting_approval",
+                "expired",
+                enqueue=owed(waiting) if owed and waiting else (),
+                updated_at=now,
+                finished_at=now,
             )
             if operation is not None:  # another instance's sweep may have won it
                 moved.append(operation)

@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from bot.core.approval_store import ApprovalStore
+from bot.core.outbox import Outbox
 from bot.core.results import ApprovalEvent, ApprovalView, AwaitingApproval, Refused
 from bot.core.store import Operation
 from bot.core.wording import already_handled, duration
@@ -19,6 +20,8 @@ log = logging.getLogger(__name__)
 
 # Titles shown in an approval request (the rest are counted).
 SHOWN_TITLES = 10
+#: Outbox keys of an approval request's messages: REQUEST_KEY + channel (or approver's id).
+REQUEST_KEY = "approval:"
 NO_OPERATION = "That button does not belong to any operation I know; nothing was done."
 
 
@@ -40,33 +43,32 @@ class Approvals:
     # -- the requester's side ---------------------------------------------------------------
 
     def request(self, operation: Operation, user_id: str) -> AwaitingApproval | Refused:
-        """Park a confirmed operation until approvers decide (its TTL counts from now)."""
+        """Park a confirmed operation until approvers decide (its TTL counts from now).
+
+        The request's messages are queued with the state change (SPEC 12); they are rendered
+        when delivered, from the request row, which is therefore written first.
+        """
+        self.store.open(operation.id, self._titles(operation))
         waiting = self.workflow.store.transition(
             operation.id,
             "pending",
             "awaiting_approval",
+            enqueue=self.workflow.owed("approval_requested", operation, view=self.view(operation)),
             confirmed_by=user_id,
             confirmed_at=self.workflow.now(),
         )
         if waiting is None:
             return Refused(already_handled(self.workflow.store.get(operation.id) or operation))
-        self.store.open(waiting.id, self._titles(waiting))
         return AwaitingApproval(self.view(waiting))
 
-    def remember(
-        self,
-        operation_id: str,
-        messages: list[tuple[str, str]] | None = None,
-        requester_url: str | None = None,
-    ) -> None:
-        """Store where the request was posted and how to reach the requester later."""
-        values: dict = {}
-        if messages is not None:
-            values["messages"] = messages
-        if requester_url is not None:
-            values["requester_url"] = requester_url
-        if values:
-            self.store.set(operation_id, **values)
+    def targets(self, operation_id: str) -> list[str]:
+        """Keys of the request's messages (one per channel or approver's DM) to update."""
+        return Outbox(self.workflow.store).keys(operation_id, REQUEST_KEY)
+
+    def closing(self, operation: Operation, event: str, **facts) -> list:
+        """What ending the request owes (event approval_rejected, _expired or _withdrawn):
+        its messages updated, the requester told, the thread's story."""
+        return self.workflow.owed(event, operation, targets=self.targets(operation.id), **facts)
 
     # -- the approvers' side ----------------------------------------------------------------
 
@@ -75,7 +77,26 @@ class Approvals:
         operation = self._decidable(operation_id, user_id, "approve")
         if not isinstance(operation, Operation):
             return operation
-        recorded = self.store.record(operation.id, user_id, self.workflow.now())
+        targets = self.targets(operation.id)
+
+        def interim(approved_by: list[str]) -> list:
+            # Only while more approvals are needed: the final one is queued with its decision.
+            missing = self.policy.approvals_missing(
+                operation.library_id, approved_by, self.workflow.groups_of
+            )
+            if missing <= 0:
+                return []
+            got = len(approved_by)
+            return self.workflow.owed(
+                "approval_approved",
+                operation,
+                by=user_id,
+                got=got,
+                needed=got + missing,
+                targets=targets,
+            )
+
+        recorded = self.store.record(operation.id, user_id, self.workflow.now(), interim)
         if recorded == "again":
             return Refused(
                 "You have already approved this request; an approval counts once per person. "
@@ -89,7 +110,13 @@ class Approvals:
         if missing > 0:
             return ApprovalEvent("approved", self.view(operation), user_id)
         ready = self.workflow.store.transition(
-            operation.id, "awaiting_approval", "confirmed", confirmed_at=operation.confirmed_at
+            operation.id,
+            "awaiting_approval",
+            "confirmed",
+            enqueue=self.workflow.owed(
+                "approval_ready", operation, approved_by=recorded, targets=targets
+            ),
+            confirmed_at=operation.confirmed_at,
         )
         if ready is None:
             current = self.workflow.store.get(operation.id) or operation
@@ -105,7 +132,11 @@ class Approvals:
         if not isinstance(operation, Operation):
             return operation
         rejected = self.workflow.store.transition(
-            operation.id, "awaiting_approval", "rejected", rejected_by=user_id
+            operation.id,
+            "awaiting_approval",
+            "rejected",
+            enqueue=self.closing(operation, "approval_rejected", by=user_id),
+            rejected_by=user_id,
         )
         if rejected is None:
             return Refused(self._closed(self.workflow.store.get(operation.id), user_id))
@@ -114,7 +145,11 @@ class Approvals:
     def expire_stale(self) -> list[ApprovalEvent]:
         """The lease sweep: requests older than the TTL become expired (each reported once)."""
         now = self.workflow.now()
-        moved = self.store.expire_awaiting(now - timedelta(seconds=self.ttl), now)
+        moved = self.store.expire_awaiting(
+            now - timedelta(seconds=self.ttl),
+            now,
+            owed=lambda operation: self.closing(operation, "approval_expired"),
+        )
         return [ApprovalEvent("expired", self.view(operation)) for operation in moved]
 
     # -- reading ------------------------------------------------------------------------------
@@ -124,7 +159,8 @@ class Approvals:
         library = operation.library_id
         rules = self.policy.protections_for(library)
         approved_by = request.approved_by if request else []
-        expires = operation.confirmed_at + timedelta(seconds=self.ttl)
+        confirmed_at = operation.confirmed_at
+        expires = confirmed_at + timedelta(seconds=self.ttl) if confirmed_at else None
         return ApprovalView(
             operation=operation,
             titles=request.titles if request else {},
@@ -133,7 +169,7 @@ class Approvals:
             needed=self.policy.approvals_needed(library),
             missing=self.policy.approvals_missing(library, approved_by, self.workflow.groups_of),
             approved_by=approved_by,
-            expires_at=expires if operation.confirmed_at else None,
+            expires_at=expires,
         )
 
     def approvers_of(self, operations: list[Operation]) -> dict[str, list[str]]:
@@ -159,7 +195,12 @@ class Approvals:
         if operation.state != "awaiting_approval":
             return Refused(self._closed(operation, user_id))
         if self.workflow.now() - operation.confirmed_at > timedelta(seconds=self.ttl):
-            expired = self.workflow.store.transition(operation.id, "awaiting_approval", "expired")
+            expired = self.workflow.store.transition(
+                operation.id,
+                "awaiting_approval",
+                "expired",
+                enqueue=self.closing(operation, "approval_expired"),
+            )
             if expired is None:
                 return Refused(self._closed(self.workflow.store.get(operation.id), user_id))
             return ApprovalEvent("expired", self.view(expired), user_id)

@@ -365,6 +365,22 @@ class Outbox:
             row = conn.execute(query).first()
         return (row[0], row[1]) if row is not None else None
 
+    def keys(self, operation_id: str, prefix: str) -> list[str]:
+        """Keys of the messages this operation's entries post (queued or not), in order: e.g.
+        every copy of an approval request, for the updates that follow it."""
+        query = (
+            select(outbox.c.key)
+            .where(
+                outbox.c.operation_id == operation_id,
+                outbox.c.kind.in_(("post", "dm")),
+                outbox.c.key.startswith(prefix, autoescape=True),
+            )
+            .order_by(outbox.c.id)
+        )
+        with self.store._connect(begin=False) as conn:
+            found = conn.execute(query).scalars().all()
+        return list(dict.fromkeys(found))
+
     def queued_for(self, operation_ids: Iterable[str]) -> set[str]:
         """Which of these operations still have messages waiting to be delivered."""
         ids = list(operation_ids)

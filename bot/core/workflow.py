@@ -386,9 +386,15 @@ class Workflow:
         operation = self._load_for(operation_id, user_id, "cancel")
         if isinstance(operation, Refused):
             return operation
-        cancelled = self.store.transition(
-            operation.id, ("pending", "awaiting_approval"), "cancelled"
-        )
+        if operation.state == "awaiting_approval":  # approvers were asked: tell them
+            cancelled = self.store.transition(
+                operation.id,
+                "awaiting_approval",
+                "cancelled",
+                enqueue=self.approvals.closing(operation, "approval_withdrawn"),
+            )
+        else:
+            cancelled = self.store.transition(operation.id, "pending", "cancelled")
         if cancelled is None:
             return Refused(already_handled(self.store.get(operation.id) or operation))
         return cancelled

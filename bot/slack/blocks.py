@@ -396,11 +396,15 @@ def notify_parent(operation: Operation) -> Message:
     elif operation.state == "failed":
         text = f"{who} tried to add {plural(len(operation.new_ids), 'asset')} to {where}: failed"
     elif operation.state in ("awaiting_approval", "rejected", "expired", "cancelled"):
-        # An approval request starts the thread before anything runs (SPEC 7).
-        text = (
-            f"{who} asked to add {plural(len(operation.new_ids), 'asset')} to {where} "
-            "(needs approval)"
-        )
+        # An approval request starts the thread before anything runs (SPEC 7); it is updated
+        # in place with the outcome (these, or the run's states above).
+        ending = {
+            "awaiting_approval": " (needs approval)",
+            "rejected": f": denied by <@{operation.rejected_by}>; nothing was added",
+            "expired": ": expired unapproved; nothing was added",
+            "cancelled": ": withdrawn; nothing was added",
+        }[operation.state]
+        text = f"{who} asked to add {plural(len(operation.new_ids), 'asset')} to {where}{ending}"
     else:  # running, interrupted: the thread starts before the outcome is known
         text = f"{who} is adding {plural(len(operation.new_ids), 'asset')} to {where}"
     return _message(text, [_section(text)])

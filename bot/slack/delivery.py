@@ -88,7 +88,8 @@ class DeliveryWorker:
         self.poll = poll
         self.on_failure = on_failure
         self.results: Counter[str] = Counter()  # deliveries by result, for /metrics
-        self._inflight: set[int] = set()
+        self._inflight: set[int] = set()  # claimed here (or being claimed), not finished
+        self._finished = 0  # deliveries finished here, so wait_idle notices one in between
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -124,9 +125,11 @@ class DeliveryWorker:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             with self._lock:
-                busy = bool(self._inflight)
+                busy, finished = bool(self._inflight), self._finished
             if not busy and not self.outbox.candidates(limit=1):
-                return True
+                with self._lock:  # nothing was claimed or finished while we looked
+                    if not self._inflight and self._finished == finished:
+                        return True
             if deadline is not None and time.monotonic() >= deadline:
                 return False
             time.sleep(0.02)
@@ -159,12 +162,14 @@ class DeliveryWorker:
             if wait > 0:
                 soonest = min(soonest, wait)
                 continue
+            with self._lock:  # in flight from before the claim: wait_idle never sees a gap
+                self._inflight.add(entry.id)
             claimed = self.outbox.claim(entry.id)
             if claimed is None:
+                with self._lock:
+                    self._inflight.discard(entry.id)
                 continue  # another instance took it
             self.pacer.take(channel)
-            with self._lock:
-                self._inflight.add(claimed.id)
             self._pool.submit(self._deliver, claimed)
         if time.monotonic() - self._stats_at >= STATS_EVERY:
             self._stats_at = time.monotonic()
@@ -196,6 +201,7 @@ class DeliveryWorker:
                 self.pacer.refund(_pace_key(entry))
             with self._lock:
                 self._inflight.discard(entry.id)
+                self._finished += 1
             self.wake()
 
     def _attempt(self, entry: Entry) -> bool:
@@ -204,7 +210,11 @@ class DeliveryWorker:
         if entry.lost >= MAX_LOST:
             self._fail(entry, operation, "answer lost twice; not posted again (may have landed)")
             return False
-        if entry.template == "notify_parent" and _has_thread(operation, entry.channel):
+        if (
+            entry.kind != "update"
+            and entry.template == "notify_parent"
+            and _has_thread(operation, entry.channel)
+        ):
             self.outbox.skipped(entry, "thread already posted")
             self._count("skipped")
             return False
@@ -216,7 +226,7 @@ class DeliveryWorker:
                 return False
         target = None
         if entry.kind == "update":
-            target = self.outbox.posted(entry.operation_id, entry.target or "")
+            target = self._target(entry, operation)
             if target is None:
                 self._fail(entry, operation, f"no posted message {entry.target!r} to update")
                 return False
@@ -226,6 +236,8 @@ class DeliveryWorker:
             log.exception("outbox entry %s could not be rendered", entry.id)
             self._fail(entry, operation, f"could not render: {exc}")
             return False
+        if entry.args.get("via_response_url") and self._via_response_url(entry, operation, message):
+            return True
         try:
             answer = self._call(entry, message, thread_ts, target)
         except SlackApiError as exc:
@@ -267,6 +279,37 @@ class DeliveryWorker:
         except ValueError as exc:  # an answer that is not JSON (an HTML error page): not posted
             raise NotSent(f"unreadable answer: {exc}") from exc
         return dict(answer.data) if isinstance(answer.data, dict) else {}
+
+    def _target(self, entry: Entry, operation: Operation | None) -> tuple[str, str] | None:
+        """(channel, ts) of the message an update changes: the one its target entry posted
+        (the lane delivered that entry first), or the operation's recorded thread parent."""
+        if entry.target == NOTIFY and operation and operation.notify_ts:
+            return operation.notify_channel, operation.notify_ts
+        return self.outbox.posted(entry.operation_id, entry.target or "")
+
+    def _via_response_url(self, entry: Entry, operation: Operation | None, message: dict) -> bool:
+        """Replace the requester's own message on their response_url while it lasts (a
+        notice owed by DM otherwise); True if that delivered it. A used-up or expired URL,
+        or one that does not answer, leaves the direct message to send."""
+        url = operation.response_url if operation else None
+        if not url:
+            return False
+        body = {"response_type": "ephemeral", "replace_original": True, **message}
+        try:
+            answer = self._http.post(url, json=body, timeout=HTTP_TIMEOUT)
+        except requests.RequestException as exc:
+            log.info("outbox entry %s: response_url failed (%s); direct message", entry.id, exc)
+            return False
+        if answer.status_code != 200:
+            log.info(
+                "outbox entry %s: response_url answered %s; direct message",
+                entry.id,
+                answer.status_code,
+            )
+            return False
+        self._count("sent")
+        self.outbox.sent(entry, None, None)
+        return True
 
     def _thread_ts(self, entry: Entry, operation: Operation | None) -> str | None:
         if entry.thread == NOTIFY and _has_thread(operation, entry.channel):

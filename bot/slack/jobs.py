@@ -6,13 +6,10 @@ import logging
 import threading
 from collections.abc import Callable
 
-from slack_sdk.errors import SlackApiError
-
 from bot.core.parsing import USAGE, AddCommand, HistoryCommand
 from bot.core.results import AwaitingApproval, Executed, NeedsPick, Planned, Refused, Requester
 from bot.core.store import Operation
 from bot.slack import blocks
-from bot.slack.owed import Owing
 from bot.slack.services import Services
 from bot.uplynk.errors import UplynkError
 
@@ -107,10 +104,8 @@ def cancel(services: Services, respond: Respond, operation_id: str, user_id: str
     if isinstance(result, Refused):
         _ephemeral(respond, blocks.error(result.message))
     else:
+        # A withdrawn approval request's updates were queued with the cancellation.
         _ephemeral(respond, blocks.cancelled(result), replace=True)
-        from bot.slack import approval_jobs  # imports this module
-
-        approval_jobs.withdrawn(services, result)
 
 
 @_safely
@@ -197,39 +192,6 @@ def _report(services: Services, respond: Respond, executed: Executed) -> None:
 def _approvers(services: Services, operation: Operation) -> list[str]:
     """Who approved the operation (SPEC 7), for its summary."""
     return services.workflow.approvals.approvers_of([operation]).get(operation.id, [])
-
-
-def post_message(
-    services: Services, channel: str, message: blocks.Message, thread_ts: str | None = None
-) -> tuple[str, str] | None:
-    """chat.postMessage; returns (channel, ts), or None (logged) when Slack refused it.
-
-    The one place the approval flow posts, so that a delivery queue can take it over.
-    """
-    extra = {"thread_ts": thread_ts} if thread_ts else {}
-    try:
-        posted = services.client.chat_postMessage(channel=channel, **extra, **message.kwargs())
-    except SlackApiError as exc:
-        log.warning("could not post to %s: %s", channel, exc.response.get("error"))
-        return None
-    return posted["channel"], posted["ts"]
-
-
-def update_message(services: Services, channel: str, ts: str, message: blocks.Message) -> bool:
-    """chat.update of a message the bot posted; False (logged) when Slack refused it."""
-    try:
-        services.client.chat_update(channel=channel, ts=ts, **message.kwargs())
-    except SlackApiError as exc:
-        log.warning("could not update %s/%s: %s", channel, ts, exc.response.get("error"))
-        return False
-    return True
-
-
-def _notify(services: Services, operation: Operation, text: str) -> None:
-    """A reply in the operation's notification thread, through the outbox (after whatever
-    the operation already owes Slack; the thread's parent first if it has none yet)."""
-    if services.outbox is not None:
-        services.outbox.add(Owing(services.settings.notify_channel).thread(operation, text))
 
 
 def report_interrupted(services: Services, operations: list[Operation]) -> None:

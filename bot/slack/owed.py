@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
+from bot.core.approvals import REQUEST_KEY
 from bot.core.outbox import Entry, Owed
+from bot.core.results import ApprovalView
 from bot.core.store import Operation
 from bot.slack import blocks
 from bot.uplynk.client import UplynkClient
@@ -18,18 +20,36 @@ from bot.uplynk.models import Library
 log = logging.getLogger(__name__)
 
 NOTIFY = "notify"  # the key of an operation's notification-thread parent
+APPROVAL_TEMPLATES = ("approval_request", "approval_status", "approval_closed")
 LIBRARY_CACHE_SECONDS = 60
 
 
 class Owing:
-    """`owed(event, operation, **facts)` for the workflow: the entries each event queues."""
+    """`owed(event, operation, **facts)` for the workflow: the entries each event queues.
 
-    def __init__(self, notify_channel: str | None):
+    approval_channel: where approval requests go; unset, a DM to each of `approvers(view)`.
+    asked(operation): whether the operation went through approval (its thread's parent was
+    posted before it ran, and is updated in place with the outcome).
+    """
+
+    def __init__(
+        self,
+        notify_channel: str | None,
+        approval_channel: str | None = None,
+        approvers: Callable[[ApprovalView], list[str]] | None = None,
+        asked: Callable[[Operation], bool] | None = None,
+    ):
         self.notify_channel = notify_channel
+        self.approval_channel = approval_channel
+        self.approvers = approvers or (lambda view: [])
+        self.asked = asked or (lambda operation: False)
 
     def __call__(self, event: str, operation: Operation, **facts: Any) -> list[Owed]:
+        if event.startswith("approval_"):
+            return self._approval(event, operation, facts)
         if event == "executed":
-            return self._summary(operation) + self.thread(operation, details=True)
+            entries = self._summary(operation) + self.thread(operation, details=True)
+            return entries + self._parent_updated(operation)
         if event == "retried":
             text = f"<@{facts['by']}> retried: {_counts(facts)}"
             entries = self.thread(operation, text)
@@ -54,7 +74,7 @@ class Owing:
                 # Cut off before its report: report it as a first run would be.
                 details = self.thread(operation, text, details=True)
                 entries = [*self._summary(operation), dm, *details]
-            return entries
+            return entries + self._parent_updated(operation)
         if event == "undo_interrupted":
             dm = Owed(
                 "dm", "undo_interrupted", channel=operation.user_id, operation_id=operation.id
@@ -67,6 +87,79 @@ class Owing:
             )
             return [dm, *self.thread(operation, text)]
         raise ValueError(f"unknown workflow event {event!r}")
+
+    def _approval(self, event: str, operation: Operation, facts: dict[str, Any]) -> list[Owed]:
+        """SPEC 7's messages: the request (one per channel or approver), its in-place
+        updates, the requester's notice and the thread's story, rendered when delivered."""
+        op_id = operation.id
+        if event == "approval_requested":
+            view: ApprovalView = facts["view"]
+            count = blocks.plural(len(operation.new_ids), "asset")
+            text = (
+                f"<@{operation.user_id}> asked for approval to add {count} "
+                f"(needs {blocks.plural(view.needed, 'approval')})"
+            )
+            return self._requests(view) + self.thread(operation, text)
+        updates = [
+            Owed(
+                "update",
+                "approval_request",
+                channel=key.removeprefix(REQUEST_KEY),
+                operation_id=op_id,
+                target=key,
+            )
+            for key in facts.get("targets", ())
+        ]
+        if event == "approval_approved":
+            text = f"<@{facts['by']}> approved ({facts['got']} of {facts['needed']})"
+            return updates + self.thread(operation, text)
+        if event == "approval_ready":
+            text = f"Approved by {blocks.people(facts['approved_by'])}: running"
+            return updates + self.thread(operation, text)
+        if event not in ("approval_rejected", "approval_expired", "approval_withdrawn"):
+            raise ValueError(f"unknown approval event {event!r}")
+        entries = updates
+        if event != "approval_withdrawn":  # a withdrawal was the requester's own click
+            # On the confirmation's response_url while it lasts, else a direct message.
+            entries.append(
+                Owed(
+                    "dm",
+                    "approval_closed",
+                    channel=operation.user_id,
+                    operation_id=op_id,
+                    args={"via_response_url": True},
+                )
+            )
+        if self.notify_channel:
+            entries += self.thread(operation)
+            entries.append(
+                Owed("post", "approval_status", self.notify_channel, op_id, thread=NOTIFY)
+            )
+        return entries + self._parent_updated(operation, force=True)
+
+    def _requests(self, view: ApprovalView) -> list[Owed]:
+        op_id = view.operation.id
+        if self.approval_channel:
+            channel = self.approval_channel
+            return [Owed("post", "approval_request", channel, op_id, key=REQUEST_KEY + channel)]
+        return [
+            Owed("dm", "approval_request", user, op_id, key=REQUEST_KEY + user)
+            for user in self.approvers(view)
+        ]
+
+    def _parent_updated(self, operation: Operation, force: bool = False) -> list[Owed]:
+        """An approval's thread parent was posted before the outcome: update it in place."""
+        if not self.notify_channel or not (force or self.asked(operation)):
+            return []
+        return [
+            Owed(
+                "update",
+                "notify_parent",
+                channel=self.notify_channel,
+                operation_id=operation.id,
+                target=NOTIFY,
+            )
+        ]
 
     def _summary(self, operation: Operation) -> list[Owed]:
         return [
@@ -102,14 +195,40 @@ def message(kind: str, message: blocks.Message, **fields: Any) -> Owed:
     return Owed(kind, "message", args={"message": message.kwargs()}, **fields)
 
 
+def approval_recipients(
+    view: ApprovalView, members_of: Callable[[str], set[str]], admins: Iterable[str]
+) -> list[str]:
+    """Whom to DM an approval request when no approval channel is set: the named approvers,
+    else the members of the approver groups, else the admins (never the requester)."""
+    operation = view.operation
+    parties = {operation.user_id, operation.confirmed_by}
+    users = [u for u in view.approvers if u not in parties]
+    if not users:  # only groups (or admins) may approve: ask their members
+        members = set().union(*(members_of(g) for g in view.approver_groups))
+        users = sorted(members - parties)
+    if not users:
+        users = sorted(set(admins) - parties)
+    return users
+
+
 def problem_notice(entry: Entry, operation: Operation | None, reason: str) -> list[Owed]:
-    """When the notification thread cannot be started, the requester hears it (SPEC 3.7)."""
-    if entry.template != "notify_parent" or operation is None or not operation.channel_id:
+    """When the notification thread cannot be started, or an approval request cannot be
+    delivered, the requester hears it (SPEC 3.7, SPEC 7)."""
+    if entry.kind not in ("post", "dm") or operation is None or not operation.channel_id:
         return []
-    text = (
-        f"The change was made, but I could not post it to <#{entry.channel}> ({reason}). "
-        "Invite me to that channel so the team sees future changes."
-    )
+    if entry.template == "notify_parent":
+        text = (
+            f"The change was made, but I could not post it to <#{entry.channel}> ({reason}). "
+            "Invite me to that channel so the team sees future changes."
+        )
+    elif entry.template == "approval_request":
+        where = f"<#{entry.channel}>" if entry.kind == "post" else f"<@{entry.channel}>"
+        text = (
+            f"I could not deliver your approval request to {where} ({reason}); "
+            "ask an admin to check ADDTOLIB_APPROVAL_CHANNEL. Nothing was added."
+        )
+    else:
+        return []
     return [
         Owed(
             "ephemeral",
@@ -151,9 +270,11 @@ class Renderer:
         self,
         uplynk: UplynkClient | None,
         approvers_of: Callable[[Operation], list[str]] | None = None,
+        approval_view: Callable[[Operation], ApprovalView] | None = None,
     ):
         self.uplynk = uplynk
         self.approvers_of = approvers_of or (lambda operation: [])
+        self.approval_view = approval_view
         self._libraries: dict[str, tuple[float, Library]] = {}
         self._lock = threading.Lock()
 
@@ -180,6 +301,16 @@ class Renderer:
             return blocks.resumed(operation).kwargs()
         if template == "undo_interrupted":
             return blocks.undo_interrupted(operation).kwargs()
+        if template in APPROVAL_TEMPLATES:
+            if self.approval_view is None:
+                raise LookupError(f"no approvals to render {template!r}")
+            # As stored now: a late update shows the latest decision.
+            view = self.approval_view(operation)
+            if template == "approval_request":
+                return blocks.approval_request(view).kwargs()
+            if template == "approval_status":
+                return blocks.notify_event(blocks.approval_status(view)).kwargs()
+            return blocks.approval_closed(view).kwargs()
         raise LookupError(f"unknown outbox template {template!r}")
 
     def library(self, library_id: str | None) -> Library | None:

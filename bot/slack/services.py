@@ -22,7 +22,7 @@ from bot.core.store import OperationStore
 from bot.core.workflow import Workflow
 from bot.slack.delivery import DeliveryWorker, delivery_client
 from bot.slack.notify import Notifier
-from bot.slack.owed import Owing, Renderer
+from bot.slack.owed import Owing, Renderer, approval_recipients
 from bot.uplynk.client import UplynkClient
 
 log = logging.getLogger(__name__)
@@ -142,6 +142,12 @@ def build_services(settings: Settings, policy: Policy | None = None) -> Services
         policy = PolicyHolder(None if policy else settings.policy_path, policy).watch()
     usergroups = UsergroupCache(client, ttl=settings.usergroup_ttl, group_ids=policy.usergroups)
     policy.on_change(lambda fresh: usergroups.set_group_ids(fresh.usergroups))
+    owing = Owing(
+        settings.notify_channel,
+        approval_channel=settings.approval_channel,
+        approvers=lambda view: approval_recipients(view, usergroups.members, policy.admins),
+        asked=lambda operation: workflow.approvals.store.get(operation.id) is not None,
+    )
     workflow = Workflow(
         store,
         uplynk,
@@ -149,7 +155,7 @@ def build_services(settings: Settings, policy: Policy | None = None) -> Services
         usergroups.groups_of,
         confirm_ttl=settings.confirm_ttl,
         undo_window=settings.undo_window,
-        owed=Owing(settings.notify_channel),
+        owed=owing,
         # A batch presumed lost may be answered as late as one request can take.
         batch_grace=max(settings.lease_seconds, sum(uplynk.timeout)),
         approval_ttl=settings.approval_ttl,
@@ -158,7 +164,11 @@ def build_services(settings: Settings, policy: Policy | None = None) -> Services
     delivery = DeliveryWorker(
         outbox,
         delivery_client(settings.slack_bot_token, settings.slack_api_url),
-        Renderer(uplynk, lambda op: workflow.approvals.approvers_of([op]).get(op.id, [])),
+        Renderer(
+            uplynk,
+            lambda op: workflow.approvals.approvers_of([op]).get(op.id, []),
+            approval_view=workflow.approvals.view,
+        ),
         timeout=settings.delivery_timeout,
     )
     ui_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="addtolib-ui")

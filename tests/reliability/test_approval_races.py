@@ -46,6 +46,7 @@ def test_eight_concurrent_approves_on_two_instances_run_once(start) -> None:  # 
         operation_id,
         [("addtolib_approve", (LEAD, ADMIN)[n % 2]) for n in range(CLICKS)],
     )
+    [request] = first.slack.wait_until(lambda: requests_in(first, APPROVALS, operation_id))
     summary(first, operation_id)
     assert stored(first, operation_id).state == "done"
     assert [p.body for p in patches(first.simulator)] == [{"asset_ids": assets}]
@@ -55,6 +56,25 @@ def test_eight_concurrent_approves_on_two_instances_run_once(start) -> None:  # 
         if c.channel == "C0GENERAL" and operation_id in str(c.payload)
     ]
     assert len(summaries) == 1
+    # One update of the request, showing the outcome without buttons (the thread's parent,
+    # updated last in the operation's outbox lane, says the run is over).
+    parent_updated(first, operation_id, "added 3 assets")
+    [update] = request_updates(first, request.ts)
+    assert "Approved by" in str(update.payload) and not has_buttons(update.payload)
+    assert not has_buttons(current(first, APPROVALS, request.ts))
+
+
+def request_updates(bot: Bot, ts: str) -> list:
+    return [c for c in bot.slack.calls_of("chat.update", ok=True) if c.payload.get("ts") == ts]
+
+
+def parent_updated(bot: Bot, operation_id: str, says: str) -> None:
+    """Wait for the notification thread's parent to be updated in place to `says`."""
+    notify_ts = bot.slack.wait_until(lambda: stored(bot, operation_id).notify_ts)
+    bot.slack.wait_until(
+        lambda: [c for c in request_updates(bot, notify_ts) if says in str(c.payload)],
+        timeout=20,
+    )
 
 
 @pytest.mark.reliability
@@ -88,5 +108,9 @@ def _race(first: Bot, second: Bot) -> None:
         message = current(first, APPROVALS, request.ts)
         return expected in str(message) and not has_buttons(message)
 
-    # The request message ends showing the one decision that won, without buttons.
+    # The request message ends showing the one decision that won, without buttons, after
+    # exactly one update (the thread's parent, updated after it, marks the end of the lane).
     first.slack.wait_until(shows_the_decision, timeout=10)
+    parent_updated(first, operation_id, "added 1 asset" if final == "done" else "denied by")
+    [update] = request_updates(first, request.ts)
+    assert expected in str(update.payload) and not has_buttons(update.payload)

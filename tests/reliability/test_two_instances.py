@@ -55,7 +55,12 @@ def test_simultaneous_confirms_on_two_instances_add_once(start_bot: Callable[...
             return answers if {c.key for c in answers} == keys else None
 
         first.slack.wait_until(every_click_answered, timeout=20)
-        # The winner's outcome replaces its progress line before the summary is posted.
+        # The winner's outcome replaces its progress line; the summary comes from the outbox,
+        # so either may arrive first.
+        first.slack.wait_until(
+            lambda: any("Added 3 assets" in text_of(c) for c in every_click_answered() or []),
+            timeout=20,
+        )
         first.summary(operation_id)
         answers = every_click_answered()
         outcomes = {c.key for c in answers if "Added 3 assets" in text_of(c)}
