@@ -145,7 +145,7 @@ def messages(name: str, title: str, count: int) -> list[blocks.Message]:
             blocks.summary(op, library(name), [APPROVER] * 40),
             blocks.summary(op, None),
             blocks.restarting(op),
-            blocks.interrupted(op),
+            blocks.resumed(op),
             blocks.notify_parent(op),
             blocks.notify_details(op),
         ]
@@ -202,7 +202,7 @@ def test_a_name_is_escaped_exactly_once_and_plain_text_is_not_escaped() -> None:
         blocks.summary(op, library(NAME)),
         blocks.notify_parent(op),
         blocks.outcome(op),
-        blocks.interrupted(op),
+        blocks.resumed(op),
         blocks.approval_request(approval(op, {})),
     ):
         assert ESCAPED in message.text or ESCAPED in " ".join(mrkdwn_texts(message.blocks))

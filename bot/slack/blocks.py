@@ -328,23 +328,6 @@ def restarting(operation: Operation) -> Message:
 RESTARTING = "addtolib is restarting; nothing was done. Try again in a moment."
 
 
-def interrupted(operation: Operation) -> Message:
-    remaining = len(operation.new_ids) - len(operation.added_ids)
-    shown = name(operation.library_name)
-    return _message(
-        f"Your operation on {shown} was interrupted",
-        [
-            _section(
-                f":warning: Your operation adding to *{shown}* was "
-                f"interrupted by a restart after {len(operation.added_ids)} of "
-                f"{len(operation.new_ids)} assets. "
-                f"Retry adds the remaining {remaining}; assets already added are not added twice."
-            ),
-            ActionsBlock(elements=[_button("Retry", RETRY, operation.id, "primary")]),
-        ],
-    )
-
-
 def left_to_undo(operation: Operation) -> list[str]:
     """Assets the operation added that no undo has removed yet."""
     removed = set(operation.removed_ids)

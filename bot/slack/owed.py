@@ -295,8 +295,6 @@ class Renderer:
             return blocks.notify_parent(operation).kwargs()
         if template == "notify_details":
             return blocks.notify_details(operation).kwargs()
-        if template == "interrupted":
-            return blocks.interrupted(operation).kwargs()
         if template == "resumed":
             return blocks.resumed(operation).kwargs()
         if template == "undo_interrupted":
