@@ -60,7 +60,9 @@ def test_requests_and_updates_owed_during_an_outage_arrive_once_each_in_order(
     assert "service_unavailable" in refused, refused
 
     for operation_id, key, assets in asked:
-        summary(bot, operation_id)  # after the request's update in the operation's lane
+        # After the request's update in the operation's lane. Deliveries that met the outage
+        # back off (up to 30 s between tries) and then go at Slack's pace of a post a second.
+        summary(bot, operation_id, timeout=90)
         assert stored(bot, operation_id).state == "done"
         assert set(assets) <= bot.simulator.catalogue.library_assets(AD_BREAKS)
         assert "Added 1 asset" in text_of(bot.reply(key, "Added 1 asset"))
@@ -76,7 +78,8 @@ def test_requests_and_updates_owed_during_an_outage_arrive_once_each_in_order(
         # The thread's parent, posted while it waited for approval, now reads as executed.
         notify_ts = stored(bot, operation_id).notify_ts
         parent = bot.slack.wait_until(
-            lambda ts=notify_ts: [c for c in updates_of(bot, ts) if "added 1 asset" in dump(c)]
+            lambda ts=notify_ts: [c for c in updates_of(bot, ts) if "added 1 asset" in dump(c)],
+            timeout=60,
         )
         assert "needs approval" not in dump(parent[-1])
         assert "needs approval" not in str(current(bot, NOTIFY, notify_ts))

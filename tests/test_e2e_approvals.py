@@ -84,13 +84,13 @@ def ask(bot: Bot, library: str, count: int, user: str = USER) -> tuple[str, str,
     return operation_id, key, assets
 
 
-def summary(bot: Bot, operation_id: str) -> SlackCall:
+def summary(bot: Bot, operation_id: str, timeout: float = 20) -> SlackCall:
     """The Library summary in the requester's channel (not the approval request)."""
     return bot.slack.wait_for(
         lambda c: (
             c.method == "chat.postMessage" and c.channel == SOURCE and operation_id in dump(c)
         ),
-        timeout=20,
+        timeout=timeout,
     )
 
 
