@@ -144,7 +144,13 @@ def titled(simulator: UplynkSimulator, asset_id: str) -> str:
 
 def text_of(call: SlackCall) -> str:
     """Every text in a message's blocks, joined (for assertions on what a user reads)."""
-    texts: list[str] = [call.payload.get("text") or ""]
+    body = blocks_text(call.payload.get("blocks"))
+    return "\n".join([call.payload.get("text") or "", *([body] if body else [])])
+
+
+def blocks_text(blocks: Any) -> str:
+    """Every text in a list of blocks (a message's or a view's), joined."""
+    texts: list[str] = []
 
     def walk(node: Any) -> None:
         if isinstance(node, dict):
@@ -156,7 +162,7 @@ def text_of(call: SlackCall) -> str:
             for value in node:
                 walk(value)
 
-    walk(call.payload.get("blocks") or [])
+    walk(blocks or [])
     return "\n".join(texts)
 
 

@@ -9,7 +9,17 @@ from typing import Any
 
 from bot.core.store import OperationStore
 from bot.slack_standin.views import validate_options, validate_view
-from tests.fixtures_bot import MARKETING, SPORTS, USER, Bot, dump, free_assets, patches, stored
+from tests.fixtures_bot import (
+    MARKETING,
+    SPORTS,
+    USER,
+    Bot,
+    blocks_text,
+    dump,
+    free_assets,
+    patches,
+    stored,
+)
 from tests.slack_requests import SlackSender
 
 SUMMARY_CHANNEL = "C0SUMMARY"
@@ -55,20 +65,7 @@ def preview_of(bot: Bot, form: dict[str, Any], **values: str | None) -> dict[str
 
 
 def text_of_view(view: dict[str, Any]) -> str:
-    texts = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if isinstance(node.get("text"), str):
-                texts.append(node["text"])
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(view.get("blocks") or [])
-    return "\n".join(texts)
+    return blocks_text(view.get("blocks"))
 
 
 def test_global_shortcut_opens_the_form_and_types_ahead_fast_with_a_slow_uplynk(bot: Bot) -> None:

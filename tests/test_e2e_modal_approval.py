@@ -1,18 +1,11 @@
-"""End to end: a protected library through the modal goes to approval (SPEC 7 with SPEC 8).
-
-Needs issue 10 (approvals): on a branch without it, confirming never waits for approval."""
+"""End to end: a protected library through the modal goes to approval (SPEC 7 with SPEC 8)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 from tests.fixtures_bot import (
     AD_BREAKS,
-    ADMIN,
-    ARCHIVE,
-    MARKETING,
-    OTHER,
     USER,
     Bot,
     button_value,
@@ -21,29 +14,15 @@ from tests.fixtures_bot import (
     patches,
     stored,
 )
+from tests.test_e2e_approvals import APPROVALS, LEAD
+from tests.test_e2e_approvals import start as start  # noqa: F401 - the fixture
 from tests.test_e2e_modal import SUMMARY_CHANNEL, open_form, preview_of, submit
-
-LEAD = "U0LEAD"
-APPROVALS = "C0APPROVALS"
-POLICY = f"""
-admins = ["{ADMIN}"]
-
-[[allow]]
-libraries = ["{MARKETING}", "{ARCHIVE}", "{AD_BREAKS}"]
-users = ["{USER}", "{OTHER}"]
-
-[[protect]]
-libraries = ["{AD_BREAKS}"]
-approvers = ["{LEAD}"]
-"""
 
 
 def test_a_protected_library_through_the_modal_waits_for_approval(
-    start_bot: Callable[..., Bot], tmp_path: Path
+    start: Callable[..., Bot],  # noqa: F811 - the approvals' policy and approval channel
 ) -> None:
-    path = tmp_path / "protect.toml"
-    path.write_text(POLICY)
-    bot = start_bot(ADDTOLIB_POLICY=str(path), ADDTOLIB_APPROVAL_CHANNEL=APPROVALS)
+    bot = start()
     assets = free_assets(bot.simulator, AD_BREAKS, 2)
     form = open_form(bot)
     preview = preview_of(
