@@ -11,7 +11,6 @@ from bot.core.outbox import Outbox
 from bot.core.results import ApprovalEvent, ApprovalView, AwaitingApproval, Refused
 from bot.core.store import Operation
 from bot.core.wording import already_handled, duration
-from bot.uplynk.errors import UplynkError
 
 if TYPE_CHECKING:
     from bot.core.workflow import Workflow
@@ -250,12 +249,6 @@ class Approvals:
         return f"Waiting for {missing} more." if missing > 0 else ""
 
     def _titles(self, operation: Operation) -> dict[str, str]:
-        shown = list(operation.new_ids[:SHOWN_TITLES])
-        if not shown:
-            return {}
-        try:
-            assets = self.workflow.uplynk.get_assets(shown)
-        except UplynkError as exc:  # the request still goes out, with ids only
-            log.warning("could not look up titles for approval request: %s", exc)
-            return {}
-        return {a: assets[a].desc for a in shown if a in assets and assets[a].desc}
+        """The shown assets' titles, as the preview stored them (no second look-up)."""
+        shown = operation.new_ids[:SHOWN_TITLES]
+        return {a: operation.asset_titles[a] for a in shown if operation.asset_titles.get(a)}

@@ -677,6 +677,12 @@ class Workflow:
         stopped = self.store.get(operation.id) or operation
         return Executed(stopped, None, [f"stopped by a restart after {sent} of {total} assets"])
 
+    def _held(self, library_id: str, ids: Iterable[str]) -> set[str]:
+        """Those of `ids` Uplynk now lists in the library (one look-up; raises UplynkError)."""
+        ids = list(ids)
+        assets = self.uplynk.get_assets(ids)
+        return {a for a in ids if a in assets and library_id in assets[a].libraries}
+
     def _read_back(self, library_id: str, accepted: list[str], errors: list[str]) -> set[str]:
         """Those of `accepted` (Uplynk answered 200) that Uplynk does not list in the library.
 
@@ -685,33 +691,30 @@ class Workflow:
         if not accepted:
             return set()
         try:
-            assets = self.uplynk.get_assets(accepted)
+            return set(accepted) - self._held(library_id, accepted)
         except UplynkError as exc:
             log.warning("read-back after adding failed (%s); trusting Uplynk's answers", exc)
             errors.append(f"read-back not possible: {exc.user_message}")
             return set()
-        return {a for a in accepted if a not in assets or library_id not in assets[a].libraries}
 
     def _still_new(self, library_id: str, todo: list[str]) -> tuple[list[str], list[str]]:
         """Split todo into (still new, added by someone else since the preview)."""
         if not todo:
             return todo, []
         try:
-            assets = self.uplynk.get_assets(todo)
+            held = self._held(library_id, todo)
         except UplynkError as exc:
             log.warning("re-check before adding failed (%s); adding as previewed", exc)
             return todo, []
-        raced = [a for a in todo if a in assets and library_id in assets[a].libraries]
-        return [a for a in todo if a not in raced], raced
+        return [a for a in todo if a not in held], [a for a in todo if a in held]
 
     def _gone_from(self, library_id: str, ids: set[str]) -> set[str]:
         """Those of `ids` no longer in the library (none, if the look-up fails)."""
         try:
-            assets = self.uplynk.get_assets(sorted(ids))
+            return ids - self._held(library_id, sorted(ids))
         except UplynkError as exc:
             log.warning("re-check before removing failed (%s); removing as recorded", exc)
             return set()
-        return {a for a in ids if a not in assets or library_id not in assets[a].libraries}
 
     def _fresh_library(self, library_id: str) -> Library | None:
         try:
