@@ -149,10 +149,12 @@ class Workflow:
     ) -> Planned | NeedsPick | Refused:
         """Continue a plan once the requester picked one of several libraries."""
         operation = self.store.get(operation_id)
-        if operation is None or operation.library_id is not None:
+        if operation is None:
             return Refused(
                 "That choice no longer matches a waiting request; run the command again."
             )
+        if operation.library_id is not None:
+            return Refused(PICKED_ALREADY)  # the same answer as losing the compare-and-set
         if operation.user_id != user_id:
             return Refused(f"Only <@{operation.user_id}> can choose the library for this request.")
         if operation.state != "pending":
