@@ -31,7 +31,7 @@ def build_app(services: Services) -> App:
         # are immediate and the original is already being handled, so acting again would plan
         # a second operation or answer a click twice: acknowledge the retry and do nothing.
         # Bolt's signature check runs before this middleware, so a forged retry still gets 401.
-        if request.headers.get("x-slack-retry-num"):
+        if is_retry(request.headers.get("x-slack-retry-num")):
             return BoltResponse(status=200, body="")
         return next()
 
@@ -75,3 +75,12 @@ def build_app(services: Services) -> App:
     app.view_closed(views.FORM)(modal_listeners.on_closed)
     app.view_closed(views.PREVIEW)(modal_listeners.on_closed)
     return app
+
+
+def is_retry(values: list[str] | str | None) -> bool:
+    """Whether X-Slack-Retry-Num marks a redelivery: Socket Mode sends "0" on a first delivery."""
+    value = values[0] if isinstance(values, list | tuple) and values else values
+    try:
+        return int(value) > 0 if isinstance(value, str) else False
+    except ValueError:
+        return True  # unreadable, but present only on retries over HTTP: treat it as one

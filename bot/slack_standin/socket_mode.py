@@ -242,7 +242,7 @@ class SocketModeStandIn:
         }
         if retry_attempt is not None:
             message["retry_attempt"] = retry_attempt
-            message["retry_reason"] = retry_reason or "timeout"
+            message["retry_reason"] = "timeout" if retry_reason is None else retry_reason
         envelope = Envelope(
             message["envelope_id"],
             type,

@@ -80,3 +80,20 @@ def test_a_retried_confirm_click_never_patches_twice(bot: Bot) -> None:
     # Processed, a retry would have been answered "already carried out" on the same URL.
     assert not [c for c in bot.replies(key) if "nothing more was done" in text_of(c)]
     assert [o.state for o in operations_of(bot)] == ["done"]
+
+
+@pytest.mark.reliability
+def test_retry_number_zero_is_a_first_delivery(bot: Bot) -> None:
+    # Bolt's Socket Mode adapter copies an envelope's retry_attempt into X-Slack-Retry-Num, and
+    # Events API envelopes carry retry_attempt 0 on their first delivery: only > 0 is a retry.
+    assets = free_assets(bot.simulator, MARKETING, 1)
+    url = bot.sender.new_response_url("zero")
+    first = {"X-Slack-Retry-Num": "0", "X-Slack-Retry-Reason": ""}
+    response = bot.sender.command(
+        f'"Marketing Library" {assets[0]}', response_url=url, extra_headers=first
+    )
+    assert response.status_code == 200
+    assert "Checking 1 asset" in response.text
+    preview = bot.reply(url.rsplit("/", 1)[-1], "addtolib_confirm")
+    assert "Add 1 asset" in text_of(preview)
+    assert [o.state for o in operations_of(bot)] == ["pending"]
