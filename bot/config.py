@@ -6,7 +6,7 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 
-from dotenv import load_dotenv
+from dotenv import find_dotenv, load_dotenv
 
 DEMO_UPLYNK_USER_ID = "5a1c0ffee5a1c0ffee5a1c0ffee5a1c0"
 DEMO_UPLYNK_API_KEY = "demo-api-key-not-a-secret"
@@ -83,6 +83,12 @@ REQUIRED = {
 }
 
 
+def load_env_file() -> None:
+    """Load `.env` from the working directory (or a parent); set variables win over it."""
+    # usecwd: without it, python-dotenv searches upward from this module's own directory.
+    load_dotenv(find_dotenv(usecwd=True), override=False)
+
+
 def load_settings(
     env: Mapping[str, str] | None = None,
     require: Iterable[str] = (),
@@ -91,7 +97,7 @@ def load_settings(
     """Build Settings from `env` (default: os.environ after loading .env); raise ConfigError."""
     if env is None:
         if dotenv:
-            load_dotenv(override=False)
+            load_env_file()
         env = os.environ
     values: dict[str, object] = {}
     for field in fields(Settings):

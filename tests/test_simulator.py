@@ -6,12 +6,14 @@ import base64
 import hashlib
 import hmac
 import json
+import os
 import re
 import signal
 import subprocess
 import sys
 import time
 import zlib
+from pathlib import Path
 
 import pytest
 import requests
@@ -21,6 +23,7 @@ from bot.simulator import DEMO_ASSET_IDS, DEMO_LIBRARY_IDS, UplynkSimulator
 
 MARKETING = DEMO_LIBRARY_IDS["Marketing Library"]
 A1, A2 = DEMO_ASSET_IDS[0], DEMO_ASSET_IDS[1]
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def doc_signed(extra=None, *, owner=DEMO_UPLYNK_USER_ID, key=DEMO_UPLYNK_API_KEY, ts=None):
@@ -326,29 +329,108 @@ def test_demo_catalogue_is_deterministic_and_ready_for_a_demo(simulator):
     assert simulator.catalogue.library_assets(MARKETING)  # some are there already
 
 
-def test_python_m_simulator_prints_credentials_and_stops_on_ctrl_c():
+OWNER, KEY = "0123456789abcdef0123456789abcdef", "a-configured-key"
+
+
+def run_simulator(tmp_path, *args, env=None, dotenv=None):
+    """`python -m bot simulator` in a clean directory (a .env there if given): (process, lines)."""
+    if dotenv is not None:
+        (tmp_path / ".env").write_text(dotenv)
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("UPLYNK_")}
     process = subprocess.Popen(
-        [sys.executable, "-u", "-m", "bot.simulator", "--port", "0", "--latency", "0.01"],
+        [sys.executable, "-u", "-m", "bot", "simulator", "--port", "0", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        cwd=tmp_path,
+        env={**clean, "PYTHONPATH": str(ROOT), **(env or {})},
     )
+    lines = []
+    while not lines or not lines[-1].startswith("(Marketing Library id:"):
+        line = process.stdout.readline()
+        if not line:
+            break
+        lines.append(line.strip())
+    return process, lines
+
+
+def stop(process):
     try:
-        lines = [process.stdout.readline() for _ in range(4)]
-        url = lines[1].strip().removeprefix("UPLYNK_API_URL=")
-        assert url.startswith("http://127.0.0.1:")
-        assert lines[2].strip() == f"UPLYNK_USER_ID={DEMO_UPLYNK_USER_ID}"
-        assert lines[3].strip() == f"UPLYNK_API_KEY={DEMO_UPLYNK_API_KEY}"
-        response = requests.get(
-            f"{url}/api/v4/libraries/{MARKETING}", params=doc_signed(), timeout=5
-        )
-        assert response.json()["desc"] == "Marketing Library"
         process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=10) == 0
+        return process.wait(timeout=10)
     finally:
         if process.poll() is None:
             process.kill()
         process.stdout.close()
+
+
+def library_status(url, **signing):
+    path = f"{url}/api/v4/libraries/{MARKETING}"
+    return requests.get(path, params=doc_signed(**signing), timeout=5).status_code
+
+
+def test_python_m_simulator_prints_credentials_and_stops_on_ctrl_c(tmp_path):
+    process, lines = run_simulator(tmp_path, "--latency", "0.01")
+    try:
+        url = lines[1].removeprefix("UPLYNK_API_URL=")
+        assert url.startswith("http://127.0.0.1:")
+        assert lines[2:4] == [
+            f"UPLYNK_USER_ID={DEMO_UPLYNK_USER_ID}",
+            f"UPLYNK_API_KEY={DEMO_UPLYNK_API_KEY}",
+        ]
+        assert len(lines) == 6 and lines[4].startswith('Try: /addtolib "Marketing Library"')
+        response = requests.get(
+            f"{url}/api/v4/libraries/{MARKETING}", params=doc_signed(), timeout=5
+        )
+        assert response.json()["desc"] == "Marketing Library"
+    finally:
+        assert stop(process) == 0
+
+
+@pytest.mark.parametrize("source", ["environment", ".env", "flags"])
+def test_configured_credentials_are_verified_and_the_demo_ones_refused(tmp_path, source):
+    if source == "environment":
+        launch = {"env": {"UPLYNK_USER_ID": OWNER, "UPLYNK_API_KEY": KEY}}
+    elif source == ".env":
+        launch = {"dotenv": f"UPLYNK_USER_ID={OWNER}\nUPLYNK_API_KEY={KEY}\n"}
+    else:
+        launch = {"args": ("--user-id", OWNER, "--api-key", KEY)}
+    process, lines = run_simulator(tmp_path, *launch.pop("args", ()), **launch)
+    try:
+        url = lines[1].removeprefix("UPLYNK_API_URL=")
+        assert len(lines) == 6 and lines[2] == f"UPLYNK_USER_ID={OWNER}"
+        assert KEY not in "\n".join(lines) and DEMO_UPLYNK_API_KEY not in "\n".join(lines)
+        assert library_status(url, owner=OWNER, key=KEY) == 200
+        assert library_status(url) == 401  # the demo credentials
+        assert library_status(url, owner=DEMO_UPLYNK_USER_ID, key=KEY) == 401
+        assert library_status(url, owner=OWNER, key=DEMO_UPLYNK_API_KEY) == 401
+    finally:
+        assert stop(process) == 0
+
+
+def test_flags_win_over_the_environment(tmp_path):
+    process, lines = run_simulator(
+        tmp_path,
+        "--api-key",
+        KEY,
+        env={"UPLYNK_USER_ID": OWNER, "UPLYNK_API_KEY": "from-the-environment"},
+    )
+    try:
+        url = lines[1].removeprefix("UPLYNK_API_URL=")
+        assert library_status(url, owner=OWNER, key=KEY) == 200
+        assert library_status(url, owner=OWNER, key="from-the-environment") == 401
+    finally:
+        assert stop(process) == 0
+
+
+def test_half_configured_credentials_are_a_clear_error(tmp_path):
+    process, lines = run_simulator(tmp_path, env={"UPLYNK_API_KEY": KEY})
+    assert process.wait(timeout=10) == 2
+    process.stdout.close()
+    assert lines == [
+        "configuration error: UPLYNK_USER_ID (--user-id) is not set; "
+        "set both, or neither for the demo credentials"
+    ]
 
 
 def test_swallowed_assets_are_accepted_but_not_added(simulator):

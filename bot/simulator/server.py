@@ -6,6 +6,7 @@ import argparse
 import ipaddress
 import json
 import logging
+import os
 import re
 import signal
 import socket
@@ -17,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from bot.config import DEMO_UPLYNK_API_KEY, DEMO_UPLYNK_USER_ID
+from bot.config import DEMO_UPLYNK_API_KEY, DEMO_UPLYNK_USER_ID, ConfigError, load_env_file
 from bot.simulator.catalogue import DEMO_ASSET_IDS, DEMO_LIBRARY_IDS, Catalogue
 from bot.simulator.faults import Faults
 from bot.uplynk.signing import decode_msg, verify
@@ -490,6 +491,22 @@ class UplynkSimulator:
 # --------------------------------------------------------------------- CLI
 
 
+def simulator_credentials(user_id: str | None, api_key: str | None) -> tuple[str, str] | None:
+    """(owner, key) from the flags, else UPLYNK_USER_ID/UPLYNK_API_KEY (environment or .env).
+
+    None when neither is set anywhere: the simulator then uses the demo credentials.
+    """
+    load_env_file()
+    user_id = (user_id or os.environ.get("UPLYNK_USER_ID", "")).strip()
+    api_key = (api_key or os.environ.get("UPLYNK_API_KEY", "")).strip()
+    if not user_id and not api_key:
+        return None
+    if not user_id or not api_key:
+        missing = "UPLYNK_USER_ID (--user-id)" if not user_id else "UPLYNK_API_KEY (--api-key)"
+        raise ConfigError(f"{missing} is not set; set both, or neither for the demo credentials")
+    return user_id, api_key
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -504,8 +521,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--latency", type=float, default=0.0, help="seconds added to every API call"
     )
+    parser.add_argument(
+        "--user-id", help="the owner id requests must carry (default: UPLYNK_USER_ID)"
+    )
+    parser.add_argument("--api-key", help="the key requests are signed with (UPLYNK_API_KEY)")
     args = parser.parse_args(argv)
-    sim = UplynkSimulator(host=args.host, port=args.port)
+    try:
+        credentials = simulator_credentials(args.user_id, args.api_key)
+    except ConfigError as exc:
+        print(f"configuration error: {exc}")
+        return 2
+    sim = UplynkSimulator(*(credentials or ()), host=args.host, port=args.port)
     if args.latency > 0:
         sim.faults.set_latency("*", args.latency)
     try:
@@ -517,7 +543,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Uplynk simulator listening on {sim.url}  (Ctrl-C to stop)")
     print(f"UPLYNK_API_URL={sim.url}")
     print(f"UPLYNK_USER_ID={sim.user_id}")
-    print(f"UPLYNK_API_KEY={sim.api_key}")
+    if credentials:  # the key is a secret: say where it came from, never print it
+        print("UPLYNK_API_KEY: the configured key (not shown); demo credentials are refused")
+    else:
+        print(f"UPLYNK_API_KEY={sim.api_key}")
     print(f'Try: /addtolib "Marketing Library" {DEMO_ASSET_IDS[0]} {DEMO_ASSET_IDS[1]}')
     print(f"     (Marketing Library id: {marketing})", flush=True)
     if threading.current_thread() is threading.main_thread():
