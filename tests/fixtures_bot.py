@@ -139,7 +139,7 @@ def button_value(call: SlackCall, action_id: str) -> str | None:
 
 def titled(simulator: UplynkSimulator, asset_id: str) -> str:
     """How messages show an asset (SPEC 3.3): its Uplynk title, its id beside it."""
-    return f"{simulator.catalogue.assets[asset_id].desc} `{asset_id}`"
+    return f"{simulator.catalogue.assets[asset_id].desc} (`{asset_id}`)"
 
 
 def text_of(call: SlackCall) -> str:

@@ -156,7 +156,7 @@ def test_submission_previews_with_titles_then_submit_adds_once_and_posts_the_sum
     assert "*Marketing Library*" in shown and MARKETING in shown
     assert "Will add: *2 assets*" in shown
     for asset_id, title in titles.items():
-        assert f"{title} `{asset_id}`" in shown
+        assert f"{title} (`{asset_id}`)" in shown
     assert f"Not found in Uplynk (skipped): 1: `{missing}`" in shown
     assert stored(bot, operation_id).channel_id == SUMMARY_CHANNEL
 

@@ -127,10 +127,10 @@ def messages(name: str, title: str, count: int) -> list[blocks.Message]:
         blocks.working(escape_mrkdwn(name)),
         blocks.notify_event(escape_mrkdwn(name)),
         blocks.help_message(parsing.USAGE, [library(name)] * 40, False, ids(count)),
-        blocks.pick_library(operation(name), name, [library(name)] * 60),
+        blocks.pick_library(operation(name), name, [library(name)] * 100),
         blocks.progress(count // 2, count, name),
         blocks.history(
-            [operation(name, s, count) for s in ("done", "undone", "rejected")] * 20,
+            ([operation(name, s, count) for s in ("done", "undone", "rejected")] * 17)[:50],
             {"0" * 31 + "1": "https://slack.example/archives/C1/p1"},
             True,
             {"0" * 31 + "1": [APPROVER] * 30},
@@ -172,8 +172,12 @@ def modal_views(name: str, title: str, count: int) -> list[dict]:
     ]
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(name=hostile, title=hostile, count=st.sampled_from([0, 1, 7, 60]))
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    name=hostile,
+    title=hostile,
+    count=st.one_of(st.sampled_from([0, 1, 7, 60, 10_000]), st.integers(0, 10_000)),
+)
 def test_every_builder_is_valid_and_inert_for_hostile_names_and_titles(name, title, count):
     for message in messages(name, title, count):
         check_message(message, name + title)
@@ -183,11 +187,11 @@ def test_every_builder_is_valid_and_inert_for_hostile_names_and_titles(name, tit
     validate_options(options)
 
 
-def test_5000_assets_with_long_titles_and_a_long_hostile_name() -> None:
+def test_10000_assets_with_long_titles_and_a_long_hostile_name() -> None:
     title = ("<!here> " * 25)[:200]
-    for message in messages(LONG, title, 5000):
+    for message in messages(LONG, title, 10_000):
         check_message(message, LONG + title)
-    for view in modal_views(LONG, title, 5000):
+    for view in modal_views(LONG, title, 10_000):
         check_view(view, LONG + title)
 
 

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from tests.fixtures_bot import MARKETING, OTHER, USER, Bot, button_value, free_assets, text_of
+from tests.fixtures_bot import (
+    MARKETING,
+    OTHER,
+    USER,
+    Bot,
+    button_value,
+    free_assets,
+    text_of,
+    titled,
+)
 from tests.ops_support import add, adds, operation, thread_of, wait_reply
 
 
@@ -40,6 +49,9 @@ def test_retry_resends_only_the_failed_batch(start_bot) -> None:
     parent = thread_of(bot, operation_id)
     reply = wait_reply(bot, parent, "retried")
     assert f"<@{USER}> retried: 6 added (`done`)" in text_of(reply)
+    named = ", ".join(titled(bot.simulator, a) for a in assets[2:4])
+    assert f"Added now: {named}" in text_of(reply)  # the assets by title, as in the summary
+    assert f"*Failed (2):* {named}" in text
 
 
 def test_retry_after_a_total_failure_by_the_requester_only_and_once(start_bot) -> None:

@@ -100,10 +100,51 @@ def test_fail_then_recover(slack: SlackStandIn, client: WebClient) -> None:
     assert len(slack.messages_in("C1")) == 1
 
 
-def test_invalid_blocks_refused(client: WebClient) -> None:
+SECTION = {"type": "section", "text": {"type": "mrkdwn", "text": "x"}}
+EMPTY_SECTION = {"type": "section", "text": {"type": "mrkdwn", "text": ""}}
+
+
+@pytest.mark.parametrize(
+    "blocks", [[SECTION] * 51, [EMPTY_SECTION]], ids=["51 blocks", "an empty section"]
+)
+def test_invalid_blocks_refused_over_http_as_slack_does(
+    slack: SlackStandIn, client: WebClient, blocks: list[dict]
+) -> None:
+    posted = client.chat_postMessage(channel="C1", text="x", blocks=[SECTION])
+    calls = {
+        "chat.postMessage": lambda: client.chat_postMessage(channel="C1", text="x", blocks=blocks),
+        "chat.postEphemeral": lambda: client.chat_postEphemeral(
+            channel="C1", user="U0USER", text="x", blocks=blocks
+        ),
+        "chat.update": lambda: client.chat_update(
+            channel="C1", ts=posted["ts"], text="x", blocks=blocks
+        ),
+    }
+    for method, call in calls.items():
+        with pytest.raises(SlackApiError) as err:
+            call()
+        assert err.value.response["error"] == "invalid_blocks", method
+    assert slack.message("C1", posted["ts"])["blocks"] == [SECTION]  # the update changed nothing
+
+    # A response_url answers HTTP 400 and the message is not shown.
+    hook = WebhookClient(slack.response_url("bad"))
+    refused = hook.send(text="x", blocks=blocks)
+    assert (refused.status_code, refused.body) == (400, "invalid_blocks")
+    assert [c.error for c in slack.calls_of("response_url")] == ["invalid_blocks"]
+    assert slack.responses("bad") == []
+
+    # A modal: 100 blocks at most; views.open answers invalid_arguments and uses no trigger.
+    view = {"type": "modal", "title": {"type": "plain_text", "text": "Add assets"}}
+    trigger = slack.new_trigger()
+    too_many = [SECTION] * 101 if len(blocks) > 1 else blocks
     with pytest.raises(SlackApiError) as err:
-        client.chat_postMessage(channel="C1", text="x", blocks=[{"type": "divider"}] * 51)
-    assert err.value.response["error"] == "invalid_blocks"
+        client.views_open(trigger_id=trigger, view={**view, "blocks": too_many})
+    assert err.value.response["error"] == "invalid_arguments"
+    assert client.views_open(trigger_id=trigger, view={**view, "blocks": [SECTION] * 100})["ok"]
+
+
+def test_the_largest_valid_message_is_accepted(client: WebClient) -> None:
+    assert client.chat_postMessage(channel="C1", text="x", blocks=[SECTION] * 50)["ok"]
 
 
 def test_usergroups_and_conversations_open(slack: SlackStandIn, client: WebClient) -> None:

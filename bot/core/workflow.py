@@ -626,6 +626,7 @@ class Workflow:
                 state=state,
                 added=len(added),
                 failed=len(failed),
+                added_now=[a for a in todo if outcome.get(a) == "added"],
                 **facts,
             ),
             added_ids=added,

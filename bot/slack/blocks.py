@@ -38,7 +38,7 @@ MAX_HEADER = 150
 MAX_BUTTON = 75
 #: How much of a foreign name or title a message shows (before escaping).
 MAX_NAME_SHOWN = 256
-MAX_TITLE_SHOWN = 80
+MAX_TITLE_SHOWN = 60
 SHOWN_LIBRARIES = 20
 SHOWN_CANDIDATES = 10
 
@@ -86,6 +86,12 @@ def _button(label: str, action_id: str, value: str, style: str | None = None) ->
     )
 
 
+def asset_name(asset_id: str, titles: Mapping[str, str] | None = None) -> str:
+    """An asset as messages show it (SPEC 3.3): `Title (id)`, or the id alone without a title."""
+    title = (titles or {}).get(asset_id)
+    return f"{name(title, MAX_TITLE_SHOWN)} (`{asset_id}`)" if title else f"`{asset_id}`"
+
+
 def id_list(
     ids: Iterable[str], shown: int = SHOWN_IDS, titles: Mapping[str, str] | None = None
 ) -> str:
@@ -93,11 +99,7 @@ def id_list(
     ids = list(ids)
     if not ids:
         return "none"
-    titles = titles or {}
-    text = ", ".join(
-        f"{name(titles[i], MAX_TITLE_SHOWN)} `{i}`" if titles.get(i) else f"`{i}`"
-        for i in ids[:shown]
-    )
+    text = ", ".join(asset_name(i, titles) for i in ids[:shown])
     if len(ids) > shown:
         text += f" … and {len(ids) - shown} more"
     return text
@@ -292,7 +294,8 @@ def summary(
         blocks.append(
             _section(
                 f":leftwards_arrow_with_hook: *Undone* by <@{operation.undone_by}> "
-                f"{slack_date(operation.undone_at)}: removed {id_list(operation.removed_ids)}"
+                f"{slack_date(operation.undone_at)}: "
+                f"removed {id_list(operation.removed_ids, titles=titles)}"
             )
         )
     left = left_to_undo(operation)
@@ -301,7 +304,7 @@ def summary(
             _section(
                 f":warning: *Undo removed {len(operation.removed_ids)} of "
                 f"{len(operation.added_ids)}*; {len(left)} still in the library: "
-                f"{id_list(left)}. Undo removes the rest."
+                f"{id_list(left, titles=titles)}. Undo removes the rest."
             )
         )
     buttons = []
@@ -484,9 +487,7 @@ def _asset_lines(view: ApprovalView) -> str:
     op = view.operation
     lines = []
     for asset_id in op.new_ids[:SHOWN_IDS]:
-        title = view.titles.get(asset_id)
-        shown = name(title, MAX_TITLE_SHOWN)
-        lines.append(f"• {shown} (`{asset_id}`)" if title else f"• `{asset_id}`")
+        lines.append(f"• {asset_name(asset_id, view.titles)}")
     if len(op.new_ids) > SHOWN_IDS:
         lines.append(f"… and {len(op.new_ids) - SHOWN_IDS} more")
     if op.present_ids:

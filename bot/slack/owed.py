@@ -52,13 +52,17 @@ class Owing:
             return entries + self._parent_updated(operation)
         if event == "retried":
             text = f"<@{facts['by']}> retried: {_counts(facts)}"
+            if facts.get("added_now"):
+                text += (
+                    f"\nAdded now: {blocks.id_list(facts['added_now'], 50, operation.asset_titles)}"
+                )
             entries = self.thread(operation, text)
             if facts.get("was") == "interrupted" and not operation.summary_ts:
                 # Cut off by a crash, it was never reported: report it as a first run would be.
                 entries = self._summary(operation) + self.thread(operation, text, details=True)
             return entries
         if event == "undone":
-            return self.thread(operation, _undone_text(facts))
+            return self.thread(operation, _undone_text(facts, operation.asset_titles))
         if event == "interrupted":
             # The instance that took it back resumes it at once (event "resumed").
             text = (
@@ -240,14 +244,15 @@ def problem_notice(entry: Entry, operation: Operation | None, reason: str) -> li
     ]
 
 
-def _undone_text(facts: dict[str, Any]) -> str:
+def _undone_text(facts: dict[str, Any], titles: dict[str, str]) -> str:
     by, removed, left = f"<@{facts['by']}>", facts["removed"], facts.get("left") or []
     if not left:
-        text = f"{by} undid this: removed {blocks.id_list(removed, 50)}"
+        text = f"{by} undid this: removed {blocks.id_list(removed, 50, titles)}"
     elif removed:
         text = (
-            f"{by} undid part of this: removed {blocks.id_list(removed, 50)}; {len(left)} "
-            f"still in the library: {blocks.id_list(left, 50)}. Undo removes the rest."
+            f"{by} undid part of this: removed {blocks.id_list(removed, 50, titles)}; "
+            f"{len(left)} still in the library: {blocks.id_list(left, 50, titles)}. "
+            "Undo removes the rest."
         )
     else:
         text = f"{by} tried to undo this; nothing was removed."

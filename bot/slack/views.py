@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 from bot.core.store import Operation
 from bot.core.text import fit
-from bot.slack.blocks import escape, id_list, name, plural
+from bot.slack.blocks import asset_name, id_list, name, plural
 from bot.uplynk.models import Library
 
 SHORTCUT = "addtolib_shortcut"
@@ -22,7 +22,6 @@ TITLE = "Add assets"
 #: Slack's limits for what goes in a modal (the stand-in enforces the same).
 MAX_INPUT = 3000
 MAX_OPTION_TEXT = 75
-MAX_TITLE_SHOWN = 80
 SHOWN_ASSETS = 10
 
 
@@ -163,10 +162,7 @@ def preview(
 def _titled(ids: list[str], titles: dict[str, str]) -> str:
     lines = []
     for asset_id in ids[:SHOWN_ASSETS]:
-        title = titles.get(asset_id) or ""
-        if len(title) > MAX_TITLE_SHOWN:
-            title = title[: MAX_TITLE_SHOWN - 1] + "…"
-        lines.append(f"  {escape(title) or '(untitled)'} `{asset_id}`")
+        lines.append(f"  {asset_name(asset_id, titles)}")
     if len(ids) > SHOWN_ASSETS:
         lines.append(f"  … and {len(ids) - SHOWN_ASSETS} more")
     return "\n".join(lines)
