@@ -264,7 +264,16 @@ def test_the_stand_in_refuses_what_slack_refuses() -> None:
             }
         ],
     ]
+    button = {"type": "button", "text": {"type": "plain_text", "text": "Go"}}
+    bad += [
+        [{**section, "block_id": "b" * 256}],
+        [{**section, "accessory": {**button, "action_id": "a" * 256}}],
+        [{"type": "actions", "elements": [{**button, "action_id": "a" * 256}]}],
+        [{"type": "actions", "elements": [button] * 26}],
+    ]
     for payload in bad:
         with pytest.raises(BlocksError):
             validate_blocks(payload)
+    validate_blocks([{**section, "block_id": "b" * 255}])
+    validate_blocks([{"type": "actions", "elements": [{**button, "action_id": "a" * 255}] * 25}])
     validate_blocks([section] * 50)

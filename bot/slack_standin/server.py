@@ -34,6 +34,7 @@ MAX_SECTION_TEXT = 3000
 MAX_HEADER_TEXT = 150
 MAX_BUTTON_VALUE = 2000
 MAX_ACTION_ID = 255
+MAX_BLOCK_ID = 255
 MAX_FIELDS = 10
 MAX_FIELD_TEXT = 2000
 MAX_BUTTON_TEXT = 75
@@ -100,6 +101,8 @@ def validate_blocks(blocks: Any) -> None:
         if not isinstance(block, dict) or not block.get("type"):
             raise BlocksError(f"block {i} has no type")
         kind, where = block["type"], f"block {i}"
+        if len(str(block.get("block_id", ""))) > MAX_BLOCK_ID:
+            raise BlocksError(f"{where}: block_id longer than {MAX_BLOCK_ID}")
         if kind == "section":
             if block.get("text") is not None:
                 _text_object(block["text"], f"{where} text", MAX_SECTION_TEXT)
@@ -153,6 +156,8 @@ def _button(button: dict, where: str) -> None:
     _text_object(button.get("text"), f"{where} button", MAX_BUTTON_TEXT, plain=True)
     if len(str(button.get("value", ""))) > MAX_BUTTON_VALUE:
         raise BlocksError(f"{where}: button value too long")
+    if len(str(button.get("action_id", ""))) > MAX_ACTION_ID:
+        raise BlocksError(f"{where}: action_id too long")
 
 
 @dataclass
