@@ -277,3 +277,18 @@ def test_the_stand_in_refuses_what_slack_refuses() -> None:
     validate_blocks([{**section, "block_id": "b" * 255}])
     validate_blocks([{"type": "actions", "elements": [{**button, "action_id": "a" * 255}] * 25}])
     validate_blocks([section] * 50)
+
+
+def test_an_asset_is_named_by_its_title_with_its_id_or_by_its_id_alone() -> None:
+    asset = "a" * 32
+    assert blocks.asset_name(asset, {asset: "Clip <!here> & more"}) == (
+        f"Clip &lt;!here&gt; &amp; more (`{asset}`)"
+    )
+    long_title = "T" * 100
+    shown = blocks.asset_name(asset, {asset: long_title})
+    assert shown == f"{'T' * 59}… (`{asset}`)"  # 60 characters of title, then the id
+    assert blocks.asset_name(asset, {asset: ""}) == f"`{asset}`"  # Uplynk has no title
+    assert blocks.asset_name(asset, {}) == f"`{asset}`"  # unknown to Uplynk
+    assert blocks.id_list([asset, "b" * 32], titles={asset: "One"}) == (
+        f"One (`{asset}`), `{'b' * 32}`"
+    )
