@@ -17,7 +17,15 @@ from typing import Any
 
 from benchmarks.harness import TABLE_HEADER, Context, CpuMeter, Outcome, Row, machine_info
 
-BENCHMARKS = ("ack_latency", "bulk_add", "overhead", "memory", "preview", "delivery")
+BENCHMARKS = (
+    "ack_latency",
+    "bulk_add",
+    "overhead",
+    "memory",
+    "preview",
+    "delivery",
+    "socket_ack",
+)
 RESULTS = Path(__file__).resolve().parent / "results"
 
 

@@ -25,6 +25,9 @@ from slack_sdk.signature import SignatureVerifier
 
 from bot.config import DEMO_UPLYNK_API_KEY, DEMO_UPLYNK_USER_ID, ENV_NAMES
 from bot.simulator.catalogue import DEMO_ASSET_IDS, DEMO_LIBRARY_IDS
+from bot.slack_standin.server import SlackStandIn
+from bot.slack_standin.socket_mode import SocketModeStandIn
+from bot.uplynk.signing import sign
 
 REPO = Path(__file__).resolve().parent.parent
 LOOPBACK = "127.0.0.1"
@@ -38,6 +41,7 @@ MARKETING = DEMO_LIBRARY_IDS["Marketing Library"]
 #: Two demo assets that the seeded Marketing Library does not hold yet.
 DEMO_PAIR = tuple(DEMO_ASSET_IDS[:2])
 BARE_BOLT_APP = "tests.tiny_bolt_app:create_app()"
+APP_TOKEN = "xapp-1-A0ADDTOLIB-1-benchmark"  # the Socket Mode app-level token
 
 
 # ----------------------------------------------------------------------------- results
@@ -165,15 +169,27 @@ def free_port() -> int:
 
 def wait_http(url: str, timeout: float, alive: Callable[[], bool]) -> None:
     """Wait until GET url answers 200 (raise if the process dies or time runs out)."""
+
+    def answers() -> bool:
+        with contextlib.suppress(requests.RequestException):
+            return requests.get(url, timeout=1).status_code == 200
+        return False
+
+    wait_ready(answers, url, timeout, alive)
+
+
+def wait_ready(
+    ready: Callable[[], bool], what: str, timeout: float, alive: Callable[[], bool]
+) -> None:
+    """Wait until ``ready()`` (raise if the process dies or time runs out)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not alive():
-            raise RuntimeError(f"process exited before {url} answered")
-        with contextlib.suppress(requests.RequestException):
-            if requests.get(url, timeout=1).status_code == 200:
-                return
+            raise RuntimeError(f"process exited before {what} was ready")
+        if ready():
+            return
         time.sleep(0.05)
-    raise RuntimeError(f"{url} did not answer within {timeout:.0f} s")
+    raise RuntimeError(f"{what} was not ready within {timeout:.0f} s")
 
 
 class Child:
@@ -194,7 +210,8 @@ class Child:
         self.log_path = log_dir / f"{name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, health_url: str, timeout: float = 30.0) -> Child:
+    def start(self, health_url: str | Callable[[], bool], timeout: float = 30.0) -> Child:
+        """Start, then wait for GET ``health_url`` (or a ``ready()`` callable) to say yes."""
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 self.argv,
@@ -207,7 +224,10 @@ class Child:
                 preexec_fn=self._pin if self.cpus else None,
             )
         try:
-            wait_http(health_url, timeout, self.alive)
+            if callable(health_url):
+                wait_ready(health_url, self.name, timeout, self.alive)
+            else:
+                wait_http(health_url, timeout, self.alive)
         except RuntimeError as exc:
             tail = self.log_tail()
             self.stop()
@@ -283,7 +303,7 @@ class Context:
         name: str,
         argv: list[str],
         env: dict[str, str],
-        health_url: str,
+        health_url: str | Callable[[], bool],
         under_test: bool = False,
     ) -> Child:
         cpus = self.server_cpus if under_test else self.other_cpus
@@ -353,6 +373,17 @@ class Simulator:
     def latency(self, seconds_by_call: dict[str, float]) -> None:
         self._post("/_simulator/faults", {"clear": True, "latency": seconds_by_call})
 
+    def round_trip(self) -> float:
+        """Seconds for one signed GET of a library straight to the simulator: one Uplynk call."""
+        started = time.perf_counter()
+        answer = requests.get(
+            f"{self.url}/api/v4/libraries/{MARKETING}",
+            params=sign({}, self.user_id, self.api_key),
+            timeout=30,
+        )
+        answer.raise_for_status()
+        return time.perf_counter() - started
+
     def seed(self, count: int, prefix: str) -> list[str]:
         return self._post("/_simulator/assets", {"count": count, "prefix": prefix})["ids"]
 
@@ -415,6 +446,34 @@ class StandIn:
             time.sleep(interval)
 
 
+class SocketStandIn(StandIn):
+    """The stand-in in this process with Socket Mode on: envelopes are sent from here.
+
+    Its Web API, response_urls and recorded calls are served over HTTP as the child's are;
+    ``socket_mode`` delivers envelopes and records acks (and their latency) itself.
+    """
+
+    def __init__(self, ctx: Context, app_token: str = APP_TOKEN) -> None:
+        super().__init__(ctx)
+        self.app_token = app_token
+        self.server: SlackStandIn | None = None
+
+    def start(self) -> SocketStandIn:
+        self.server = SlackStandIn(LOOPBACK, self.port).start()
+        self.server.socket_mode.enable(self.app_token)
+        return self
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+
+    @property
+    def socket_mode(self) -> SocketModeStandIn:
+        assert self.server is not None
+        return self.server.socket_mode
+
+
 def button_value(call: dict[str, Any], action_id: str) -> str | None:
     for block in call.get("payload", {}).get("blocks") or []:
         for element in block.get("elements") or []:
@@ -464,10 +523,10 @@ def previews(calls: Iterable[dict[str, Any]], prefix: str) -> dict[str, dict[str
 # ---------------------------------------------------------------------------- the bot
 
 
-def procfile_web() -> tuple[dict[str, str], list[str]]:
-    """The Procfile's web command: its `env NAME=value` settings and the gunicorn argv."""
+def procfile_web(process: str = "web") -> tuple[dict[str, str], list[str]]:
+    """A Procfile command (web: gunicorn): its `env NAME=value` settings and argv."""
     for line in (REPO / "Procfile").read_text().splitlines():
-        if line.startswith("web:"):
+        if line.startswith(f"{process}:"):
             words = shlex.split(line.partition(":")[2])
             if words and words[0] == "env":
                 words.pop(0)
@@ -476,7 +535,7 @@ def procfile_web() -> tuple[dict[str, str], list[str]]:
                 name, _, value = words.pop(0).partition("=")
                 settings[name] = value
             return settings, words
-    raise RuntimeError("the Procfile has no web: line")
+    raise RuntimeError(f"the Procfile has no {process}: line")
 
 
 def gunicorn_executable() -> str:
@@ -579,7 +638,46 @@ def start_bare_bolt(ctx: Context, standin: StandIn) -> Server:
     return Server(ctx, "bare-bolt", env, app=BARE_BOLT_APP).start()
 
 
+def start_socket_bot(ctx: Context, sim: Simulator, standin: SocketStandIn, **extra: str) -> Child:
+    """The Procfile's worker (`python -m bot socket`), once it has opened its WebSocket."""
+    settings, argv = procfile_web("worker")
+    if argv[:1] != ["python"]:
+        raise RuntimeError(f"unexpected Procfile worker command: {argv!r}")
+    argv[0] = sys.executable
+    env = bot_env(sim, standin, SLACK_APP_TOKEN=standin.app_token, **extra)
+    socket_mode = standin.socket_mode
+    before = len(socket_mode.connections)
+    return ctx.spawn(
+        "bot-socket",
+        argv,
+        child_env({**settings, **env}),
+        lambda: len(socket_mode.connections) > before,
+        under_test=True,
+    )
+
+
 # ---------------------------------------------------------------------------- Slack side
+
+
+def command_fields(
+    text: str, response_url: str, user_id: str = ADMIN, channel: str = CHANNEL
+) -> dict[str, str]:
+    """A /addtolib slash command as Slack sends it: HTTP form fields, or an envelope's payload."""
+    return {
+        "token": "legacy-verification-token",
+        "team_id": TEAM,
+        "team_domain": "demo",
+        "channel_id": channel,
+        "channel_name": "bench",
+        "user_id": user_id,
+        "user_name": user_id.lower(),
+        "command": "/addtolib",
+        "text": text,
+        "api_app_id": "A0ADDTOLIB",
+        "is_enterprise_install": "false",
+        "response_url": response_url,
+        "trigger_id": f"{time.time_ns()}.bench",
+    }
 
 
 class Sender:
@@ -622,23 +720,7 @@ class Sender:
     def command(
         self, text: str, response_url: str, user_id: str = ADMIN, channel: str = CHANNEL
     ) -> tuple[requests.Response, float]:
-        return self.post(
-            {
-                "token": "legacy-verification-token",
-                "team_id": TEAM,
-                "team_domain": "demo",
-                "channel_id": channel,
-                "channel_name": "bench",
-                "user_id": user_id,
-                "user_name": user_id.lower(),
-                "command": "/addtolib",
-                "text": text,
-                "api_app_id": "A0ADDTOLIB",
-                "is_enterprise_install": "false",
-                "response_url": response_url,
-                "trigger_id": f"{time.time_ns()}.bench",
-            }
-        )
+        return self.post(command_fields(text, response_url, user_id, channel))
 
     def click(
         self, action_id: str, value: str, response_url: str, user_id: str = ADMIN

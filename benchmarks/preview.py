@@ -5,8 +5,6 @@ from __future__ import annotations
 import statistics
 import time
 
-import requests
-
 from benchmarks.harness import (
     MARKETING,
     Context,
@@ -20,23 +18,10 @@ from benchmarks.harness import (
     previews,
     start_bot,
 )
-from bot.uplynk.signing import sign
 
 NAME = "preview"
 TITLE = "6. Preview latency"
 LATENCY = 1.0  # seconds on every Uplynk call
-
-
-def _round_trip(sim: Simulator) -> float:
-    """One signed GET of a library, straight to the simulator: one Uplynk round trip."""
-    started = time.perf_counter()
-    answer = requests.get(
-        f"{sim.url}/api/v4/libraries/{MARKETING}",
-        params=sign({}, sim.user_id, sim.api_key),
-        timeout=30,
-    )
-    answer.raise_for_status()
-    return time.perf_counter() - started
 
 
 def _preview(sender: Sender, standin: StandIn, library: str, ids: list[str], key: str) -> float:
@@ -57,7 +42,7 @@ def run(ctx: Context) -> Outcome:
     try:
         ids = sim.seed(20, "preview")
         sim.latency({"*": LATENCY})
-        trips = [_round_trip(sim) for _ in range(rounds)]
+        trips = [sim.round_trip() for _ in range(rounds)]
         bot = start_bot(ctx, sim, standin)
         try:
             sender = Sender(bot.url, timeout=60)
