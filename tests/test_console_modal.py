@@ -15,7 +15,7 @@ def test_shortcut_form_preview_confirm_and_message_shortcut_cancel(console) -> N
     assert "⚠ assets: This is not an asset id: `zz12`" in out
     preview = out.split("── modal: Add assets ──")[-1]
     assert f"Marketing Library ({MARKETING})" in preview
-    assert f"Spring Launch Promo 30s {NEW_A}" in preview
+    assert f"Spring Launch Promo 30s ({NEW_A})" in preview
     assert "[y] Add 2 assets  [n] Cancel: y" in out
     assert "Added 2 assets to Marketing Library" in out
     assert "── #console (everyone) ──" in out and "# Marketing Library" in out

@@ -29,7 +29,7 @@ def test_thread_parent_details_and_later_events_reply_in_it(bot: Bot) -> None:
     detail = text_of(details[0])
     assert operation_id in detail and "*done*" in detail
     assert all(asset in detail for asset in new)
-    assert f"Already present: Summer Sale Teaser `{present}`" in detail
+    assert f"Already present: Summer Sale Teaser (`{present}`)" in detail
     stored = operation(bot, operation_id)
     assert (stored.notify_channel, stored.notify_ts) == (NOTIFY, parent.ts)
 
