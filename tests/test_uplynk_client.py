@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 import re
 import socket
+import threading
 import time
 import traceback
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -394,3 +396,27 @@ def test_one_client_serves_many_threads_and_the_simulator_answers_in_parallel(si
     assert all(r.ok for r in results)
     assert set(ids) <= simulator.catalogue.library_assets(MARKETING)
     assert len(api_calls(simulator, "add")) == 16
+
+
+def test_as_many_calls_as_the_bot_makes_at_once_reuse_their_connections(simulator, caplog):
+    # ADDTOLIB_WORKERS jobs, each with its two preview look-ups in flight: every connection
+    # goes back to the pool (urllib3 warns and drops each one that does not fit).
+    settings = Settings(
+        uplynk_api_url=simulator.url,
+        uplynk_user_id=simulator.user_id,
+        uplynk_api_key=simulator.api_key,
+        workers=32,
+    )
+    simulator.faults.set_latency("get_library", 0.3)
+    calls = settings.workers * 2
+    start = threading.Barrier(calls)
+
+    def call(_: int) -> str:
+        start.wait()
+        return client.get_library(MARKETING).id
+
+    caplog.set_level(logging.WARNING, logger="urllib3.connectionpool")
+    with UplynkClient.from_settings(settings) as client, ThreadPoolExecutor(calls) as pool:
+        assert set(pool.map(call, range(calls))) == {MARKETING}
+        assert simulator.peak_in_flight("get_library") == calls
+    assert [r.getMessage() for r in caplog.records if "pool is full" in r.getMessage()] == []

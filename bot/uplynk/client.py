@@ -128,6 +128,7 @@ class UplynkClient:
         backoff_factor: float = 0.5,
         backoff_max: float = 8.0,
         concurrency: int = 1,
+        pool_size: int = 32,
     ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
@@ -155,7 +156,9 @@ class UplynkClient:
             raise_on_status=False,
         )
         self._session = requests.Session()
-        adapter = HTTPAdapter(max_retries=retry, pool_connections=4, pool_maxsize=32)
+        # pool_size: kept-alive connections; a request beyond it opens (and then drops) a new
+        # one, which for real Uplynk is a fresh TLS handshake and a urllib3 warning each time.
+        adapter = HTTPAdapter(max_retries=retry, pool_connections=4, pool_maxsize=pool_size)
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
         self._session.headers.update({"Accept": "application/json", "User-Agent": "addtolib"})
@@ -174,6 +177,9 @@ class UplynkClient:
             settings.uplynk_api_key,
             batch_size=settings.uplynk_batch_size,
             concurrency=settings.uplynk_concurrency,
+            # Every job thread may have its batches (or its two preview look-ups) in flight at
+            # once, beside the look-up and modal pools' threads (16 + 8, bot.core/bot.slack).
+            pool_size=settings.workers * max(settings.uplynk_concurrency, 2) + 32,
         )
 
     def __repr__(self) -> str:
