@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
@@ -122,3 +123,18 @@ def test_an_asset_accepted_but_not_added_is_reported_failed_with_retry(bot: Bot)
     wait_until(lambda: operation(bot, operation_id).state == "done", timeout=30)
     assert sent_ids(bot) == Counter([swallowed])
     assert set(assets) <= bot.simulator.catalogue.library_assets(MARKETING)
+
+
+def test_as_many_previews_look_up_at_once_as_there_are_workers(start_bot) -> None:
+    # Every job thread planning a preview needs a look-up thread beside it; with fewer, the
+    # previews past that number wait a whole Uplynk round trip for one.
+    workers = 24
+    bot: Bot = start_bot(ADDTOLIB_WORKERS=str(workers))
+    asset = bulk(bot, 1)[0]
+    bot.simulator.faults.set_latency("*", LATENCY)
+    with ThreadPoolExecutor(workers) as senders:  # all at once, as a busy channel would
+        keys = list(senders.map(lambda _: bot.command(f"{MARKETING} {asset}")[1], range(workers)))
+    for key in keys:
+        assert "addtolib_confirm" in dump(bot.reply(key, "addtolib_confirm", timeout=60))
+    assert bot.simulator.peak_in_flight("get_assets") == workers
+    assert bot.simulator.peak_in_flight("get_library") == workers

@@ -90,6 +90,7 @@ class Workflow:
         owed: Callable[..., list] | None = None,
         batch_grace: float = 60.0,
         approval_ttl: int = 86400,
+        lookup_threads: int = 16,
     ):
         self.store = store
         self.uplynk = uplynk
@@ -110,8 +111,11 @@ class Workflow:
         # Saves batch progress off the batch loop (see _BatchRecorder); shared, so that an
         # operation does not start a thread of its own.
         self._savers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="addtolib-save")
-        # Asset look-ups that run while a preview resolves its library.
-        self._lookups = ThreadPoolExecutor(max_workers=16, thread_name_prefix="addtolib-lookup")
+        # Asset look-ups that run while a preview resolves its library: one per thread that
+        # can be planning a preview, or previews queue here behind each other's look-ups.
+        self._lookups = ThreadPoolExecutor(
+            max_workers=lookup_threads, thread_name_prefix="addtolib-lookup"
+        )
         self.approvals = Approvals(self, approval_ttl)
         # Set on SIGTERM: running operations stop after their current batch (stop_new_batches).
         self._stopping = threading.Event()

@@ -26,6 +26,8 @@ from bot.slack.owed import Owing, Renderer, approval_recipients
 from bot.uplynk.client import UplynkClient
 
 log = logging.getLogger(__name__)
+#: Threads for the modal's Slack and Uplynk calls (type-ahead refresh, modal previews).
+UI_THREADS = 8
 
 
 @dataclass
@@ -159,6 +161,7 @@ def build_services(settings: Settings, policy: Policy | None = None) -> Services
         # A batch presumed lost may be answered as late as one request can take.
         batch_grace=max(settings.lease_seconds, sum(uplynk.timeout)),
         approval_ttl=settings.approval_ttl,
+        lookup_threads=settings.workers + UI_THREADS,
     )
     outbox = Outbox(store)
     delivery = DeliveryWorker(
@@ -171,7 +174,7 @@ def build_services(settings: Settings, policy: Policy | None = None) -> Services
         ),
         timeout=settings.delivery_timeout,
     )
-    ui_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="addtolib-ui")
+    ui_pool = ThreadPoolExecutor(max_workers=UI_THREADS, thread_name_prefix="addtolib-ui")
     return Services(
         ui_pool=ui_pool,
         directory=LibraryDirectory(lambda: uplynk.find_libraries(""), ui_pool),

@@ -177,8 +177,8 @@ class UplynkClient:
             settings.uplynk_api_key,
             batch_size=settings.uplynk_batch_size,
             concurrency=settings.uplynk_concurrency,
-            # Every job thread may have its batches (or its two preview look-ups) in flight at
-            # once, beside the look-up and modal pools' threads (16 + 8, bot.core/bot.slack).
+            # Every job thread may have its batches (or its preview's two look-ups) in flight
+            # at once, and the modal's threads theirs (bot.slack.services.UI_THREADS).
             pool_size=settings.workers * max(settings.uplynk_concurrency, 2) + 32,
         )
 
