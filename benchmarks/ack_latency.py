@@ -165,8 +165,9 @@ def run(ctx: Context) -> Outcome:
             }
             ctx.log(f"   addtolib:     p50/p95/p99/max {_quad(ours)} ms; waiting for previews")
             load_end = max(s.sent_at + s.seconds for s in sent)
-            # Each preview needs two Uplynk calls; BOT_WORKERS run at once (warm-ups first).
-            expected = (total + senders) * 2 * UPLYNK_LATENCY / BOT_WORKERS
+            # Each preview costs one Uplynk round trip (its two look-ups run together), and
+            # BOT_WORKERS jobs plan previews at once (warm-ups first).
+            expected = (total + senders) * UPLYNK_LATENCY / BOT_WORKERS
             deadline = max(30.0, 2.5 * expected)
             _, calls = standin.wait(
                 lambda calls: len(previews(calls, "load")) >= total, deadline, interval=0.5
@@ -205,9 +206,10 @@ def run(ctx: Context) -> Outcome:
         Row(
             TITLE,
             "previews (confirmations) at the stand-in",
-            f"{len(arrived)}/{total}; last {last:.1f} s after the load ended; "
-            f"command→preview p50 {percentile(waits, 50):.1f} s, max {max(waits, default=0):.1f} s",
-            f"floor ≈ {expected:.1f} s (({total}+{senders} warm-up)×2 calls×"
+            f"{len(arrived)}/{total}; last {last:.1f} s after the load ended "
+            f"({last / expected:.2f}× floor); command→preview p50 "
+            f"{percentile(waits, 50):.1f} s, max {max(waits, default=0):.1f} s",
+            f"floor ≈ {expected:.1f} s (({total}+{senders} warm-up) round trips of "
             f"{UPLYNK_LATENCY:g} s / {BOT_WORKERS} workers)",
             f"all, within {deadline:.0f} s",
             len(arrived) == total,
