@@ -148,22 +148,29 @@ def text_of(call: SlackCall) -> str:
     return "\n".join([call.payload.get("text") or "", *([body] if body else [])])
 
 
+def texts(node: Any, parsed_only: bool = False) -> list[str]:
+    """Every `text` string in a payload, blocks or a view, in order.
+
+    parsed_only: only what Slack parses for mentions and markup (a message's fallback `text`
+    and mrkdwn objects), leaving out plain_text objects, which Slack shows as they are.
+    """
+    found: list[str] = []
+    if isinstance(node, dict):
+        if isinstance(node.get("text"), str) and not (
+            parsed_only and node.get("type") == "plain_text"
+        ):
+            found.append(node["text"])
+        for value in node.values():
+            found += texts(value, parsed_only)
+    elif isinstance(node, list):
+        for value in node:
+            found += texts(value, parsed_only)
+    return found
+
+
 def blocks_text(blocks: Any) -> str:
     """Every text in a list of blocks (a message's or a view's), joined."""
-    texts: list[str] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if isinstance(node.get("text"), str):
-                texts.append(node["text"])
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(blocks or [])
-    return "\n".join(texts)
+    return "\n".join(texts(blocks or []))
 
 
 OPERATION_ID = re.compile(r"\b[0-9a-f]{32}\b")

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-from tests.fixtures_bot import AD_BREAKS, NOTIFY, POLICY, ack_text, dump, text_of
+from tests.fixtures_bot import AD_BREAKS, NOTIFY, POLICY, ack_text, dump, text_of, texts
 from tests.test_e2e_modal import SUMMARY_CHANNEL, open_form, preview_of, text_of_view
 
 # Issue 9's names: every kind of mention Slack parses, and mrkdwn markup.
@@ -17,20 +16,6 @@ CLIP = "Clip <!here> teaser"
 CLIP_ESCAPED = "Clip &lt;!here&gt; teaser"
 PROMO_ID = "5" * 32
 PINGS = ("<!channel", "<!here", "<!everyone", "<@U0ADMIN01", "<!subteam^")
-
-
-def mrkdwn_and_fallback(payload: Any) -> list[str]:
-    """What Slack parses for mentions: fallback `text` and mrkdwn objects (not plain_text)."""
-    found: list[str] = []
-    if isinstance(payload, dict):
-        if payload.get("type") != "plain_text" and isinstance(payload.get("text"), str):
-            found.append(payload["text"])
-        for value in payload.values():
-            found += mrkdwn_and_fallback(value)
-    elif isinstance(payload, list):
-        for value in payload:
-            found += mrkdwn_and_fallback(value)
-    return found
 
 
 def test_a_hostile_library_name_and_titles_are_shown_escaped_everywhere(
@@ -110,5 +95,5 @@ def test_a_hostile_library_name_and_titles_are_shown_escaped_everywhere(
     assert {"response_url", "chat.postMessage", "views.open"} <= {c.method for c in calls}
     assert [c for c in calls if c.rejected] == []
     for call in calls:
-        for text in mrkdwn_and_fallback(call.payload):
+        for text in texts(call.payload, parsed_only=True):
             assert not any(ping in text for ping in PINGS), (call.method, text)

@@ -18,6 +18,7 @@ from bot.slack import blocks, views
 from bot.slack_standin.server import BlocksError, validate_blocks
 from bot.slack_standin.views import validate_options, validate_view
 from bot.uplynk.models import Library
+from tests.fixtures_bot import texts
 
 USER, OTHER, APPROVER, CHANNEL, GROUP = "U0USER", "U0OTHER", "U0APPROVER", "C0CHAN", "S0TEAM"
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -87,17 +88,8 @@ def approval(op: Operation, titles: dict[str, str]) -> ApprovalView:
 
 
 def mrkdwn_texts(node: Any) -> list[str]:
-    """Every mrkdwn text in blocks or a view (plain_text is not parsed by Slack, so skipped)."""
-    found: list[str] = []
-    if isinstance(node, dict):
-        if node.get("type") == "mrkdwn":
-            found.append(node["text"])
-        for value in node.values():
-            found += mrkdwn_texts(value)
-    elif isinstance(node, list):
-        for value in node:
-            found += mrkdwn_texts(value)
-    return found
+    """Every text Slack parses in blocks or a view (plain_text is shown as is, so skipped)."""
+    return texts(node, parsed_only=True)
 
 
 def assert_inert(texts: list[str], foreign: str) -> None:
