@@ -610,7 +610,8 @@ class Workflow:
                 f"read-back: Uplynk accepted {len(unlisted)} assets but does not list them in "
                 f"the library ({id_sample(sorted(unlisted))})"
             )
-        metrics.ASSETS_ADDED.inc(len(accepted) - len(unlisted))
+        added_now = [a for a in accepted if a not in unlisted]  # by this run, and listed
+        metrics.ASSETS_ADDED.inc(len(added_now))
         if failed and not set(todo) - set(failed):
             state = "failed"
         elif failed:
@@ -630,7 +631,7 @@ class Workflow:
                 state=state,
                 added=len(added),
                 failed=len(failed),
-                added_now=[a for a in todo if outcome.get(a) == "added"],
+                added_now=added_now,
                 **facts,
             ),
             added_ids=added,
