@@ -523,8 +523,8 @@ def previews(calls: Iterable[dict[str, Any]], prefix: str) -> dict[str, dict[str
 # ---------------------------------------------------------------------------- the bot
 
 
-def procfile_web(process: str = "web") -> tuple[dict[str, str], list[str]]:
-    """A Procfile command (web: gunicorn): its `env NAME=value` settings and argv."""
+def procfile_command(process: str) -> tuple[dict[str, str], list[str]]:
+    """A Procfile process (`web`, `worker`): its `env NAME=value` settings and its argv."""
     for line in (REPO / "Procfile").read_text().splitlines():
         if line.startswith(f"{process}:"):
             words = shlex.split(line.partition(":")[2])
@@ -559,7 +559,7 @@ class Server:
         self.name = name
         self.port = free_port()
         self.url = f"http://{LOOPBACK}:{self.port}"
-        procfile_env, argv = procfile_web()
+        procfile_env, argv = procfile_command("web")
         if argv[0] != "gunicorn":
             raise RuntimeError(f"unexpected Procfile web command: {argv!r}")
         argv[0] = gunicorn_executable()
@@ -640,7 +640,7 @@ def start_bare_bolt(ctx: Context, standin: StandIn) -> Server:
 
 def start_socket_bot(ctx: Context, sim: Simulator, standin: SocketStandIn, **extra: str) -> Child:
     """The Procfile's worker (`python -m bot socket`), once it has opened its WebSocket."""
-    settings, argv = procfile_web("worker")
+    settings, argv = procfile_command("worker")
     if argv[:1] != ["python"]:
         raise RuntimeError(f"unexpected Procfile worker command: {argv!r}")
     argv[0] = sys.executable
