@@ -11,6 +11,7 @@ from typing import Any
 import requests
 
 from benchmarks.harness import (
+    BOT_WORKERS,
     DEMO_PAIR,
     Context,
     Outcome,
@@ -22,6 +23,7 @@ from benchmarks.harness import (
     add_text,
     fmt_ms,
     percentile,
+    preview_floor,
     previews,
     start_bare_bolt,
     start_bot,
@@ -32,7 +34,6 @@ NAME = "ack_latency"
 TITLE = "1. Ack latency under load"
 UPLYNK_LATENCY = 1.5  # seconds on every simulator call
 SLACK_DEADLINE = 3.0  # Slack drops a request not acknowledged within this
-BOT_WORKERS = 32  # ADDTOLIB_WORKERS default: how many plan jobs run at once
 WARMUP_SETTLE = 0.5  # seconds between the warm-up requests and the measured burst
 
 
@@ -165,9 +166,7 @@ def run(ctx: Context) -> Outcome:
             }
             ctx.log(f"   addtolib:     p50/p95/p99/max {_quad(ours)} ms; waiting for previews")
             load_end = max(s.sent_at + s.seconds for s in sent)
-            # Each preview costs one Uplynk round trip (its two look-ups run together), and
-            # BOT_WORKERS jobs plan previews at once (warm-ups first).
-            expected = (total + senders) * UPLYNK_LATENCY / BOT_WORKERS
+            expected = preview_floor(total + senders, UPLYNK_LATENCY)  # warm-ups first
             deadline = max(30.0, 2.5 * expected)
             _, calls = standin.wait(
                 lambda calls: len(previews(calls, "load")) >= total, deadline, interval=0.5

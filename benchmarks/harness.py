@@ -23,7 +23,7 @@ from urllib.parse import urlencode
 import requests
 from slack_sdk.signature import SignatureVerifier
 
-from bot.config import DEMO_UPLYNK_API_KEY, DEMO_UPLYNK_USER_ID, ENV_NAMES
+from bot.config import DEMO_UPLYNK_API_KEY, DEMO_UPLYNK_USER_ID, ENV_NAMES, Settings
 from bot.simulator.catalogue import DEMO_ASSET_IDS, DEMO_LIBRARY_IDS
 from bot.slack_standin.server import SlackStandIn
 from bot.slack_standin.socket_mode import SocketModeStandIn
@@ -42,6 +42,14 @@ MARKETING = DEMO_LIBRARY_IDS["Marketing Library"]
 DEMO_PAIR = tuple(DEMO_ASSET_IDS[:2])
 BARE_BOLT_APP = "tests.tiny_bolt_app:create_app()"
 APP_TOKEN = "xapp-1-A0ADDTOLIB-1-benchmark"  # the Socket Mode app-level token
+#: ADDTOLIB_WORKERS as the benchmarks run the bot (its default): previews planned at once.
+BOT_WORKERS = Settings().workers
+
+
+def preview_floor(count: int, uplynk_latency: float) -> float:
+    """Seconds `count` previews take at best: one Uplynk round trip each (the two look-ups run
+    together), BOT_WORKERS at a time."""
+    return count * uplynk_latency / BOT_WORKERS
 
 
 # ----------------------------------------------------------------------------- results

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from benchmarks.harness import (
+    BOT_WORKERS,
     DEMO_PAIR,
     Context,
     Outcome,
@@ -17,6 +18,7 @@ from benchmarks.harness import (
     command_fields,
     fmt_ms,
     percentile,
+    preview_floor,
     previews,
     start_socket_bot,
 )
@@ -28,7 +30,6 @@ UPLYNK_LATENCY = 2.5  # seconds on every simulator call (issue 9)
 GOAL = 1.0  # issue 9: acknowledged within 1 s
 BURST = 20  # envelopes delivered back to back, then their acks awaited
 BURST_GAP = 0.5  # seconds between bursts, so later bursts meet earlier ones' Uplynk work
-BOT_WORKERS = 32  # ADDTOLIB_WORKERS default: how many plan jobs run at once
 ACK_WAIT = 10.0  # seconds to wait for an ack before counting it missing
 
 
@@ -81,9 +82,7 @@ def run(ctx: Context) -> Outcome:
                 sent += _burst(sm, standin, keys)
                 time.sleep(BURST_GAP)
             ctx.log("   acks in; waiting for previews")
-            # Each preview costs one Uplynk round trip (its two look-ups run together), and
-            # BOT_WORKERS jobs plan previews at once.
-            expected = (total + 1) * UPLYNK_LATENCY / BOT_WORKERS
+            expected = preview_floor(total + 1, UPLYNK_LATENCY)  # and the warm-up
             deadline = max(30.0, 2.5 * expected)
             _, calls = standin.wait(
                 lambda calls: len(previews(calls, "sock")) >= total + 1, deadline, interval=0.5
