@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
             meter = CpuMeter()
             try:
                 outcome: Outcome = module.run(ctx)
-            except Exception as exc:  # noqa: BLE001 - one failure must not hide the others
+            except Exception as exc:
                 failed = True
                 traceback.print_exc()
                 outcome = Outcome([Row(module.TITLE, "run", f"error: {exc}"[:200], met=False)])

@@ -86,7 +86,7 @@ def _load(
                 item = Sent(key, sent_at, seconds, response.status_code, ack_text(response))
                 with lock:
                     results.append(item)
-        except BaseException as exc:  # noqa: BLE001 - reported by the caller
+        except BaseException as exc:
             failures.append(exc)
             barrier.abort()
         finally:

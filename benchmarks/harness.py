@@ -573,7 +573,7 @@ class Server:
         argv[0] = gunicorn_executable()
         if app is not None:
             argv = [app if a == "bot.wsgi:app" else a for a in argv]
-        self.argv = argv + ["--bind", f"{LOOPBACK}:{self.port}"]
+        self.argv = [*argv, "--bind", f"{LOOPBACK}:{self.port}"]
         self.env = child_env({**procfile_env, **env, "PORT": str(self.port)})
         self.child: Child | None = None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 
 from benchmarks.harness import (
@@ -48,7 +49,7 @@ def _one(sender: Sender, sim: Simulator, standin: StandIn, assets: list[str], n:
     standin.wait(lambda c: operation in notify_details_ids(c), 10, interval=0.02)
     recorded = sorted(r["at"] for r in sim.requests() if clicked <= r["at"] <= done)
     wall = done - clicked
-    gaps = [b - a - UPLYNK_LATENCY for a, b in zip(recorded, recorded[1:], strict=False)]
+    gaps = [b - a - UPLYNK_LATENCY for a, b in itertools.pairwise(recorded)]
     return {
         "wall_s": wall,
         "uplynk_calls": len(recorded),

@@ -256,10 +256,10 @@ class QuietRequestHandler(WSGIRequestHandler):
         path = path.split("?", 1)[0] if isinstance(path, str) else "-"
         self.access_log.info("%s %s %s %s", self.client_address[0], self.command, path, code)
 
-    def log_error(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_error(self, format: str, *args: Any) -> None:
         log.warning("%s " + format, self.client_address[0], *args)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         log.info("%s " + format, self.client_address[0], *args)
 
 

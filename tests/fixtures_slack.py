@@ -15,7 +15,7 @@ SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 EDITORS_GROUP = "S0EDITORS"
 EDITOR_USER = "U0EDITOR"
 
-__all__ = ["BotProcess", "SIGNING_SECRET", "EDITORS_GROUP", "EDITOR_USER"]
+__all__ = ["EDITORS_GROUP", "EDITOR_USER", "SIGNING_SECRET", "BotProcess"]
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

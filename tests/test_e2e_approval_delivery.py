@@ -17,7 +17,7 @@ from tests.fixtures_bot import (
     text_of,
 )
 from tests.test_e2e_approvals import APPROVALS, LEAD, SOURCE, current, has_buttons, summary
-from tests.test_e2e_approvals import start as start  # noqa: F401 - the fixture
+from tests.test_e2e_approvals import start as start
 
 OUTAGE = 6  # seconds: long enough for every first attempt (and a retry or two) to meet it
 ASKED = 3
@@ -37,7 +37,7 @@ def updates_of(bot: Bot, ts: str) -> list:
 
 
 def test_requests_and_updates_owed_during_an_outage_arrive_once_each_in_order(
-    start: Callable[..., Bot],  # noqa: F811
+    start: Callable[..., Bot],
 ) -> None:
     bot = start()
     bot.slack.limit_posts(rate=1.0, burst=1)  # the approval channel takes a post a second
@@ -87,7 +87,7 @@ def test_requests_and_updates_owed_during_an_outage_arrive_once_each_in_order(
 
 
 def test_a_denial_reaches_the_requester_by_dm_once_their_response_url_is_gone(
-    start: Callable[..., Bot],  # noqa: F811
+    start: Callable[..., Bot],
 ) -> None:
     bot = start()
     (asset,) = free_assets(bot.simulator, AD_BREAKS, 1)
@@ -116,7 +116,7 @@ def test_a_denial_reaches_the_requester_by_dm_once_their_response_url_is_gone(
 
 
 def test_a_request_the_approval_channel_refuses_is_reported_to_the_requester(
-    start: Callable[..., Bot],  # noqa: F811
+    start: Callable[..., Bot],
 ) -> None:
     bot = start()
     bot.slack.fail("chat.postMessage", "channel_not_found", channel=APPROVALS)

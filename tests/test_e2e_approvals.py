@@ -140,7 +140,7 @@ def test_protected_confirm_waits_refuses_others_and_an_approver_runs_it_once(sta
     assert f"Only <@{LEAD}>" in refusal(bot, "addtolib_deny", operation_id, OTHER)
     assert bot.simulator.requests == []
 
-    _, approver_key = bot.click("addtolib_approve", operation_id, user_id=LEAD)
+    _, _approver_key = bot.click("addtolib_approve", operation_id, user_id=LEAD)
     posted = text_of(summary(bot, operation_id))
     assert f"Asked by <@{USER}>, approved by <@{LEAD}>" in posted
     assert [p.body for p in patches(bot.simulator)] == [{"asset_ids": assets}]
@@ -169,7 +169,7 @@ def test_protected_confirm_waits_refuses_others_and_an_approver_runs_it_once(sta
         ]
     )
     assert thread[0].payload.get("thread_ts")
-    response, history_key = bot.command("history", user_id=USER)
+    _response, history_key = bot.command("history", user_id=USER)
     assert f"approved by <@{LEAD}>" in text_of(bot.reply(history_key, "approved by"))
 
 
@@ -267,7 +267,7 @@ def test_the_lease_sweep_expires_stale_requests_and_tells_the_requester(start) -
 
 def test_cancel_withdraws_the_request(start) -> None:
     bot = start()
-    operation_id, key, _ = ask(bot, AD_BREAKS, 1)
+    operation_id, _key, _ = ask(bot, AD_BREAKS, 1)
     [request] = bot.slack.wait_until(lambda: requests_in(bot, APPROVALS, operation_id))
     _, cancel_key = bot.click("addtolib_cancel", operation_id)
     bot.reply(cancel_key, "Cancelled")

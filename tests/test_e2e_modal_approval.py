@@ -15,12 +15,12 @@ from tests.fixtures_bot import (
     stored,
 )
 from tests.test_e2e_approvals import APPROVALS, LEAD
-from tests.test_e2e_approvals import start as start  # noqa: F401 - the fixture
+from tests.test_e2e_approvals import start as start
 from tests.test_e2e_modal import SUMMARY_CHANNEL, open_form, preview_of, submit
 
 
 def test_a_protected_library_through_the_modal_waits_for_approval(
-    start: Callable[..., Bot],  # noqa: F811 - the approvals' policy and approval channel
+    start: Callable[..., Bot],
 ) -> None:
     bot = start()
     assets = free_assets(bot.simulator, AD_BREAKS, 2)

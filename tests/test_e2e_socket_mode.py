@@ -41,7 +41,7 @@ def test_command_preview_confirm_summary_with_a_slow_uplynk(socket_bot: SocketBo
     assert operation_id
 
     bot.simulator.clear_requests()
-    ack, click_key = bot.click("addtolib_confirm", operation_id)
+    ack, _click_key = bot.click("addtolib_confirm", operation_id)
     print(f"confirm click acknowledged in {ack.latency * 1000:.0f} ms")
     assert ack.ok, ack.error
     assert ack.payload is None  # a block_actions envelope takes an empty ack only
@@ -92,7 +92,7 @@ def test_a_refresh_request_reconnects_and_the_bot_keeps_working(socket_bot: Sock
 def test_an_envelope_delivered_twice_runs_its_operation_once(socket_bot: SocketBot) -> None:
     bot = socket_bot
     *assets, spare = free_assets(bot.simulator, MARKETING, 3)
-    ack, key = bot.command(f"{MARKETING} {assets[0]} {assets[1]}")
+    _ack, key = bot.command(f"{MARKETING} {assets[0]} {assets[1]}")
     operation_id = button_value(bot.reply(key, "addtolib_confirm"), "addtolib_confirm")
     bot.simulator.faults.set_latency("add", SLOW_UPLYNK)  # the first delivery is still running
 

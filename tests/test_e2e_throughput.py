@@ -119,7 +119,7 @@ def test_an_asset_accepted_but_not_added_is_reported_failed_with_retry(bot: Bot)
 
     bot.simulator.faults.clear()  # Uplynk behaves again: Retry adds just that one
     bot.simulator.clear_requests()
-    _, key = bot.click("addtolib_retry", operation_id)
+    _, _key = bot.click("addtolib_retry", operation_id)
     wait_until(lambda: operation(bot, operation_id).state == "done", timeout=30)
     assert sent_ids(bot) == Counter([swallowed])
     assert set(assets) <= bot.simulator.catalogue.library_assets(MARKETING)

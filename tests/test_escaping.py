@@ -42,9 +42,9 @@ OURS = re.compile(
 )
 
 hostile = st.one_of(
-    st.sampled_from(HOSTILE + [LONG]),
+    st.sampled_from([*HOSTILE, LONG]),
     st.text(max_size=300),
-    st.lists(st.sampled_from(HOSTILE + ["x", "<", "&", ">"]), max_size=60).map("".join),
+    st.lists(st.sampled_from([*HOSTILE, "x", "<", "&", ">"]), max_size=60).map("".join),
 )
 
 

@@ -8,7 +8,7 @@ import re
 import sys
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import ClassVar, TextIO
 
 from rich.console import Console
 from rich.padding import Padding
@@ -392,7 +392,12 @@ class _PlainProgress:
 class RichScreen(Screen):
     """Colours, rules and a live progress bar, for a terminal."""
 
-    STYLES = {"ephemeral": "yellow", "channel": "cyan", "thread": "cyan", "dm": "magenta"}
+    STYLES: ClassVar[dict[str, str]] = {
+        "ephemeral": "yellow",
+        "channel": "cyan",
+        "thread": "cyan",
+        "dm": "magenta",
+    }
 
     def __init__(self, session: Session):
         super().__init__(session)

@@ -455,7 +455,7 @@ class OperationStore:
         try:
             with self._connect(begin=False) as conn:
                 conn.execute(select(operations.c.id).limit(1)).all()
-        except Exception:  # noqa: BLE001 - any failure means "not ready"
+        except Exception:
             return False
         return True
 

@@ -150,7 +150,7 @@ class Catalogue:
     def add_library(
         self,
         desc: str,
-        id: str | None = None,  # noqa: A002 - mirrors the API field
+        id: str | None = None,
         *,
         allow_copy: bool = True,
         is_ad: bool = False,
@@ -179,7 +179,7 @@ class Catalogue:
     def add_asset(
         self,
         desc: str,
-        id: str | None = None,  # noqa: A002 - mirrors the API field
+        id: str | None = None,
         *,
         external_id: str | None = None,
         duration: float = 30.0,

@@ -252,12 +252,12 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "UplynkSimulator/1.0"
     server: _Server
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server naming
+    def do_GET(self) -> None:
         self._dispatch()
 
-    do_PATCH = do_DELETE = do_POST = do_PUT = do_GET  # noqa: N815
+    do_PATCH = do_DELETE = do_POST = do_PUT = do_GET
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         log.debug("simulator: %s", _SECRETS.sub(r"\1=[redacted]", format % args))
 
     def _dispatch(self) -> None:
@@ -279,14 +279,14 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(405, ApiError(405, "Method Not Allowed").body())
         return self._send(404, ApiError(404, "Not Found").body())
 
-    def _api(self, sim, call, handler, groups, path, query, body) -> None:  # noqa: ANN001
+    def _api(self, sim, call, handler, groups, path, query, body) -> None:
         sim.entered(call, +1)
         try:
             return self._api_answer(sim, call, handler, groups, path, query, body)
         finally:
             sim.entered(call, -1)
 
-    def _api_answer(self, sim, call, handler, groups, path, query, body) -> None:  # noqa: ANN001
+    def _api_answer(self, sim, call, handler, groups, path, query, body) -> None:
         v2 = path.startswith("/api2/")
         sim.record(
             RecordedRequest(

@@ -26,7 +26,7 @@ def build_app(services: Services) -> App:
     )
 
     @app.middleware
-    def ignore_slack_retries(request: BoltRequest, next) -> BoltResponse | None:  # noqa: A002
+    def ignore_slack_retries(request: BoltRequest, next) -> BoltResponse | None:
         # Slack resends a request (X-Slack-Retry-Num) when our ack seemed slow or lost. Our acks
         # are immediate and the original is already being handled, so acting again would plan
         # a second operation or answer a click twice: acknowledge the retry and do nothing.
@@ -36,7 +36,7 @@ def build_app(services: Services) -> App:
         return next()
 
     @app.middleware
-    def refuse_while_stopping(request: BoltRequest, respond, next) -> BoltResponse | None:  # noqa: A002
+    def refuse_while_stopping(request: BoltRequest, respond, next) -> BoltResponse | None:
         # SIGTERM: answer 200 with a clear message rather than 503 (Slack does not retry slash
         # commands or clicks; a 503 shows the user only "dispatch_failed").
         if not services.draining.is_set():
@@ -55,7 +55,7 @@ def build_app(services: Services) -> App:
         )
 
     @app.middleware
-    def provide_services(context: BoltContext, next) -> None:  # noqa: A002 - Bolt's name
+    def provide_services(context: BoltContext, next) -> None:
         context["services"] = services
         next()
 

@@ -74,7 +74,7 @@ class Services:
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Wait until every submitted job has finished (the console and tests use this)."""
         started = time.monotonic()
-        done, not_done = wait(list(self.inflight), timeout=timeout)
+        _done, not_done = wait(list(self.inflight), timeout=timeout)
         if not_done or self.delivery is None:
             return not not_done
         # What the jobs owe Slack is delivered from the outbox: wait for that too.

@@ -698,7 +698,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "SlackStandIn/1.0"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s " + format, self.address_string(), *args)
 
     def _send(self, status: int, body: bytes, content_type: str, headers=None) -> None:
@@ -723,7 +723,7 @@ class _Handler(BaseHTTPRequestHandler):
             return None
         return self.rfile.read(length).decode("utf-8", "replace") if length else ""
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         parts = urlsplit(self.path)
         if parts.path.startswith("/api/"):
             self._api(parts, "")
@@ -734,7 +734,7 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send_json(404, {"ok": False, "error": "unknown_path"})
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         parts = urlsplit(self.path)
         raw = self._read_body()
         if raw is None:

@@ -217,7 +217,7 @@ class SocketModeStandIn:
 
     def send(
         self,
-        type: str,  # noqa: A002
+        type: str,
         payload: dict[str, Any],
         *,
         envelope_id: str | None = None,

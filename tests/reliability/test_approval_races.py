@@ -17,7 +17,7 @@ from tests.test_e2e_approvals import (
     requests_in,
     summary,
 )
-from tests.test_e2e_approvals import start as start  # noqa: F401 - the fixture
+from tests.test_e2e_approvals import start as start
 
 CLICKS = 8
 
@@ -35,7 +35,7 @@ def _clicks(instances: tuple[Bot, Bot], operation_id: str, who: list[tuple[str, 
 
 
 @pytest.mark.reliability
-def test_eight_concurrent_approves_on_two_instances_run_once(start) -> None:  # noqa: F811
+def test_eight_concurrent_approves_on_two_instances_run_once(start) -> None:
     first, second = start(), start()
     assert first.env["DATABASE_URL"] == second.env["DATABASE_URL"]
     operation_id, _, assets = ask(first, AD_BREAKS, 3)
@@ -78,7 +78,7 @@ def parent_updated(bot: Bot, operation_id: str, says: str) -> None:
 
 
 @pytest.mark.reliability
-def test_approve_racing_deny_has_exactly_one_outcome(start) -> None:  # noqa: F811
+def test_approve_racing_deny_has_exactly_one_outcome(start) -> None:
     first, second = start(), start()
     for _ in range(3):
         _race(first, second)
