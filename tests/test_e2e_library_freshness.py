@@ -5,6 +5,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
+
+from bot.config import ConfigError, load_settings
 from bot.slack.views import NEW_LIBRARY_HINT
 from bot.slack_standin.views import validate_options
 from tests.fixtures_bot import ARCHIVE, MARKETING, USER, Bot, button_value, free_assets, text_of
@@ -103,3 +106,14 @@ def test_the_command_finds_a_library_by_a_name_created_a_second_earlier(bot: Bot
     ]
     assert sorted(values) == sorted([east.id, west.id])
     assert button_value(choice, "addtolib_confirm") is None
+
+
+def test_the_freshness_window_and_the_wait_are_settings_in_seconds() -> None:
+    assert (load_settings(env={}).library_fresh, load_settings(env={}).library_wait) == (5, 2)
+    settings = load_settings(env={"ADDTOLIB_LIBRARY_FRESH": "0", "ADDTOLIB_LIBRARY_WAIT": "1.5"})
+    assert (settings.library_fresh, settings.library_wait) == (0, 1.5)
+    with pytest.raises(ConfigError, match="ADDTOLIB_LIBRARY_WAIT must be under 3 seconds"):
+        load_settings(env={"ADDTOLIB_LIBRARY_WAIT": "3"})
+    for bad in ("-1", "soon", "nan"):
+        with pytest.raises(ConfigError, match="ADDTOLIB_LIBRARY_FRESH must be"):
+            load_settings(env={"ADDTOLIB_LIBRARY_FRESH": bad})

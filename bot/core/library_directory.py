@@ -61,10 +61,11 @@ class LibraryDirectory:
     ) -> list[Library]:
         """Libraries whose name contains `query` (or whose id starts with it), among `allowed`
         ids ("*": all), answered within about `wait` seconds."""
-        wanted = (query or "").strip().casefold()
+        typed = (query or "").strip()
+        wanted = typed.casefold()
         found, fresh = self._cached(wanted, allowed)
         if not found or not fresh:
-            future = self._look_up(wanted)
+            future = self._look_up(wanted, typed)
             if future is not None:
                 # A timeout or a failed look-up: answer with what the cache has.
                 with contextlib.suppress(Exception):
@@ -106,8 +107,9 @@ class LibraryDirectory:
             listed_at = self._listed_at
         return listed_at is None or self._clock() - listed_at > seconds
 
-    def _look_up(self, wanted: str) -> Future | None:
-        """The look-up of `wanted` in flight (started if need be); None when too many are."""
+    def _look_up(self, wanted: str, typed: str = "") -> Future | None:
+        """The look-up of `wanted` in flight (started if need be); None when too many are.
+        Uplynk is sent the text as typed (`wanted` is its casefold, the cache's key)."""
         with self._lock:
             future = self._inflight.get(wanted)
             if future is not None:
@@ -115,15 +117,15 @@ class LibraryDirectory:
             if wanted and len(self._inflight.keys() - {""}) >= self.max_live:
                 return None
             try:
-                future = self._executor.submit(self._load, wanted, self._clock())
+                future = self._executor.submit(self._load, wanted, typed, self._clock())
             except RuntimeError:  # the executor is shutting down
                 return None
             self._inflight[wanted] = future
             return future
 
-    def _load(self, wanted: str, started: float) -> None:
+    def _load(self, wanted: str, typed: str, started: float) -> None:
         try:
-            found = self._find(wanted)
+            found = self._find(typed)
         except UplynkError as exc:
             log.warning("could not find libraries matching %r for type-ahead: %s", wanted, exc)
             return
