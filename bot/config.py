@@ -10,6 +10,8 @@ from dotenv import find_dotenv, load_dotenv
 
 DEMO_UPLYNK_USER_ID = "5a1c0ffee5a1c0ffee5a1c0ffee5a1c0"
 DEMO_UPLYNK_API_KEY = "demo-api-key-not-a-secret"
+#: Seconds Slack waits for an answer to an interaction such as the library menu's options.
+SLACK_ANSWER_WITHIN = 3.0
 
 
 class ConfigError(Exception):
@@ -45,6 +47,8 @@ class Settings:
     uplynk_concurrency: int = 1
     log_format: str = "text"
     grace_seconds: int = 30
+    library_fresh: float = 5.0
+    library_wait: float = 2.0
 
 
 # Settings field -> environment variable.
@@ -74,6 +78,8 @@ ENV_NAMES = {
     "uplynk_concurrency": "UPLYNK_CONCURRENCY",
     "log_format": "LOG_FORMAT",
     "grace_seconds": "ADDTOLIB_GRACE_SECONDS",
+    "library_fresh": "ADDTOLIB_LIBRARY_FRESH",
+    "library_wait": "ADDTOLIB_LIBRARY_WAIT",
 }
 
 # What each run mode cannot start without.
@@ -113,10 +119,28 @@ def load_settings(
             if number <= 0:
                 raise ConfigError(f"{name} must be greater than zero, got {number}")
             values[field.name] = number
+        elif field.type == "float":
+            values[field.name] = _seconds(name, raw)
         else:
             values[field.name] = raw
     settings = Settings(**values)
+    if settings.library_wait >= SLACK_ANSWER_WITHIN:
+        # The options answer must reach Slack within 3 s, policy check and network included.
+        raise ConfigError(
+            f"{ENV_NAMES['library_wait']} must be under {SLACK_ANSWER_WITHIN:g} seconds "
+            f"(Slack's wait for the library menu), got {settings.library_wait:g}"
+        )
     for field_name in require:
         if not getattr(settings, field_name):
             raise ConfigError(f"missing required environment variable {ENV_NAMES[field_name]}")
     return settings
+
+
+def _seconds(name: str, raw: str) -> float:
+    try:
+        number = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
+    if not 0 <= number < float("inf"):
+        raise ConfigError(f"{name} must be zero or more seconds, got {raw}")
+    return number

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -49,33 +50,126 @@ def test_find_asset_ids_in_prose_and_links() -> None:
     assert find_asset_ids("") == ((), ())
 
 
-def test_library_directory_serves_a_stale_list_while_refreshing(
+def wait_for(condition, timeout: float = 10.0):
+    """Poll `condition` until it is truthy (its value) or `timeout` passes (AssertionError)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError("the condition never held")
+
+
+def names(libraries: list[Library]) -> list[str]:
+    return [lib.desc for lib in libraries]
+
+
+def test_library_directory_serves_the_cache_when_uplynk_is_slower_than_the_wait(
     simulator: UplynkSimulator,
 ) -> None:
     client = make_client(simulator)
     now = [0.0]
     with ThreadPoolExecutor(max_workers=2) as pool:
         directory = LibraryDirectory(
-            lambda: client.find_libraries(""), pool, ttl=60, wait=5, clock=lambda: now[0]
+            client.find_libraries, pool, ttl=60, fresh=5, wait=0.3, clock=lambda: now[0]
         )
         found = directory.search("market", "*")
-        assert [lib.desc for lib in found] == ["Marketing Library", "Marketing Library Archive"]
+        assert names(found) == ["Marketing Library", "Marketing Library Archive"]
         simulator.catalogue.add_library("Marketplace Clips")
         simulator.faults.set_latency("find_libraries", 1.0)
-        assert len(directory.search("market", "*")) == 2  # fresh enough: no call
-        now[0] = 61.0
         simulator.clear_requests()
+        assert len(directory.search("market", "*")) == 2  # fresh and matching: no call
+        assert simulator.requests == []
+        now[0] = 6.0  # past the freshness window: the search goes live
         started = time.monotonic()
         stale = directory.search("market", "*")
-        # The stale list answers at once (Uplynk takes 1 s here); the refresh runs behind it.
-        assert len(stale) == 2 and time.monotonic() - started < 0.5
-        deadline = time.monotonic() + 10
-        while len(directory.search("market", "*")) != 3 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert len(directory.search("market", "*")) == 3
+        # Uplynk takes 1 s here: the cached matches answer when the 0.3 s wait is over...
+        assert len(stale) == 2 and time.monotonic() - started < 0.9
+        # ...and the live answer, when it comes, is merged in for the next keystroke.
+        wait_for(lambda: len(directory.search("market", "*")) == 3)
         marketing = DEMO_LIBRARY_IDS["Marketing Library"]
         assert [lib.id for lib in directory.search("", {marketing})] == [marketing]
     client.close()
+
+
+def test_library_directory_looks_a_name_missing_from_the_cache_up_live(
+    simulator: UplynkSimulator,
+) -> None:
+    client = make_client(simulator)
+    now = [0.0]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        directory = LibraryDirectory(
+            client.find_libraries, pool, ttl=60, fresh=5, wait=2, clock=lambda: now[0]
+        )
+        directory.warm()
+        assert "Holiday Campaign" not in names(directory.search("", "*"))
+        simulator.catalogue.add_library("Holiday Campaign")
+        simulator.faults.set_latency("find_libraries", 1.0)
+        simulator.clear_requests()
+        # The list is fresh (0 s old) but has no match: Uplynk is asked, within the wait.
+        assert names(directory.search("holiday camp", "*")) == ["Holiday Campaign"]
+        assert [r.query.get("search") for r in simulator.requests] == ["holiday camp"]
+        # Merged into the list: "Holiday" (and a fresh search's longer text) needs no call.
+        assert names(directory.search("Holiday", "*")) == ["Holiday Campaign"]
+        assert names(directory.search("holiday campaign", "*")) == ["Holiday Campaign"]
+        assert len(simulator.requests) == 1
+        # The policy filter still holds on what the live search found.
+        assert directory.search("holiday camp", {DEMO_LIBRARY_IDS["Ad Breaks"]}) == []
+    client.close()
+
+
+def test_library_directory_keeps_what_a_later_look_up_saw() -> None:
+    """A listing that started before a live search neither hides what that search found nor
+    brings back what it no longer found; a later listing drops a deleted library."""
+    holiday = Library("1" * 32, "Holiday Campaign", True, False, "")
+    old = Library("2" * 32, "Holiday Old", True, False, "")
+    catalogue = [old]
+    gate, listing = threading.Event(), threading.Event()
+
+    def find(search: str) -> list[Library]:
+        answer = [lib for lib in catalogue if search in lib.desc.casefold()]
+        if search == "" and not gate.is_set():
+            listing.set()
+            gate.wait(10)  # a listing that started before the change, answered after it
+        return answer
+
+    now = [0.0]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        directory = LibraryDirectory(find, pool, fresh=5, wait=2, clock=lambda: now[0])
+        first = directory.warm()
+        assert listing.wait(10)
+        catalogue[:] = [holiday]  # "Holiday Old" renamed away, "Holiday Campaign" created
+        now[0] = 1.0
+        assert names(directory.search("holiday", "*")) == ["Holiday Campaign"]
+        gate.set()
+        assert first is not None
+        first.result(10)
+        assert names(directory.search("holiday", "*")) == ["Holiday Campaign"]
+        catalogue.clear()
+        now[0] = 70.0
+        later = directory.warm()
+        assert later is not None
+        later.result(10)
+        assert directory.search("", "*") == []
+
+
+def test_library_directory_caps_live_searches_in_flight() -> None:
+    release = threading.Event()
+    asked: list[str] = []
+
+    def find(search: str) -> list[Library]:
+        asked.append(search)
+        release.wait(10)
+        return []
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        directory = LibraryDirectory(find, pool, wait=0.05, max_live=2)
+        for text in ("a", "b", "c", "a"):
+            assert directory.search(text, "*") == []
+        # "a" twice shares one search; "c" found two in flight and was answered from the cache.
+        assert sorted(set(asked) - {""}) == ["a", "b"] and asked.count("a") == 1
+        release.set()
 
 
 def _operation() -> Operation:

@@ -177,7 +177,12 @@ def build_services(settings: Settings, policy: Policy | None = None) -> Services
     ui_pool = ThreadPoolExecutor(max_workers=UI_THREADS, thread_name_prefix="addtolib-ui")
     return Services(
         ui_pool=ui_pool,
-        directory=LibraryDirectory(lambda: uplynk.find_libraries(""), ui_pool),
+        directory=LibraryDirectory(
+            uplynk.find_libraries,
+            ui_pool,
+            fresh=settings.library_fresh,
+            wait=settings.library_wait,
+        ),
         settings=settings,
         client=client,
         store=store,

@@ -23,6 +23,10 @@ TITLE = "Add assets"
 MAX_INPUT = 3000
 MAX_OPTION_TEXT = 75
 SHOWN_ASSETS = 10
+#: Under the library menu: Uplynk may answer slower than Slack waits (the cache answers then).
+NEW_LIBRARY_HINT = (
+    "A library created this minute can take a moment to appear; keep typing its name."
+)
 
 
 def _plain(text: str) -> dict:
@@ -53,6 +57,10 @@ def form(draft: Operation, found: int, duplicates: int, from_message: bool) -> d
             "type": "input",
             "block_id": LIBRARY,
             "label": _plain("Library"),
+            # An options answer holds only `options` or `option_groups`, no text: a note that a
+            # new library can lag goes in the hint (docs.slack.dev/reference/block-kit/
+            # block-elements/select-menu-element#external_select, "external data source").
+            "hint": _plain(NEW_LIBRARY_HINT),
             "element": {
                 "type": "external_select",
                 "action_id": LIBRARY,
