@@ -163,31 +163,21 @@ class SlackSender:
         self,
         text: str,
         *,
-        user_id: str = "U0USER",
-        user_name: str = "alice",
-        channel_id: str = "C0GENERAL",
-        channel_name: str = "general",
-        team_id: str = "T0001",
         response_url: str | None = None,
-        command: str = "/addtolib",
         trigger_id: str | None = None,
         extra_headers: dict[str, str] | None = None,
         timestamp: int | None = None,
+        **fields: str,
     ) -> requests.Response:
-        """A slash command invocation, with exactly the fields Slack sends."""
+        """A slash command invocation, with exactly the fields Slack sends.
+
+        ``fields`` are command_fields' (user_id, channel_id, command, ...).
+        """
         response_url = response_url or self.new_response_url("cmd")
-        fields = command_fields(
-            text,
-            response_url=response_url,
-            trigger_id=trigger_id or self.trigger_id(),
-            user_id=user_id,
-            user_name=user_name,
-            channel_id=channel_id,
-            channel_name=channel_name,
-            team_id=team_id,
-            command=command,
+        form = command_fields(
+            text, response_url=response_url, trigger_id=trigger_id or self.trigger_id(), **fields
         )
-        resp = self.send_form(fields, headers=extra_headers, timestamp=timestamp)
+        resp = self.send_form(form, headers=extra_headers, timestamp=timestamp)
         resp.slack_response_url = response_url  # type: ignore[attr-defined]
         return resp
 
@@ -258,32 +248,15 @@ class SlackSender:
         action_id: str,
         value: str,
         *,
-        user_id: str = "U0USER",
-        user_name: str = "alice",
-        channel_id: str = "C0GENERAL",
-        team_id: str = "T0001",
-        response_url: str | None = None,
-        message: dict[str, Any] | None = None,
-        container: dict[str, Any] | None = None,
-        block_id: str = "b",
-        action_ts: str | None = None,
         headers: dict[str, str] | None = None,
         timestamp: int | None = None,
+        **options: Any,
     ) -> requests.Response:
-        """A button click (block_actions), form field ``payload`` holding the JSON."""
-        payload = self.block_actions_payload(
-            action_id,
-            value,
-            user_id=user_id,
-            user_name=user_name,
-            channel_id=channel_id,
-            team_id=team_id,
-            response_url=response_url,
-            message=message,
-            container=container,
-            block_id=block_id,
-            action_ts=action_ts,
-        )
+        """A button click (block_actions), form field ``payload`` holding the JSON.
+
+        ``options`` are block_actions_payload's (user_id, channel_id, message, ...).
+        """
+        payload = self.block_actions_payload(action_id, value, **options)
         resp = self.send_form(
             {"payload": json.dumps(payload)}, headers=headers, timestamp=timestamp
         )
