@@ -19,7 +19,6 @@ from benchmarks.harness import (
     Sender,
     Simulator,
     StandIn,
-    ack_text,
     add_text,
     fmt_ms,
     percentile,
@@ -29,6 +28,7 @@ from benchmarks.harness import (
     start_bot,
     worker_cpu_seconds,
 )
+from tests.slack_requests import ack_text
 
 NAME = "ack_latency"
 TITLE = "1. Ack latency under load"

@@ -19,13 +19,13 @@ from benchmarks.harness import (
     Simulator,
     StandIn,
     add_text,
-    button_value,
     fmt_s,
     previews,
     start_bot,
     summary_calls,
 )
 from bot.uplynk.signing import sign
+from tests.slack_requests import button_value
 
 NAME = "bulk_add"
 TITLE = "2. Bulk add"

@@ -18,13 +18,13 @@ from benchmarks.harness import (
     Simulator,
     StandIn,
     add_text,
-    button_value,
     fmt_s,
     notify_details_ids,
     previews,
     start_bot,
     summary_calls,
 )
+from tests.slack_requests import button_value
 
 NAME = "delivery"
 TITLE = "5. Delivery under Slack's limit"

@@ -1,4 +1,8 @@
-"""Benchmark harness: child processes (simulator, Slack stand-in, gunicorn), signing, stats."""
+"""Benchmark harness: child processes (simulator, Slack stand-in, gunicorn), load, stats.
+
+Starting processes, signing requests and reading payloads are the tests' helpers
+(tests/bot_process.py, tests/slack_requests.py), so both drive the bot the same way.
+"""
 
 from __future__ import annotations
 
@@ -7,34 +11,30 @@ import json
 import os
 import platform
 import re
-import shlex
-import shutil
-import signal
-import socket
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 import requests
-from slack_sdk.signature import SignatureVerifier
 
 from bot.config import DEMO_UPLYNK_API_KEY, DEMO_UPLYNK_USER_ID, ENV_NAMES, Settings
 from bot.simulator.catalogue import DEMO_ASSET_IDS, DEMO_LIBRARY_IDS
 from bot.slack_standin.server import SlackStandIn
 from bot.slack_standin.socket_mode import SocketModeStandIn
 from bot.uplynk.signing import sign
+from tests import slack_requests
+from tests.bot_process import REPO_ROOT, BotProcess, free_port, gunicorn_path, procfile_command
+from tests.slack_requests import SlackSender, button_value
 
-REPO = Path(__file__).resolve().parent.parent
 LOOPBACK = "127.0.0.1"
 SIGNING_SECRET = "benchmark-signing-secret-not-a-secret"
 BOT_TOKEN = "xoxb-benchmark-token"
 ADMIN = "U0BENCHADMIN"
 CHANNEL = "C0BENCH"
+CHANNEL_NAME = "bench"
 NOTIFY = "C0BENCHNOTIFY"
 TEAM = "T0001"
 MARKETING = DEMO_LIBRARY_IDS["Marketing Library"]
@@ -44,6 +44,7 @@ BARE_BOLT_APP = "tests.tiny_bolt_app:create_app()"
 APP_TOKEN = "xapp-1-A0ADDTOLIB-1-benchmark"  # the Socket Mode app-level token
 #: ADDTOLIB_WORKERS as the benchmarks run the bot (its default): previews planned at once.
 BOT_WORKERS = Settings().workers
+STOP_GRACE = 5.0  # seconds a child has to stop after SIGTERM before it is killed
 
 
 def preview_floor(count: int, uplynk_latency: float) -> float:
@@ -169,114 +170,6 @@ class CpuMeter:
 # ---------------------------------------------------------------------------- processes
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        return sock.getsockname()[1]
-
-
-def wait_http(url: str, timeout: float, alive: Callable[[], bool]) -> None:
-    """Wait until GET url answers 200 (raise if the process dies or time runs out)."""
-
-    def answers() -> bool:
-        with contextlib.suppress(requests.RequestException):
-            return requests.get(url, timeout=1).status_code == 200
-        return False
-
-    wait_ready(answers, url, timeout, alive)
-
-
-def wait_ready(
-    ready: Callable[[], bool], what: str, timeout: float, alive: Callable[[], bool]
-) -> None:
-    """Wait until ``ready()`` (raise if the process dies or time runs out)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not alive():
-            raise RuntimeError(f"process exited before {what} was ready")
-        if ready():
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"{what} was not ready within {timeout:.0f} s")
-
-
-class Child:
-    """A child process in its own process group (so gunicorn's workers stop with it)."""
-
-    def __init__(
-        self,
-        name: str,
-        argv: list[str],
-        env: dict[str, str],
-        log_dir: Path,
-        cpus: set[int] | None = None,
-    ) -> None:
-        self.name = name
-        self.argv = argv
-        self.env = env
-        self.cpus = cpus
-        self.log_path = log_dir / f"{name}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self, health_url: str | Callable[[], bool], timeout: float = 30.0) -> Child:
-        """Start, then wait for GET ``health_url`` (or a ``ready()`` callable) to say yes."""
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                self.argv,
-                cwd=REPO,
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=self._pin if self.cpus else None,
-            )
-        try:
-            if callable(health_url):
-                wait_ready(health_url, self.name, timeout, self.alive)
-            else:
-                wait_http(health_url, timeout, self.alive)
-        except RuntimeError as exc:
-            tail = self.log_tail()
-            self.stop()
-            raise RuntimeError(f"{self.name}: {exc}\n--- {self.log_path} ---\n{tail}") from None
-        return self
-
-    def _pin(self) -> None:
-        # In the child before exec: the affinity is inherited by gunicorn's forked worker.
-        os.sched_setaffinity(0, self.cpus or set())
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def log_tail(self, chars: int = 3000) -> str:
-        with contextlib.suppress(OSError):
-            return self.log_path.read_text(errors="replace")[-chars:]
-        return ""
-
-    def _signal_group(self, sig: int) -> None:
-        if self.proc is not None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.proc.pid, sig)
-
-    def stop(self, grace: float = 5.0) -> None:
-        """SIGTERM the group, then SIGKILL whatever is left after ``grace`` seconds."""
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self._signal_group(signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.proc.wait(grace)
-        self._signal_group(signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(5)
-
-
 class Context:
     """Run-wide settings and every child started, so that all of them get stopped.
 
@@ -288,7 +181,7 @@ class Context:
     def __init__(self, work_dir: Path, quick: bool = False, pin: bool = True) -> None:
         self.work_dir = work_dir
         self.quick = quick
-        self.children: list[Child] = []
+        self.children: list[BotProcess] = []
         self.log = print
         cpus = sorted(os.sched_getaffinity(0))
         if pin and len(cpus) >= 2:
@@ -311,22 +204,36 @@ class Context:
         name: str,
         argv: list[str],
         env: dict[str, str],
-        health_url: str | Callable[[], bool],
+        *,
+        port: int | None = None,
+        health_path: str = "/healthz",
+        ready: Callable[[], bool] | None = None,
         under_test: bool = False,
-    ) -> Child:
-        cpus = self.server_cpus if under_test else self.other_cpus
-        child = Child(name, argv, env, self.work_dir, cpus)
+    ) -> BotProcess:
+        """Start ``argv`` with exactly ``env`` (see child_env), logging to ``<name>.log``;
+        ready once ``GET health_path`` on ``port`` answers 200, or ``ready()`` says so."""
+        child = BotProcess(
+            env,
+            port=port,
+            argv=argv,
+            base_env={},
+            log_path=self.work_dir / f"{name}.log",
+            startup_timeout=30,
+            ready=ready,
+            health_path=health_path,
+            cpus=self.server_cpus if under_test else self.other_cpus,
+        )
         self.children.append(child)
-        return child.start(health_url)
+        return child.start()
 
-    def stop(self, child: Child) -> None:
-        child.stop()
+    def stop(self, child: BotProcess) -> None:
+        child.stop(STOP_GRACE)
         with contextlib.suppress(ValueError):
             self.children.remove(child)
 
     def stop_all(self) -> None:
         for child in reversed(self.children):
-            child.stop()
+            child.stop(STOP_GRACE)
         self.children.clear()
 
 
@@ -336,7 +243,8 @@ def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     for name in ENV_NAMES.values():
         env[name] = ""
     env["PYTHONUNBUFFERED"] = "1"
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
+    paths = (str(REPO_ROOT), os.environ.get("PYTHONPATH"))
+    env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
     env.update(extra or {})
     return env
 
@@ -354,13 +262,13 @@ class Simulator:
         self.user_id = DEMO_UPLYNK_USER_ID
         self.api_key = DEMO_UPLYNK_API_KEY
         self.http = requests.Session()
-        self.child: Child | None = None
+        self.child: BotProcess | None = None
 
     def start(self) -> Simulator:
         argv = [sys.executable, "-m", "bot", "simulator", "--host", LOOPBACK]
         argv += ["--port", str(self.port)]
         self.child = self.ctx.spawn(
-            "simulator", argv, child_env(), f"{self.url}/_simulator/requests"
+            "simulator", argv, child_env(), port=self.port, health_path="/_simulator/requests"
         )
         return self
 
@@ -413,12 +321,12 @@ class StandIn:
         self.base = f"http://{LOOPBACK}:{self.port}"
         self.api_url = f"{self.base}/api/"
         self.http = requests.Session()
-        self.child: Child | None = None
+        self.child: BotProcess | None = None
 
     def start(self) -> StandIn:
         argv = [sys.executable, "-m", "bot.slack_standin.server", "-q"]
         argv += ["--host", LOOPBACK, "--port", str(self.port)]
-        self.child = self.ctx.spawn("slack-standin", argv, child_env(), f"{self.base}/healthz")
+        self.child = self.ctx.spawn("slack-standin", argv, child_env(), port=self.port)
         return self
 
     def stop(self) -> None:
@@ -482,14 +390,6 @@ class SocketStandIn(StandIn):
         return self.server.socket_mode
 
 
-def button_value(call: dict[str, Any], action_id: str) -> str | None:
-    for block in call.get("payload", {}).get("blocks") or []:
-        for element in block.get("elements") or []:
-            if isinstance(element, dict) and element.get("action_id") == action_id:
-                return element.get("value")
-    return None
-
-
 def summary_calls(calls: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Library summaries posted in the command's channel, by operation id."""
     found = {}
@@ -531,29 +431,6 @@ def previews(calls: Iterable[dict[str, Any]], prefix: str) -> dict[str, dict[str
 # ---------------------------------------------------------------------------- the bot
 
 
-def procfile_command(process: str) -> tuple[dict[str, str], list[str]]:
-    """A Procfile process (`web`, `worker`): its `env NAME=value` settings and its argv."""
-    for line in (REPO / "Procfile").read_text().splitlines():
-        if line.startswith(f"{process}:"):
-            words = shlex.split(line.partition(":")[2])
-            if words and words[0] == "env":
-                words.pop(0)
-            settings = {}
-            while words and "=" in words[0] and not words[0].startswith("-"):
-                name, _, value = words.pop(0).partition("=")
-                settings[name] = value
-            return settings, words
-    raise RuntimeError(f"the Procfile has no {process}: line")
-
-
-def gunicorn_executable() -> str:
-    candidate = Path(sys.executable).parent / "gunicorn"
-    found = str(candidate) if candidate.exists() else shutil.which("gunicorn")
-    if not found:
-        raise RuntimeError("gunicorn is not installed in this environment")
-    return found
-
-
 class Server:
     """A WSGI app under gunicorn with the Procfile's settings, bound to loopback only.
 
@@ -570,16 +447,15 @@ class Server:
         procfile_env, argv = procfile_command("web")
         if argv[0] != "gunicorn":
             raise RuntimeError(f"unexpected Procfile web command: {argv!r}")
-        argv[0] = gunicorn_executable()
+        argv[0] = gunicorn_path()
         if app is not None:
             argv = [app if a == "bot.wsgi:app" else a for a in argv]
         self.argv = [*argv, "--bind", f"{LOOPBACK}:{self.port}"]
-        self.env = child_env({**procfile_env, **env, "PORT": str(self.port)})
-        self.child: Child | None = None
+        self.env = child_env({**procfile_env, **env})
+        self.child: BotProcess | None = None
 
     def start(self) -> Server:
-        health = f"{self.url}/healthz"
-        self.child = self.ctx.spawn(self.name, self.argv, self.env, health, under_test=True)
+        self.child = self.ctx.spawn(self.name, self.argv, self.env, port=self.port, under_test=True)
         return self
 
     def stop(self) -> None:
@@ -588,8 +464,9 @@ class Server:
             self.child = None
 
     def worker_pids(self) -> list[int]:
-        assert self.child is not None
-        path = Path(f"/proc/{self.child.pid}/task/{self.child.pid}/children")
+        pid = self.child.pid if self.child is not None else None
+        assert pid is not None
+        path = Path(f"/proc/{pid}/task/{pid}/children")
         return [int(p) for p in path.read_text().split()]
 
     def worker_rss_kib(self) -> int:
@@ -646,7 +523,9 @@ def start_bare_bolt(ctx: Context, standin: StandIn) -> Server:
     return Server(ctx, "bare-bolt", env, app=BARE_BOLT_APP).start()
 
 
-def start_socket_bot(ctx: Context, sim: Simulator, standin: SocketStandIn, **extra: str) -> Child:
+def start_socket_bot(
+    ctx: Context, sim: Simulator, standin: SocketStandIn, **extra: str
+) -> BotProcess:
     """The Procfile's worker (`python -m bot socket`), once it has opened its WebSocket."""
     settings, argv = procfile_command("worker")
     if argv[:1] != ["python"]:
@@ -659,7 +538,7 @@ def start_socket_bot(ctx: Context, sim: Simulator, standin: SocketStandIn, **ext
         "bot-socket",
         argv,
         child_env({**settings, **env}),
-        lambda: len(socket_mode.connections) > before,
+        ready=lambda: len(socket_mode.connections) > before,
         under_test=True,
     )
 
@@ -671,57 +550,42 @@ def command_fields(
     text: str, response_url: str, user_id: str = ADMIN, channel: str = CHANNEL
 ) -> dict[str, str]:
     """A /addtolib slash command as Slack sends it: HTTP form fields, or an envelope's payload."""
-    return {
-        "token": "legacy-verification-token",
-        "team_id": TEAM,
-        "team_domain": "demo",
-        "channel_id": channel,
-        "channel_name": "bench",
-        "user_id": user_id,
-        "user_name": user_id.lower(),
-        "command": "/addtolib",
-        "text": text,
-        "api_app_id": "A0ADDTOLIB",
-        "is_enterprise_install": "false",
-        "response_url": response_url,
-        "trigger_id": f"{time.time_ns()}.bench",
-    }
+    return slack_requests.command_fields(
+        text,
+        response_url=response_url,
+        trigger_id=SlackSender.trigger_id(),
+        user_id=user_id,
+        user_name=user_id.lower(),
+        channel_id=channel,
+        channel_name=CHANNEL_NAME,
+        team_id=TEAM,
+    )
 
 
 class Sender:
-    """Slack's side of POST /slack/events: signed slash commands and clicks on one Session."""
+    """Slack's side of POST /slack/events: signed slash commands and clicks on one Session,
+    each timed from sending to the whole answer read."""
 
     def __init__(self, base_url: str, secret: str = SIGNING_SECRET, timeout: float = 30) -> None:
-        self.url = f"{base_url}/slack/events"
-        self.verifier = SignatureVerifier(secret)
         self.session = requests.Session()
         # Loopback only: skip proxy and .netrc look-ups, which cost the load generator CPU.
         self.session.trust_env = False
-        self.timeout = timeout
+        self.slack = SlackSender(base_url, secret, timeout=timeout, session=self.session)
+        self.url = self.slack.url
         self.stale_retries = 0
-
-    def _signed(self, fields: dict[str, str]) -> tuple[bytes, dict[str, str]]:
-        body = urlencode(fields)
-        ts = str(int(time.time()))
-        headers = {
-            "Content-Type": "application/x-www-form-urlencoded",
-            "X-Slack-Request-Timestamp": ts,
-            "X-Slack-Signature": self.verifier.generate_signature(timestamp=ts, body=body),
-        }
-        return body.encode(), headers
 
     def post(self, fields: dict[str, str]) -> tuple[requests.Response, float]:
         """Sign and POST; (response, seconds from sending to the whole answer read)."""
-        body, headers = self._signed(fields)
+        body, headers = self.slack.signed_form(fields)
         started = time.perf_counter()
         try:
-            response = self.session.post(self.url, data=body, headers=headers, timeout=self.timeout)
+            response = self.slack.raw(body, headers)
         except requests.ConnectionError:
             # gunicorn closes keep-alive connections idle for 2 s; a request sent on one just
             # as it closes is reset before the server read it. Send it again, timed afresh.
             self.stale_retries += 1
             started = time.perf_counter()
-            response = self.session.post(self.url, data=body, headers=headers, timeout=self.timeout)
+            response = self.slack.raw(body, headers)
         _ = response.content
         return response, time.perf_counter() - started
 
@@ -733,49 +597,20 @@ class Sender:
     def click(
         self, action_id: str, value: str, response_url: str, user_id: str = ADMIN
     ) -> tuple[requests.Response, float]:
-        now = f"{time.time():.6f}"
-        payload = {
-            "type": "block_actions",
-            "user": {"id": user_id, "username": user_id.lower(), "team_id": TEAM},
-            "api_app_id": "A0ADDTOLIB",
-            "token": "legacy-verification-token",
-            "container": {
-                "type": "message",
-                "message_ts": now,
-                "channel_id": CHANNEL,
-                "is_ephemeral": True,
-            },
-            "trigger_id": f"{time.time_ns()}.bench",
-            "team": {"id": TEAM, "domain": "demo"},
-            "enterprise": None,
-            "is_enterprise_install": False,
-            "channel": {"id": CHANNEL, "name": "bench"},
-            "state": {"values": {}},
-            "response_url": response_url,
-            "actions": [
-                {
-                    "action_id": action_id,
-                    "block_id": "b",
-                    "text": {"type": "plain_text", "text": action_id},
-                    "value": value,
-                    "type": "button",
-                    "action_ts": now,
-                }
-            ],
-        }
+        payload = self.slack.block_actions_payload(
+            action_id,
+            value,
+            user_id=user_id,
+            user_name=user_id.lower(),
+            channel_id=CHANNEL,
+            channel_name=CHANNEL_NAME,
+            team_id=TEAM,
+            response_url=response_url,
+        )
         return self.post({"payload": json.dumps(payload)})
 
     def close(self) -> None:
         self.session.close()
-
-
-def ack_text(response: requests.Response) -> str:
-    """What an acknowledgement shows the user (Bolt answers JSON, or plain text)."""
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text
-    return body.get("text", "") if isinstance(body, dict) else ""
 
 
 def add_text(asset_ids: Iterable[str], library: str = '"Marketing Library"') -> str:

@@ -15,11 +15,11 @@ from benchmarks.harness import (
     Simulator,
     StandIn,
     add_text,
-    button_value,
     previews,
     start_bot,
     summary_calls,
 )
+from tests.slack_requests import button_value
 
 NAME = "memory"
 TITLE = "4. Memory"

@@ -13,7 +13,6 @@ from benchmarks.harness import (
     Simulator,
     StandIn,
     add_text,
-    button_value,
     fmt_ms,
     median,
     notify_details_ids,
@@ -22,6 +21,7 @@ from benchmarks.harness import (
     start_bot,
     summary_calls,
 )
+from tests.slack_requests import button_value
 
 NAME = "overhead"
 TITLE = "3. Overhead"

@@ -87,7 +87,7 @@ def run(ctx: Context) -> Outcome:
             _, calls = standin.wait(
                 lambda calls: len(previews(calls, "sock")) >= total + 1, deadline, interval=0.5
             )
-            alive = bot.alive()
+            alive = bot.alive
         finally:
             ctx.stop(bot)
     finally:

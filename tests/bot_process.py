@@ -1,9 +1,13 @@
-"""Run the bot (or any WSGI app) as a real subprocess and wait for GET /healthz."""
+"""Run the bot (or any server) as a real subprocess and wait until it is ready.
+
+Shared by the tests and the benchmarks (benchmarks/harness.py).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -11,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import requests
@@ -24,6 +28,21 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
+
+
+def procfile_command(process: str) -> tuple[dict[str, str], list[str]]:
+    """A Procfile process (`web`, `worker`): its `env NAME=value` settings and its argv."""
+    for line in (REPO_ROOT / "Procfile").read_text().splitlines():
+        if line.startswith(f"{process}:"):
+            words = shlex.split(line.partition(":")[2])
+            if words and words[0] == "env":
+                words.pop(0)
+            settings = {}
+            while words and "=" in words[0] and not words[0].startswith("-"):
+                name, _, value = words.pop(0).partition("=")
+                settings[name] = value
+            return settings, words
+    raise RuntimeError(f"the Procfile has no {process}: line")
 
 
 def gunicorn_path() -> str:
@@ -39,10 +58,11 @@ def gunicorn_path() -> str:
 class BotProcess:
     """A server subprocess: ``python -m bot serve`` by default, or gunicorn.
 
-    ``env`` is added to the current environment (``PORT`` is set to ``port``).
-    ``argv`` replaces the command line; ``gunicorn=True`` runs ``gunicorn <app>``
-    with one worker and 8 threads. Output goes to ``log_path`` (a temp file by default).
-    ``ready`` replaces the ``GET /healthz`` wait (Socket Mode serves no HTTP).
+    ``env`` is added to ``base_env`` (the current environment by default; ``PORT`` is set
+    to ``port``). ``argv`` replaces the command line; ``gunicorn=True`` runs
+    ``gunicorn <app>`` with one worker and 8 threads. Output goes to ``log_path`` (a temp
+    file by default). Start-up waits for ``GET health_path`` to answer 200, or for
+    ``ready()`` (Socket Mode serves no HTTP). ``cpus`` pins the process (and what it forks).
     """
 
     def __init__(
@@ -58,6 +78,9 @@ class BotProcess:
         log_path: str | Path | None = None,
         startup_timeout: float = 15.0,
         ready: Callable[[], bool] | None = None,
+        health_path: str = "/healthz",
+        base_env: Mapping[str, str] | None = None,
+        cpus: set[int] | None = None,
     ) -> None:
         self.host = host
         self.port = port or free_port(host)
@@ -80,7 +103,8 @@ class BotProcess:
             ]
         else:
             self.argv = [sys.executable, "-m", "bot", "serve"]
-        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", "PORT": str(self.port)}
+        base = os.environ if base_env is None else base_env
+        self.env = {**base, "PYTHONUNBUFFERED": "1", "PORT": str(self.port)}
         self.env.update(env or {})
         self.cwd = str(cwd)
         if log_path is None:
@@ -90,6 +114,8 @@ class BotProcess:
         self.log_path = Path(log_path)
         self.startup_timeout = startup_timeout
         self.ready = ready
+        self.health_path = health_path
+        self.cpus = cpus
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -125,7 +151,7 @@ class BotProcess:
         print("----- end -----")
 
     def start(self) -> BotProcess:
-        """Start and wait for ``GET /healthz`` to answer 200; on failure print the log."""
+        """Start and wait until it is ready (see the class); on failure print the log."""
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 self.argv,
@@ -135,6 +161,7 @@ class BotProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # own process group: kill() reaches gunicorn's workers
+                preexec_fn=self._pin if self.cpus else None,
             )
         deadline = time.monotonic() + self.startup_timeout
         last_error: object = None
@@ -151,7 +178,7 @@ class BotProcess:
                 time.sleep(0.05)
                 continue
             try:
-                if requests.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                if requests.get(f"{self.url}{self.health_path}", timeout=1).status_code == 200:
                     return self
             except requests.RequestException as exc:
                 last_error = exc
@@ -162,6 +189,10 @@ class BotProcess:
             f"{self.argv!r} not healthy within {self.startup_timeout}s ({last_error}):\n"
             + self.output()[-4000:]
         )
+
+    def _pin(self) -> None:
+        # In the child before exec: the affinity is inherited by gunicorn's forked workers.
+        os.sched_setaffinity(0, self.cpus or set())
 
     def _signal_group(self, sig: int) -> None:
         if self.proc is None:

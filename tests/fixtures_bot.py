@@ -16,7 +16,8 @@ from bot.simulator import DEMO_ASSET_IDS, DEMO_LIBRARY_IDS, UplynkSimulator
 from bot.slack_standin import SlackCall, SlackStandIn
 from tests.bot_process import BotProcess
 from tests.fixtures_slack import SIGNING_SECRET
-from tests.slack_requests import SlackSender
+from tests.slack_requests import SlackSender, button_value
+from tests.slack_requests import ack_text as ack_text  # the tests' import of it
 
 MARKETING = DEMO_LIBRARY_IDS["Marketing Library"]
 ARCHIVE = DEMO_LIBRARY_IDS["Marketing Library Archive"]
@@ -105,11 +106,6 @@ def dump(call: SlackCall) -> str:
     return json.dumps(call.payload)
 
 
-def ack_text(response: Any) -> str:
-    """The text a slash command's acknowledgement (its HTTP 200 body) shows the user."""
-    return response.json().get("text", "") if response.text else ""
-
-
 def patches(simulator: UplynkSimulator) -> list[Any]:
     """The add-assets (PATCH) requests the simulator received."""
     return [r for r in simulator.requests if r.call == "add"]
@@ -124,17 +120,6 @@ def stored(bot: Bot, operation_id: str | None = None, user_id: str | None = None
         store.dispose()
     assert found is not None, f"operation {operation_id} not in the store"
     return found
-
-
-def button_value(call: SlackCall, action_id: str) -> str | None:
-    for block in call.payload.get("blocks") or []:
-        elements = list(block.get("elements") or [])
-        if block.get("accessory"):
-            elements.append(block["accessory"])
-        for element in elements:
-            if element.get("action_id") == action_id:
-                return element.get("value")
-    return None
 
 
 def titled(simulator: UplynkSimulator, asset_id: str) -> str:

@@ -9,7 +9,6 @@ import pytest
 
 from bot.slack_standin import SlackStandIn
 from tests.bot_process import BotProcess
-from tests.bot_process import free_port as _free_port
 
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 EDITORS_GROUP = "S0EDITORS"
@@ -39,11 +38,6 @@ def slack() -> Iterator[SlackStandIn]:
 @pytest.fixture
 def signing_secret() -> str:
     return SIGNING_SECRET
-
-
-@pytest.fixture
-def free_port() -> int:
-    return _free_port()
 
 
 @pytest.fixture

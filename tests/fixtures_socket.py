@@ -15,7 +15,7 @@ from bot.slack_standin.socket_mode import Ack, Envelope, SocketModeStandIn
 from tests.bot_process import BotProcess
 from tests.fixtures_bot import USER, Bot
 from tests.fixtures_slack import SIGNING_SECRET
-from tests.slack_requests import API_APP_ID, TEAM_DOMAIN, VERIFICATION_TOKEN, SlackSender
+from tests.slack_requests import SlackSender, command_fields
 
 APP_TOKEN = "xapp-1-A0ADDTOLIB-1-socketmodetest"
 
@@ -36,21 +36,13 @@ class SocketBot(Bot):
     ) -> tuple[dict[str, Any], str]:
         """A slash_commands envelope's payload (the HTTP form's fields) and its response_url key."""
         response_url = self.sender.new_response_url("cmd")
-        payload = {
-            "token": VERIFICATION_TOKEN,
-            "team_id": "T0001",
-            "team_domain": TEAM_DOMAIN,
-            "channel_id": channel_id,
-            "channel_name": "general",
-            "user_id": user_id,
-            "user_name": "alice",
-            "command": "/addtolib",
-            "text": text,
-            "api_app_id": API_APP_ID,
-            "is_enterprise_install": "false",
-            "response_url": response_url,
-            "trigger_id": self.sender.trigger_id(),
-        }
+        payload = command_fields(
+            text,
+            response_url=response_url,
+            trigger_id=self.sender.trigger_id(),
+            user_id=user_id,
+            channel_id=channel_id,
+        )
         return payload, response_url.rsplit("/", 1)[-1]
 
     def command(self, text: str, user_id: str = USER, **kwargs: Any) -> tuple[Ack, str]:  # type: ignore[override]

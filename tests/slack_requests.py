@@ -1,4 +1,7 @@
-"""Send real, Slack-signed slash commands and button clicks to the bot over HTTP."""
+"""Slack's side of the bot's endpoint: signed commands, clicks and views, and reading the answers.
+
+Shared by the tests and the benchmarks (benchmarks/harness.py).
+"""
 
 from __future__ import annotations
 
@@ -17,12 +20,69 @@ VERIFICATION_TOKEN = "legacy-verification-token"
 TEAM_DOMAIN = "demo"
 
 
+def command_fields(
+    text: str,
+    *,
+    response_url: str,
+    trigger_id: str,
+    user_id: str = "U0USER",
+    user_name: str = "alice",
+    channel_id: str = "C0GENERAL",
+    channel_name: str = "general",
+    team_id: str = "T0001",
+    command: str = "/addtolib",
+) -> dict[str, str]:
+    """A slash command as Slack sends it: the HTTP form's fields, or a Socket Mode payload."""
+    return {
+        "token": VERIFICATION_TOKEN,
+        "team_id": team_id,
+        "team_domain": TEAM_DOMAIN,
+        "channel_id": channel_id,
+        "channel_name": channel_name,
+        "user_id": user_id,
+        "user_name": user_name,
+        "command": command,
+        "text": text,
+        "api_app_id": API_APP_ID,
+        "is_enterprise_install": "false",
+        "response_url": response_url,
+        "trigger_id": trigger_id,
+    }
+
+
+def ack_text(response: requests.Response) -> str:
+    """What an acknowledgement (its HTTP 200 body) shows the user: Bolt answers JSON or text."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text
+    return body.get("text", "") if isinstance(body, dict) else ""
+
+
+def button_value(message: Any, action_id: str) -> str | None:
+    """The value of the button ``action_id`` in a message, or None.
+
+    ``message`` is a message payload, or a recorded call holding one: a SlackCall, or the
+    stand-in's JSON of one (a dict with a ``payload``).
+    """
+    payload = message.get("payload", message) if isinstance(message, dict) else message.payload
+    for block in payload.get("blocks") or []:
+        elements = list(block.get("elements") or [])
+        if block.get("accessory"):
+            elements.append(block["accessory"])
+        for element in elements:
+            if isinstance(element, dict) and element.get("action_id") == action_id:
+                return element.get("value")
+    return None
+
+
 class SlackSender:
     """Plays Slack's side of the Events/Interactivity endpoint.
 
     ``base_url`` is the bot's root (``http://127.0.0.1:PORT``) or its full events URL.
     With ``standin`` (a SlackStandIn), requests get a response_url on the stand-in by
     default, so posts to it are recorded; the URL used is ``resp.slack_response_url``.
+    ``session`` (a requests.Session) carries every request, keeping connections alive.
     """
 
     def __init__(
@@ -33,6 +93,7 @@ class SlackSender:
         standin: Any = None,
         path: str = "/slack/events",
         timeout: float = 10.0,
+        session: requests.Session | None = None,
     ) -> None:
         base_url = base_url.rstrip("/")
         self.url = base_url if base_url.endswith(path) else base_url + path
@@ -40,6 +101,7 @@ class SlackSender:
         self.verifier = SignatureVerifier(signing_secret)
         self.standin = standin
         self.timeout = timeout
+        self.session = session
         self._counter = itertools.count(1)
 
     # -- building blocks ---------------------------------------------------
@@ -68,7 +130,22 @@ class SlackSender:
     def raw(self, body: bytes | str, headers: dict[str, str] | None = None) -> requests.Response:
         """POST ``body`` as-is with only ``headers`` (no signing): forged or malformed requests."""
         data = body.encode() if isinstance(body, str) else body
-        return requests.post(self.url, data=data, headers=headers or {}, timeout=self.timeout)
+        poster = self.session or requests
+        return poster.post(self.url, data=data, headers=headers or {}, timeout=self.timeout)
+
+    def signed_form(
+        self,
+        fields: dict[str, str],
+        *,
+        headers: dict[str, str] | None = None,
+        timestamp: int | None = None,
+    ) -> tuple[bytes, dict[str, str]]:
+        """``fields`` form-encoded, and the headers that sign them: a request ready to send."""
+        body = urlencode(fields)
+        all_headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        all_headers.update(self.sign(body, timestamp))
+        all_headers.update(headers or {})
+        return body.encode(), all_headers
 
     def send_form(
         self,
@@ -78,13 +155,7 @@ class SlackSender:
         timestamp: int | None = None,
     ) -> requests.Response:
         """Form-encode ``fields``, sign them and POST them."""
-        body = urlencode(fields)
-        all_headers = {"Content-Type": "application/x-www-form-urlencoded"}
-        all_headers.update(self.sign(body, timestamp))
-        all_headers.update(headers or {})
-        return requests.post(
-            self.url, data=body.encode(), headers=all_headers, timeout=self.timeout
-        )
+        return self.raw(*self.signed_form(fields, headers=headers, timestamp=timestamp))
 
     # -- what Slack sends ----------------------------------------------------
 
@@ -92,35 +163,21 @@ class SlackSender:
         self,
         text: str,
         *,
-        user_id: str = "U0USER",
-        user_name: str = "alice",
-        channel_id: str = "C0GENERAL",
-        channel_name: str = "general",
-        team_id: str = "T0001",
         response_url: str | None = None,
-        command: str = "/addtolib",
         trigger_id: str | None = None,
         extra_headers: dict[str, str] | None = None,
         timestamp: int | None = None,
+        **fields: str,
     ) -> requests.Response:
-        """A slash command invocation, with exactly the fields Slack sends."""
+        """A slash command invocation, with exactly the fields Slack sends.
+
+        ``fields`` are command_fields' (user_id, channel_id, command, ...).
+        """
         response_url = response_url or self.new_response_url("cmd")
-        fields = {
-            "token": VERIFICATION_TOKEN,
-            "team_id": team_id,
-            "team_domain": TEAM_DOMAIN,
-            "channel_id": channel_id,
-            "channel_name": channel_name,
-            "user_id": user_id,
-            "user_name": user_name,
-            "command": command,
-            "text": text,
-            "api_app_id": API_APP_ID,
-            "is_enterprise_install": "false",
-            "response_url": response_url,
-            "trigger_id": trigger_id or self.trigger_id(),
-        }
-        resp = self.send_form(fields, headers=extra_headers, timestamp=timestamp)
+        form = command_fields(
+            text, response_url=response_url, trigger_id=trigger_id or self.trigger_id(), **fields
+        )
+        resp = self.send_form(form, headers=extra_headers, timestamp=timestamp)
         resp.slack_response_url = response_url  # type: ignore[attr-defined]
         return resp
 
@@ -191,32 +248,15 @@ class SlackSender:
         action_id: str,
         value: str,
         *,
-        user_id: str = "U0USER",
-        user_name: str = "alice",
-        channel_id: str = "C0GENERAL",
-        team_id: str = "T0001",
-        response_url: str | None = None,
-        message: dict[str, Any] | None = None,
-        container: dict[str, Any] | None = None,
-        block_id: str = "b",
-        action_ts: str | None = None,
         headers: dict[str, str] | None = None,
         timestamp: int | None = None,
+        **options: Any,
     ) -> requests.Response:
-        """A button click (block_actions), form field ``payload`` holding the JSON."""
-        payload = self.block_actions_payload(
-            action_id,
-            value,
-            user_id=user_id,
-            user_name=user_name,
-            channel_id=channel_id,
-            team_id=team_id,
-            response_url=response_url,
-            message=message,
-            container=container,
-            block_id=block_id,
-            action_ts=action_ts,
-        )
+        """A button click (block_actions), form field ``payload`` holding the JSON.
+
+        ``options`` are block_actions_payload's (user_id, channel_id, message, ...).
+        """
+        payload = self.block_actions_payload(action_id, value, **options)
         resp = self.send_form(
             {"payload": json.dumps(payload)}, headers=headers, timestamp=timestamp
         )

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import re
-import socket
 import threading
 import time
 import traceback
@@ -28,6 +27,7 @@ from bot.uplynk import (
     UplynkUnavailable,
 )
 from bot.uplynk.errors import error_for_v2
+from tests.bot_process import free_port
 from tests.fixtures_uplynk import make_client
 
 MARKETING = DEMO_LIBRARY_IDS["Marketing Library"]
@@ -296,10 +296,8 @@ def test_a_hung_uplynk_surfaces_as_a_timeout(simulator):
 
 
 def test_connection_refused_is_unavailable():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    client = UplynkClient(f"http://127.0.0.1:{port}", "u", "k", max_retries=2, backoff_factor=0.01)
+    nothing_listens = f"http://127.0.0.1:{free_port()}"
+    client = UplynkClient(nothing_listens, "u", "k", max_retries=2, backoff_factor=0.01)
     with pytest.raises(UplynkUnavailable) as info:
         client.get_library(MARKETING)
     assert not isinstance(info.value, UplynkTimeout)
