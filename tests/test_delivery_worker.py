@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from bot.core.outbox import Outbox, Owed
+from bot.core.delivery.outbox import Outbox, Owed
 from bot.core.store import OperationStore
 from bot.slack import blocks
 from bot.slack.delivery import DeliveryWorker, delivery_client

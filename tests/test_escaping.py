@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.core import parsing
-from bot.core.results import ApprovalView
-from bot.core.store import Operation
+from bot.core.approvals.outcomes import ApprovalView
+from bot.core.operation import Operation
 from bot.core.text import escape_mrkdwn, fit
 from bot.slack import blocks, views
 from bot.slack_standin.server import BlocksError, validate_blocks

@@ -10,8 +10,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import update
 
-from bot.core.outbox import Outbox, Owed, outbox
+from bot.core.delivery.outbox import Outbox, Owed
 from bot.core.store import OperationStore
+from bot.core.tables import outbox
 from bot.slack.pacing import Pacer
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.core.results import ApprovalView
+from bot.core.approvals.outcomes import ApprovalView
 from bot.slack.owed import NOTIFY, Owing, approval_recipients
 from tests.test_escaping import operation
 

@@ -10,7 +10,8 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from sqlalchemy import inspect
 
-from bot.core.store import ACTIVE, STATES, TERMINAL, Operation, OperationStore
+from bot.core.operation import ACTIVE, STATES, TERMINAL, Operation
+from bot.core.store import OperationStore
 
 U1 = "U0123ABCD"
 U2 = "U0999ZZZZ"
@@ -160,7 +161,7 @@ def test_transition_sets_fields_and_timestamps(store):
 def test_transition_from_wrong_state_returns_none(store):
     op = make(store)
     assert store.transition(op.id, "running", "done") is None
-    assert store.transition(op.id, ["confirmed", "running"], "done") is None
+    assert store.transition(op.id, ["confirmed", "interrupted"], "running") is None
     assert store.get(op.id).state == "pending"
     assert store.transition(op.id, "pending", "cancelled") is not None
     assert store.transition(op.id, "pending", "confirmed") is None

@@ -1,8 +1,8 @@
-"""How the workflow words durations, id samples and "already handled" refusals."""
+"""Phrases the use cases share: durations, id samples and "already handled" refusals."""
 
 from __future__ import annotations
 
-from bot.core.store import Operation
+from bot.core.operation import Operation
 
 
 def duration(seconds: int) -> str:

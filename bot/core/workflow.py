@@ -13,24 +13,17 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 from bot import metrics
-from bot.core.approvals import Approvals
+from bot.core.approvals.outcomes import AwaitingApproval
+from bot.core.approvals.rules import Approvals
 from bot.core.batch_recorder import BatchRecorder
 from bot.core.journal import BatchJournal
+from bot.core.operation import Operation, State
+from bot.core.outcomes import Executed, NeedsPick, Planned, Progress, Refused, Requester, Undone
 from bot.core.parsing import AddCommand, LibraryRef
+from bot.core.phrases import already_handled, duration, id_sample
 from bot.core.policy import Policy
-from bot.core.results import (
-    AwaitingApproval,
-    Executed,
-    NeedsPick,
-    Planned,
-    Progress,
-    Refused,
-    Requester,
-    Undone,
-)
-from bot.core.store import Operation, OperationStore
+from bot.core.store import OperationStore
 from bot.core.text import escape_mrkdwn
-from bot.core.wording import already_handled, duration, id_sample
 from bot.uplynk.client import UplynkClient
 from bot.uplynk.errors import UplynkError, UplynkNotFound, UplynkUnavailable
 from bot.uplynk.models import BatchResult, Library
@@ -38,8 +31,8 @@ from bot.uplynk.models import BatchResult, Library
 log = logging.getLogger(__name__)
 
 LIBRARY_ID = re.compile(r"^[0-9a-f]{32}$")
-FINISHED_ADDING = ("done", "partial")
-RETRYABLE = ("partial", "failed", "interrupted")
+FINISHED_ADDING = (State.DONE, State.PARTIAL)
+RETRYABLE = (State.PARTIAL, State.FAILED, State.INTERRUPTED)
 # updated_at of an operation whose lease was handed back: older than any lease.
 LEASE_RELEASED = datetime(2000, 1, 1, tzinfo=UTC)
 # The outcome of an asset someone else added between the preview and the execution.
@@ -116,7 +109,7 @@ class Workflow:
         self._lookups = ThreadPoolExecutor(
             max_workers=lookup_threads, thread_name_prefix="addtolib-lookup"
         )
-        self.approvals = Approvals(self, approval_ttl)
+        self.approvals = Approvals(store, policy, groups_of, self.owed, now, approval_ttl)
         # Set on SIGTERM: running operations stop after their current batch (stop_new_batches).
         self._stopping = threading.Event()
 
@@ -161,7 +154,7 @@ class Workflow:
             return Refused(PICKED_ALREADY)  # the same answer as losing the compare-and-set
         if operation.user_id != user_id:
             return Refused(f"Only <@{operation.user_id}> can choose the library for this request.")
-        if operation.state != "pending":
+        if operation.state != State.PENDING:
             return Refused(f"This request is already {operation.state}.")
         lookup = self._look_up(operation.requested_ids)
         try:
@@ -208,7 +201,7 @@ class Workflow:
             return Refused("This form was already submitted, or has expired; open it again.")
         if operation.user_id != user_id:
             return Refused(f"Only <@{operation.user_id}> can submit this form.")
-        if operation.state != "pending":
+        if operation.state != State.PENDING:
             return Refused(f"This form is {operation.state}; open it again.")
         requested = list(dict.fromkeys([*operation.requested_ids, *more_ids]))
         self.store.update(draft_id, requested_ids=requested, channel_id=channel_id)
@@ -229,8 +222,8 @@ class Workflow:
             if existing is not None:
                 denied = self.store.transition(
                     existing.id,
-                    "pending",
-                    "denied",
+                    State.PENDING,
+                    State.DENIED,
                     require={"library_id": None},
                     denial_reason=decision.reason,
                 )
@@ -274,7 +267,7 @@ class Workflow:
                 return Refused(PICKED_ALREADY)
         if not new:
             # Nothing to add: the preview is the whole answer; the operation is closed.
-            operation = self.store.transition(operation.id, "pending", "done") or operation
+            operation = self.store.transition(operation.id, State.PENDING, State.DONE) or operation
         return Planned(operation, library, {a: asset.desc for a, asset in assets.items()})
 
     def _resolve_library(self, ref: LibraryRef) -> Library | list[Library] | Refused:
@@ -361,7 +354,7 @@ class Workflow:
         operation = self._load_for(operation_id, user_id, "confirm")
         if isinstance(operation, Refused):
             return operation
-        if operation.state != "pending":
+        if operation.state != State.PENDING:
             return Refused(already_handled(operation))
         if operation.library_id is None:
             return Refused(
@@ -369,19 +362,25 @@ class Workflow:
                 "libraries offered first. Nothing was added."
             )
         if self.now() - operation.created_at > timedelta(seconds=self.confirm_ttl):
-            self.store.transition(operation.id, "pending", "expired")
+            self.store.transition(operation.id, State.PENDING, State.EXPIRED)
             return Refused(
                 f"This confirmation expired (confirmations last {duration(self.confirm_ttl)}); "
                 "nothing was added. Run the command again."
             )
         withdrawn = self._permission_withdrawn(operation, user_id)
         if withdrawn:
-            self.store.transition(operation.id, "pending", "denied", denial_reason=withdrawn)
+            self.store.transition(
+                operation.id, State.PENDING, State.DENIED, denial_reason=withdrawn
+            )
             return Refused(f"Permission was withdrawn since the preview: {withdrawn}")
         if self.approvals.required(operation):
             return self.approvals.request(operation, user_id)
         claimed = self.store.transition(
-            operation.id, "pending", "confirmed", confirmed_by=user_id, confirmed_at=self.now()
+            operation.id,
+            State.PENDING,
+            State.CONFIRMED,
+            confirmed_by=user_id,
+            confirmed_at=self.now(),
         )
         if claimed is None:
             return Refused(already_handled(self.store.get(operation.id) or operation))
@@ -392,15 +391,15 @@ class Workflow:
         operation = self._load_for(operation_id, user_id, "cancel")
         if isinstance(operation, Refused):
             return operation
-        if operation.state == "awaiting_approval":  # approvers were asked: tell them
+        if operation.state == State.AWAITING_APPROVAL:  # approvers were asked: tell them
             cancelled = self.store.transition(
                 operation.id,
-                "awaiting_approval",
-                "cancelled",
+                State.AWAITING_APPROVAL,
+                State.CANCELLED,
                 enqueue=self.approvals.closing(operation, "approval_withdrawn"),
             )
         else:
-            cancelled = self.store.transition(operation.id, "pending", "cancelled")
+            cancelled = self.store.transition(operation.id, State.PENDING, State.CANCELLED)
         if cancelled is None:
             return Refused(already_handled(self.store.get(operation.id) or operation))
         return cancelled
@@ -410,7 +409,9 @@ class Workflow:
     def execute(self, operation: Operation, progress: Progress | None = None) -> Executed:
         """Add the operation's new assets, batch by batch, recording each batch's outcome."""
         token = _new_token()
-        running = self.store.transition(operation.id, "confirmed", "running", run_token=token)
+        running = self.store.transition(
+            operation.id, State.CONFIRMED, State.RUNNING, run_token=token
+        )
         if running is None:
             return Executed(self.store.get(operation.id) or operation, None, ["already handled"])
         return self._run(running, list(running.new_ids), progress, token)
@@ -440,7 +441,7 @@ class Workflow:
         operation = self.store.get(operation_id) if operation_id else None
         if operation is None:
             return Refused("No such operation; nothing was done.")
-        if operation.state != "interrupted":
+        if operation.state != State.INTERRUPTED:
             return Refused(already_handled(operation))
         return self._resume(operation, ("interrupted",), progress)
 
@@ -453,7 +454,7 @@ class Workflow:
     ) -> Executed | Refused:
         token = _new_token()
         running = self.store.transition(
-            operation.id, from_states, "running", run_token=token, error=None
+            operation.id, from_states, State.RUNNING, run_token=token, error=None
         )
         if running is None:
             return Refused(already_handled(self.store.get(operation.id) or operation))
@@ -759,7 +760,7 @@ class Workflow:
         claimed = self.store.transition(
             operation.id,
             FINISHED_ADDING,
-            "undoing",
+            State.UNDOING,
             run_token=token,
             undo_from=operation.state,
             undone_by=user_id,
@@ -821,11 +822,11 @@ class Workflow:
             # Back to what it was, so that Undo removes the rest (same undo window).
             back = operation.undo_from or "done"
             final = self.store.transition(
-                operation.id, "undoing", back, finished_at=operation.finished_at, **fields
+                operation.id, State.UNDOING, back, finished_at=operation.finished_at, **fields
             )
         else:
             final = self.store.transition(
-                operation.id, "undoing", "undone", undone_at=self.now(), **fields
+                operation.id, State.UNDOING, State.UNDONE, undone_at=self.now(), **fields
             )
         if final is None:
             return Refused(f"This undo stopped: {SUPERSEDED}.")
@@ -852,7 +853,7 @@ class Workflow:
 
         def owed(operation: Operation) -> list:
             # An undo taken back returns to done/partial: only a run is "interrupted".
-            event = "interrupted" if operation.state == "interrupted" else "undo_interrupted"
+            event = "interrupted" if operation.state == State.INTERRUPTED else "undo_interrupted"
             return self.owed(event, operation)
 
         return self.store.interrupt_running(idle_for=idle_for, owed=owed)

@@ -7,8 +7,9 @@ from collections.abc import Callable
 
 from slack_bolt.context.respond import Respond as WebhookRespond
 
-from bot.core.results import ApprovalEvent, AwaitingApproval, Refused
-from bot.core.store import Operation
+from bot.core.approvals.outcomes import ApprovalEvent, AwaitingApproval
+from bot.core.operation import Operation
+from bot.core.outcomes import Refused
 from bot.slack import blocks, jobs, owed
 from bot.slack.services import Services
 

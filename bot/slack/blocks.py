@@ -17,8 +17,8 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from bot.core.results import ApprovalView
-from bot.core.store import Operation
+from bot.core.approvals.outcomes import ApprovalView
+from bot.core.operation import Operation
 from bot.core.text import escape_mrkdwn, fit, shorten
 from bot.uplynk.models import Library
 

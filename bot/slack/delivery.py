@@ -20,8 +20,8 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot import metrics
-from bot.core.outbox import MAX_LOST, Entry, Outbox, Owed
-from bot.core.store import Operation
+from bot.core.delivery.outbox import MAX_LOST, Entry, Outbox, Owed
+from bot.core.operation import Operation
 from bot.slack.owed import NOTIFY, Renderer, problem_notice
 from bot.slack.pacing import Pacer
 

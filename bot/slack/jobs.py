@@ -6,9 +6,10 @@ import logging
 import threading
 from collections.abc import Callable
 
+from bot.core.approvals.outcomes import AwaitingApproval
+from bot.core.operation import Operation
+from bot.core.outcomes import Executed, NeedsPick, Planned, Refused, Requester
 from bot.core.parsing import USAGE, AddCommand, HistoryCommand
-from bot.core.results import AwaitingApproval, Executed, NeedsPick, Planned, Refused, Requester
-from bot.core.store import Operation
 from bot.slack import blocks
 from bot.slack.services import Services
 from bot.uplynk.errors import UplynkError

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from slack_bolt import Ack, BoltContext, Respond
 
+from bot.core.outcomes import Requester
 from bot.core.parsing import AddCommand, HelpCommand, ParseError, parse_command
-from bot.core.results import Requester
 from bot.slack import approval_jobs, blocks, jobs
 
 

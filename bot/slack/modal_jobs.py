@@ -8,8 +8,8 @@ import time
 
 from slack_sdk.errors import SlackApiError
 
+from bot.core.outcomes import Planned, Refused, Requester
 from bot.core.parsing import find_asset_ids
-from bot.core.results import Planned, Refused, Requester
 from bot.slack import blocks, jobs, views
 from bot.slack.services import Services
 from bot.uplynk.errors import UplynkError

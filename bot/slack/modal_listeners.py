@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from slack_bolt import Ack, BoltContext
 
+from bot.core.outcomes import Requester
 from bot.core.parsing import ParseError, parse_asset_list
-from bot.core.results import Requester
 from bot.slack import modal_jobs, views
 
 #: Slack waits 3 s for a view_submission's answer; past this the preview comes by views.update.

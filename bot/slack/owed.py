@@ -8,10 +8,10 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from bot.core.approvals import REQUEST_KEY
-from bot.core.outbox import Entry, Owed
-from bot.core.results import ApprovalView
-from bot.core.store import Operation
+from bot.core.approvals.outcomes import ApprovalView
+from bot.core.approvals.rules import REQUEST_KEY
+from bot.core.delivery.outbox import Entry, Owed
+from bot.core.operation import Operation
 from bot.slack import blocks
 from bot.uplynk.client import UplynkClient
 from bot.uplynk.errors import UplynkError

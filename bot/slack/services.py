@@ -14,8 +14,8 @@ from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
 from bot import metrics
 from bot.config import Settings
+from bot.core.delivery.outbox import Outbox
 from bot.core.library_directory import LibraryDirectory
-from bot.core.outbox import Outbox
 from bot.core.policy import Policy, UsergroupCache
 from bot.core.policy_holder import PolicyHolder
 from bot.core.store import OperationStore

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 
-from bot.core.store import Operation
+from bot.core.operation import Operation
 from bot.core.text import fit
 from bot.slack.blocks import asset_name, id_list, name, plural
 from bot.uplynk.models import Library
