@@ -13,9 +13,9 @@ from bot.config import Settings
 from bot.core.heartbeat import Heartbeat
 from bot.redaction import configure_logging
 from bot.slack.app import build_app
-from bot.slack.approval_jobs import report_expired
-from bot.slack.jobs import report_interrupted
-from bot.slack.services import Services, build_services
+from bot.slack.approvals.jobs import report_expired
+from bot.slack.command.jobs import report_interrupted
+from bot.slack.wiring import Services, build_services
 
 log = logging.getLogger(__name__)
 

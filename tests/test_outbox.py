@@ -13,7 +13,7 @@ from sqlalchemy import update
 from bot.core.delivery.outbox import Outbox, Owed
 from bot.core.store import OperationStore
 from bot.core.tables import outbox
-from bot.slack.pacing import Pacer
+from bot.slack.delivery.pacing import Pacer
 
 
 def _post(op_id: str | None, template: str = "event", **kw) -> Owed:

@@ -92,7 +92,7 @@ class Workflow:
         self.confirm_ttl = confirm_ttl
         self.undo_window = undo_window
         self.now = now
-        # owed(event, operation, **facts) -> outbox entries (bot.core.outbox.Owed) that the
+        # owed(event, operation, **facts) -> outbox entries (bot.core.delivery.outbox.Owed) that the
         # event owes to Slack; they are queued in the transaction that records the event.
         self.owed = owed or (lambda event, operation, **facts: [])
         # How long a resumed run waits for the answer to a batch that an earlier run (presumed

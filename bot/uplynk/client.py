@@ -178,7 +178,7 @@ class UplynkClient:
             batch_size=settings.uplynk_batch_size,
             concurrency=settings.uplynk_concurrency,
             # Every job thread may have its batches (or its preview's two look-ups) in flight
-            # at once, and the modal's threads theirs (bot.slack.services.UI_THREADS).
+            # at once, and the modal's threads theirs (bot.slack.wiring.UI_THREADS).
             pool_size=settings.workers * max(settings.uplynk_concurrency, 2) + 32,
         )
 

@@ -22,8 +22,9 @@ from slack_sdk.errors import SlackApiError
 from bot import metrics
 from bot.core.delivery.outbox import MAX_LOST, Entry, Outbox, Owed
 from bot.core.operation import Operation
-from bot.slack.owed import NOTIFY, Renderer, problem_notice
-from bot.slack.pacing import Pacer
+from bot.slack.delivery.owing import NOTIFY, problem_notice
+from bot.slack.delivery.pacing import Pacer
+from bot.slack.delivery.rendering import Renderer
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,10 @@ from slack_sdk.errors import SlackApiError
 
 from bot.core.outcomes import Planned, Refused, Requester
 from bot.core.parsing import find_asset_ids
-from bot.slack import blocks, jobs, views
-from bot.slack.services import Services
+from bot.slack import blocks
+from bot.slack.command import jobs
+from bot.slack.modal import views
+from bot.slack.wiring import Services
 from bot.uplynk.errors import UplynkError
 
 log = logging.getLogger(__name__)
