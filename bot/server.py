@@ -30,13 +30,13 @@ def start_app(settings: Settings) -> tuple[App, Services]:
 
 
 def start_delivery(services: Services) -> None:
-    """Deliver what the outbox holds, this process's and any stopped instance's (SPEC 12)."""
+    """Deliver what the outbox holds, this process's and any stopped one's (docs/SPEC.md §12)."""
     if services.delivery is not None:
         services.delivery.start()
 
 
 def start_heartbeat(services: Services, *, sweep_now: bool = False) -> None:
-    """Keep this process's operations alive and report abandoned ones (SPEC 5, recovery)."""
+    """Keep this process's operations alive and report abandoned ones (docs/SPEC.md §5)."""
     services.heartbeat = Heartbeat(
         services.workflow,
         services.settings.lease_seconds,

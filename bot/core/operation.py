@@ -49,7 +49,7 @@ class State(StrEnum):
 
 #: Every state an operation can be in. The normal path is
 #: pending -> confirmed -> running -> done | partial | failed. A protected library
-#: (SPEC 7) goes pending -> awaiting_approval -> confirmed, or -> rejected.
+#: (docs/SPEC.md §7) goes pending -> awaiting_approval -> confirmed, or -> rejected.
 STATES: tuple[State, ...] = tuple(State)
 
 #: States in which nothing is in progress. Some still allow a follow-up action that
@@ -79,7 +79,7 @@ LEASED: tuple[State, ...] = (State.CONFIRMED, State.RUNNING, State.UNDOING)
 TRANSITIONS: dict[State, frozenset[State]] = {
     State.PENDING: frozenset(
         {
-            State.AWAITING_APPROVAL,  # confirm on a protected library (SPEC 7)
+            State.AWAITING_APPROVAL,  # confirm on a protected library (docs/SPEC.md §7)
             State.CONFIRMED,
             State.CANCELLED,
             State.DENIED,  # permission withdrawn since the preview, or refused at the pick

@@ -94,12 +94,12 @@ operations = Table(
     Column("confirmed_at", UTCDateTime, nullable=True),
     Column("finished_at", UTCDateTime, nullable=True),
     Column("undone_at", UTCDateTime, nullable=True),
-    # Fencing (SPEC 5): the token of the run (or undo) that owns the row, its lease (set from
-    # the database's clock only), and the state an undo returns to if it is cut off.
+    # Fencing (docs/SPEC.md §5): the token of the run (or undo) that owns the row, its lease (set
+    # from the database's clock only), and the state an undo returns to if it is cut off.
     Column("run_token", String(32), nullable=True),
     Column("lease_at", UTCDateTime, nullable=True),
     Column("undo_from", String(16), nullable=True),
-    # Asset id -> its Uplynk title (desc), from the preview's look-up (SPEC 3.3).
+    # Asset id -> its Uplynk title (desc), from the preview's look-up (docs/SPEC.md §3.3).
     Column("asset_titles", JSON, nullable=True),
     Index("ix_operations_user_created", "user_id", "created_at"),
     Index("ix_operations_library_created", "library_id", "created_at"),

@@ -22,7 +22,7 @@ LIBRARY_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
 class Workflow(Planning, Running, Undoing):
-    """Plain-code implementation of SPEC section 3; every state change is a compare-and-set."""
+    """Plain-code implementation of docs/SPEC.md §3; every state change is a compare-and-set."""
 
     def __init__(
         self,

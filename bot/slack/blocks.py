@@ -17,7 +17,7 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from bot.core.operation import Operation
+from bot.core.operation import Operation, State
 from bot.core.text import escape_mrkdwn, fit, shorten
 from bot.uplynk.models import Library
 
@@ -84,7 +84,7 @@ def button(label: str, action_id: str, value: str, style: str | None = None) -> 
 
 
 def asset_name(asset_id: str, titles: Mapping[str, str] | None = None) -> str:
-    """An asset as messages show it (SPEC 3.3): `Title (id)`, or the id alone without a title."""
+    """An asset as messages show it (docs/SPEC.md §3.3): `Title (id)`, or the id if untitled."""
     title = (titles or {}).get(asset_id)
     return f"{name(title, MAX_TITLE_SHOWN)} (`{asset_id}`)" if title else f"`{asset_id}`"
 
@@ -237,9 +237,9 @@ def outcome(operation: Operation) -> Message:
     """The requester's ephemeral answer once the operation ran."""
     shown = name(operation.library_name)
     added, failed = len(operation.added_ids), len(operation.failed_ids)
-    if operation.state == "done":
+    if operation.state == State.DONE:
         text = f":white_check_mark: Added {plural(added, 'asset')} to *{shown}*."
-    elif operation.state == "partial":
+    elif operation.state == State.PARTIAL:
         text = f":warning: Added {added} of {added + failed} assets to *{shown}*; {failed} failed."
     else:
         text = f":x: Nothing was added to *{shown}*: {escape(operation.error or 'Uplynk refused')}"
@@ -249,7 +249,7 @@ def outcome(operation: Operation) -> Message:
 def summary(
     operation: Operation, library: Library | None, approvers: Iterable[str] = ()
 ) -> Message:
-    """The Library summary posted in the channel for everyone (naming approvers, SPEC 7)."""
+    """The Library summary posted in the channel for everyone (approvers: docs/SPEC.md §7)."""
     raw = library.desc if library else operation.library_name or operation.library_id
     blocks: list[Block] = [_header(raw or "Library")]
     if library:
@@ -287,7 +287,7 @@ def summary(
     if approvers:
         who += ", approved by " + ", ".join(f"<@{a}>" for a in approvers)
     blocks.append(context(f"{who} · operation `{operation.id}`"))
-    if operation.state == "undone":
+    if operation.state == State.UNDONE:
         blocks.append(
             section(
                 f":leftwards_arrow_with_hook: *Undone* by <@{operation.undone_by}> "
@@ -296,7 +296,7 @@ def summary(
             )
         )
     left = left_to_undo(operation)
-    if operation.state in ("done", "partial") and operation.removed_ids and left:
+    if operation.state in (State.DONE, State.PARTIAL) and operation.removed_ids and left:
         blocks.append(
             section(
                 f":warning: *Undo removed {len(operation.removed_ids)} of "
@@ -305,9 +305,12 @@ def summary(
             )
         )
     buttons = []
-    if operation.state in ("done", "partial") and left:
+    if operation.state in (State.DONE, State.PARTIAL) and left:
         buttons.append(button("Undo", UNDO, operation.id))
-    if operation.state in ("partial", "failed", "interrupted") and not operation.removed_ids:
+    if (
+        operation.state in (State.PARTIAL, State.FAILED, State.INTERRUPTED)
+        and not operation.removed_ids
+    ):
         failed = len(operation.failed_ids) or len(operation.new_ids) - len(operation.added_ids)
         buttons.append(button(f"Retry {plural(failed, 'asset')}", RETRY, operation.id, "primary"))
     if buttons:
@@ -335,7 +338,7 @@ def left_to_undo(operation: Operation) -> list[str]:
 
 
 def resumed(operation: Operation) -> Message:
-    """The requester's DM: a job cut off by a restart was resumed on its own (SPEC 10)."""
+    """The requester's DM: a job cut off by a restart was resumed on its own (docs/SPEC.md §10)."""
     shown = name(operation.library_name or operation.library_id)
     told = outcome(operation).blocks[0]["text"]["text"]
     elements = [
@@ -344,7 +347,7 @@ def resumed(operation: Operation) -> Message:
             f"restart and resumed automatically; nobody needed to click.\n{told}"
         )
     ]
-    if operation.state in ("partial", "failed") and operation.failed_ids:
+    if operation.state in (State.PARTIAL, State.FAILED) and operation.failed_ids:
         label = f"Retry {plural(len(operation.failed_ids), 'asset')}"
         elements.append(ActionsBlock(elements=[button(label, RETRY, operation.id, "primary")]))
     return make_message(f"Your operation on {shown} was resumed after a restart", elements)
@@ -372,19 +375,24 @@ def undo_interrupted(operation: Operation) -> Message:
 def notify_parent(operation: Operation) -> Message:
     who, where = f"<@{operation.user_id}>", f"*{name(operation.library_name)}*"
     added, failed = len(operation.added_ids), len(operation.failed_ids)
-    if operation.state in ("done", "undone"):
+    if operation.state in (State.DONE, State.UNDONE):
         text = f"{who} added {plural(added, 'asset')} to {where}"
-    elif operation.state == "partial":
+    elif operation.state == State.PARTIAL:
         text = f"{who} added {added} of {plural(added + failed, 'asset')} to {where}"
-    elif operation.state == "failed":
+    elif operation.state == State.FAILED:
         text = f"{who} tried to add {plural(len(operation.new_ids), 'asset')} to {where}: failed"
-    elif operation.state in ("awaiting_approval", "rejected", "expired", "cancelled"):
-        # An approval request starts the thread before anything runs (SPEC 7); it is updated
-        # in place with the outcome (these, or the run's states above).
+    elif operation.state in (
+        State.AWAITING_APPROVAL,
+        State.REJECTED,
+        State.EXPIRED,
+        State.CANCELLED,
+    ):
+        # An approval request starts the thread before anything runs (docs/SPEC.md §7); it is
+        # updated in place with the outcome (these, or the run's states above).
         ending = {
-            "awaiting_approval": " (needs approval)",
-            "rejected": f": denied by <@{operation.rejected_by}>; nothing was added",
-            "expired": ": expired unapproved; nothing was added",
+            State.AWAITING_APPROVAL: " (needs approval)",
+            State.REJECTED: f": denied by <@{operation.rejected_by}>; nothing was added",
+            State.EXPIRED: ": expired unapproved; nothing was added",
             "cancelled": ": withdrawn; nothing was added",
         }[operation.state]
         text = f"{who} asked to add {plural(len(operation.new_ids), 'asset')} to {where}{ending}"
@@ -463,6 +471,3 @@ def history(
         blocks.append(section(line))
     blocks.append(DividerBlock())
     return make_message(title, blocks[:50])
-
-
-# -- approvals (SPEC 7) -----------------------------------------------------------------------

@@ -115,7 +115,7 @@ def _call_name(method: str, path: str) -> str:
 
 
 class UplynkClient:
-    """A thread-safe client for the Uplynk calls of SPEC 1."""
+    """A thread-safe client for the Uplynk calls of docs/SPEC.md §1."""
 
     def __init__(
         self,

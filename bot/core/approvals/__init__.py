@@ -1,1 +1,1 @@
-"""Approvals (SPEC 7): the two-person rule, its storage and what it answers."""
+"""Approvals (docs/SPEC.md §7): the two-person rule, its storage and what it answers."""

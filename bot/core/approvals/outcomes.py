@@ -10,7 +10,7 @@ from bot.core.operation import Operation
 
 @dataclass(frozen=True)
 class ApprovalView:
-    """What an approval request shows (SPEC 7): the operation, who may decide, who approved."""
+    """What an approval request shows (docs/SPEC.md §7): operation, who decides, who approved."""
 
     operation: Operation
     titles: dict[str, str]

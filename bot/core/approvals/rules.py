@@ -54,14 +54,14 @@ class Approvals:
     def request(self, operation: Operation, user_id: str) -> AwaitingApproval | Refused:
         """Park a confirmed operation until approvers decide (its TTL counts from now).
 
-        The request's messages are queued with the state change (SPEC 12); they are rendered
-        when delivered, from the request row, which is therefore written first.
+        The request's messages are queued with the state change (docs/SPEC.md §12); they are
+        rendered when delivered, from the request row, which is therefore written first.
         """
         self.store.open(operation.id, self._titles(operation))
         waiting = self.operations.transition(
             operation.id,
-            "pending",
-            "awaiting_approval",
+            State.PENDING,
+            State.AWAITING_APPROVAL,
             enqueue=self.owed("approval_requested", operation, view=self.view(operation)),
             confirmed_by=user_id,
             confirmed_at=self.now(),
@@ -216,13 +216,13 @@ class Approvals:
         if operation is None:
             return NO_OPERATION
         state = operation.state
-        if state == "rejected":
+        if state == State.REJECTED:
             return f"This request was denied by <@{operation.rejected_by}>; nothing more was done."
-        if state == "expired":
+        if state == State.EXPIRED:
             return self.too_late()
-        if state == "cancelled":
+        if state == State.CANCELLED:
             return f"<@{operation.user_id}> withdrew this request; nothing more was done."
-        if state == "pending":
+        if state == State.PENDING:
             return "This operation has not been sent for approval; nothing was done."
         approved_by = self.store.approvers_of([operation.id]).get(operation.id, [])
         if user_id in approved_by:

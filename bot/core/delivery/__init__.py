@@ -1,1 +1,1 @@
-"""Delivery (SPEC 12): the outbox of Slack calls owed, without Slack."""
+"""Delivery (docs/SPEC.md §12): the outbox of Slack calls owed, without Slack."""

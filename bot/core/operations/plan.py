@@ -169,7 +169,7 @@ class Planning(UseCase):
             # The pick is a compare-and-set: of two quick clicks, only the first one's preview
             # is stored (and shown); the other is refused.
             operation = self.store.update(
-                existing.id, require={"library_id": None, "state": "pending"}, **preview
+                existing.id, require={"library_id": None, "state": State.PENDING}, **preview
             )
             if operation is None:
                 return Refused(PICKED_ALREADY)
@@ -224,7 +224,7 @@ class Planning(UseCase):
             library_name=library.desc if library else None,
             requested_ids=list(asset_ids),
             response_url=response_url,
-            state="denied",
+            state=State.DENIED,
             denial_reason=reason,
         )
         where = f" to *{escape_mrkdwn(library.desc)}*" if library else ""

@@ -52,7 +52,7 @@ class Running(UseCase):
         """Claim a pending operation for execution: once, within the TTL, with permission.
 
         Returns the confirmed Operation (pass it to execute()), AwaitingApproval when the
-        library is protected (SPEC 7: nothing runs until approvers decide), or Refused.
+        library is protected (docs/SPEC.md §7: nothing runs until approvers decide), or Refused.
         """
         operation = self._load_for(operation_id, user_id, "confirm")
         if isinstance(operation, Refused):
@@ -146,7 +146,7 @@ class Running(UseCase):
             return Refused("No such operation; nothing was done.")
         if operation.state != State.INTERRUPTED:
             return Refused(already_handled(operation))
-        return self._resume(operation, ("interrupted",), progress)
+        return self._resume(operation, (State.INTERRUPTED,), progress)
 
     def _resume(
         self,
@@ -306,15 +306,15 @@ class Running(UseCase):
         added_now = [a for a in accepted if a not in unlisted]  # by this run, and listed
         metrics.ASSETS_ADDED.inc(len(added_now))
         if failed and not set(todo) - set(failed):
-            state = "failed"
+            state = State.FAILED
         elif failed:
-            state = "partial"
+            state = State.PARTIAL
         else:
-            state = "done"
+            state = State.DONE
         facts = dict(event or {"event": "executed"})
         finished = self.store.transition(
             operation.id,
-            "running",
+            State.RUNNING,
             state,
             require={"run_token": token},
             run_token=None,

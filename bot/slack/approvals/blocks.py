@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from slack_sdk.models.blocks import ActionsBlock, Block
 
 from bot.core.approvals.outcomes import ApprovalView
+from bot.core.operation import State
 from bot.slack.blocks import (
     CANCEL,
     SHOWN_IDS,
@@ -25,7 +26,15 @@ from bot.slack.blocks import (
 APPROVE = "addtolib_approve"
 DENY = "addtolib_deny"
 
-APPROVED_STATES = ("confirmed", "running", "done", "partial", "failed", "interrupted", "undone")
+APPROVED_STATES = (
+    State.CONFIRMED,
+    State.RUNNING,
+    State.DONE,
+    State.PARTIAL,
+    State.FAILED,
+    State.INTERRUPTED,
+    State.UNDONE,
+)
 
 
 def who_may_approve(view: ApprovalView) -> str:
@@ -55,7 +64,7 @@ def _asset_lines(view: ApprovalView) -> str:
 def approval_status(view: ApprovalView) -> str:
     """One line: where the request stands (who approved or decided)."""
     op = view.operation
-    if op.state == "awaiting_approval":
+    if op.state == State.AWAITING_APPROVAL:
         if view.approved_by:
             got = len(view.approved_by)
             return (
@@ -65,11 +74,11 @@ def approval_status(view: ApprovalView) -> str:
         return f":hourglass_flowing_sand: Waiting for {plural(view.needed, 'approval')}."
     if op.state in APPROVED_STATES:
         return f":white_check_mark: Approved by {people(view.approved_by)}."
-    if op.state == "rejected":
+    if op.state == State.REJECTED:
         return f":no_entry: Denied by <@{op.rejected_by}>; nothing was added."
-    if op.state == "expired":
+    if op.state == State.EXPIRED:
         return ":hourglass: Expired: not approved in time; nothing was added."
-    if op.state == "cancelled":
+    if op.state == State.CANCELLED:
         return f":leftwards_arrow_with_hook: Withdrawn by <@{op.user_id}>; nothing was added."
     return f"State: `{op.state}`."
 
@@ -92,7 +101,7 @@ def approval_request(view: ApprovalView) -> Message:
         )
     )
     blocks.append(section(approval_status(view)))
-    if op.state == "awaiting_approval":
+    if op.state == State.AWAITING_APPROVAL:
         blocks.append(
             ActionsBlock(
                 elements=[
@@ -102,7 +111,7 @@ def approval_request(view: ApprovalView) -> Message:
             )
         )
     text = f"Approval needed: <@{op.user_id}> asks to add {count} to {shown}"
-    if op.state != "awaiting_approval":
+    if op.state != State.AWAITING_APPROVAL:
         text = f"Approval request for {shown}: {op.state}"
     return make_message(text, blocks)
 
@@ -131,9 +140,9 @@ def approval_closed(view: ApprovalView) -> Message:
     op = view.operation
     shown = name(op.library_name)
     count = plural(len(op.new_ids), "asset")
-    if op.state == "rejected":
+    if op.state == State.REJECTED:
         text = f":no_entry: <@{op.rejected_by}> denied your request to add {count} to *{shown}*"
-    elif op.state == "expired":
+    elif op.state == State.EXPIRED:
         text = f":hourglass: Your request to add {count} to *{shown}* expired unapproved"
     else:
         text = f"Your request to add {count} to *{shown}* was withdrawn"

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from slack_bolt.context.respond import Respond as WebhookRespond
 
 from bot.core.approvals.outcomes import ApprovalEvent, AwaitingApproval
-from bot.core.operation import Operation
+from bot.core.operation import Operation, State
 from bot.core.outcomes import Refused
 from bot.slack import blocks, replies
 from bot.slack.approvals import blocks as approval_blocks
@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 def request_approval(services: Services, respond: replies.Respond, awaiting: AwaitingApproval):
     """Tell the requester what they are waiting for. The request itself (to the approval
     channel or each approver's DM) and the thread's event were queued in the outbox with the
-    state change, and are delivered from there (SPEC 12)."""
+    state change, and are delivered from there (docs/SPEC.md §12)."""
     view = awaiting.view
     replies.ephemeral(respond, approval_blocks.awaiting_approval(view), replace=True)
     if not services.workflow.approvals.targets(view.operation.id):
@@ -57,7 +57,7 @@ def _answer(services: Services, respond: replies.Respond, result: ApprovalEvent 
     if result.kind == "rejected":
         return
     if result.kind == "approved":
-        if operation.state == "awaiting_approval":
+        if operation.state == State.AWAITING_APPROVAL:
             more = f"waiting for {view.missing} more" if view.missing else "it will run now"
             replies.ephemeral(respond, blocks.info(f"Your approval is recorded; {more}."))
         else:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from bot.core.approvals.outcomes import AwaitingApproval
-from bot.core.operation import Operation
+from bot.core.operation import Operation, State
 from bot.core.outcomes import Executed, NeedsPick, Planned, Refused, Requester
 from bot.core.parsing import USAGE, AddCommand, HistoryCommand
 from bot.slack import blocks, replies
@@ -92,8 +92,8 @@ def confirm(services: Services, respond: replies.Respond, operation_id: str, use
         replies.ephemeral(respond, blocks.error(confirmed.message))
         return
     if getattr(respond, "response_url", None):
-        # The summary's way into a channel the bot is not in (SPEC 12), kept with the row so
-        # that whichever instance delivers the summary can use it.
+        # The summary's way into a channel the bot is not in (docs/SPEC.md §12), kept with the row
+        # so that whichever instance delivers the summary can use it.
         services.store.update(operation_id, response_url=respond.response_url)
     if isinstance(confirmed, AwaitingApproval):
         approval_jobs.request_approval(services, respond, confirmed)
@@ -126,7 +126,7 @@ def retry(services: Services, respond: replies.Respond, operation_id: str, user_
         return
     if _stopped_for_restart(respond, executed, replace=False):
         return
-    if operation is not None and operation.state == "interrupted" and not operation.summary_ts:
+    if operation is not None and operation.state == State.INTERRUPTED and not operation.summary_ts:
         # Cut off by a crash, it was never reported: the outcome replaces the clicked DM; the
         # summary and the thread's events were queued with the outcome (bot.slack.delivery.owing).
         replies.ephemeral(respond, blocks.outcome(executed.operation), replace=True)
@@ -152,19 +152,19 @@ def _stopped_for_restart(
     respond: replies.Respond, executed: Executed, replace: bool = True
 ) -> bool:
     """A shutdown stopped the run between batches: say so (the next instance takes over)."""
-    if executed.operation.state != "running":
+    if executed.operation.state != State.RUNNING:
         return False
     replies.ephemeral(respond, blocks.restarting(executed.operation), replace=replace)
     return True
 
 
 def _approvers(services: Services, operation: Operation) -> list[str]:
-    """Who approved the operation (SPEC 7), for its summary."""
+    """Who approved the operation (docs/SPEC.md §7), for its summary."""
     return services.workflow.approvals.approvers_of([operation]).get(operation.id, [])
 
 
 def report_interrupted(services: Services, operations: list[Operation]) -> None:
-    """Resume each operation a restart cut off, with nobody clicking (SPEC 10).
+    """Resume each operation a restart cut off, with nobody clicking (docs/SPEC.md §10).
 
     The sweep that found them queued the thread's event in the same transaction; the resumed
     run queues its outcome (DM, thread, and the summary if none was posted). Runs on the
@@ -180,7 +180,7 @@ def report_interrupted(services: Services, operations: list[Operation]) -> None:
 
 def _resume_interrupted(services: Services, operations: list[Operation]) -> None:
     for operation in operations:
-        if operation.state != "interrupted":
+        if operation.state != State.INTERRUPTED:
             # An undo taken back: its requester was told (outbox); Undo removes the rest.
             log.warning("undo of operation %s was interrupted", operation.id)
             continue

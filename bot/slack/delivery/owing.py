@@ -87,7 +87,7 @@ class Owing:
         raise ValueError(f"unknown workflow event {event!r}")
 
     def _approval(self, event: str, operation: Operation, facts: dict[str, Any]) -> list[Owed]:
-        """SPEC 7's messages: the request (one per channel or approver), its in-place
+        """docs/SPEC.md §7's messages: the request (one per channel or approver), its in-place
         updates, the requester's notice and the thread's story, rendered when delivered."""
         op_id = operation.id
         if event == "approval_requested":
@@ -211,7 +211,7 @@ def approval_recipients(
 
 def problem_notice(entry: Entry, operation: Operation | None, reason: str) -> list[Owed]:
     """When the notification thread cannot be started, or an approval request cannot be
-    delivered, the requester hears it (SPEC 3.7, SPEC 7)."""
+    delivered, the requester hears it (docs/SPEC.md §3.7, docs/SPEC.md §7)."""
     if entry.kind not in ("post", "dm") or operation is None or not operation.channel_id:
         return []
     if entry.template == "notify_parent":

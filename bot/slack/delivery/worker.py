@@ -340,7 +340,7 @@ class DeliveryWorker:
     def _fallback(
         self, entry: Entry, operation: Operation | None, message: dict, error: str
     ) -> None:
-        """Not in the channel: post through the command's response_url instead (SPEC 12)."""
+        """Not in the channel: post through the command's response_url (docs/SPEC.md §12)."""
         body = {"response_type": "in_channel", "replace_original": False, **message}
         try:
             answer = self._http.post(entry.fallback_url, json=body, timeout=HTTP_TIMEOUT)
