@@ -14,7 +14,7 @@ from sqlalchemy.pool import NullPool
 
 from bot.config import ENV_NAMES, REQUIRED, ConfigError, Settings, load_settings
 from bot.core import schema
-from bot.core.outbox import Outbox
+from bot.core.delivery.outbox import Outbox
 from bot.core.policy import Policy, PolicyError
 from bot.core.store import OperationStore, normalize_url
 from bot.redaction import RedactSecrets, log_format, log_level

@@ -13,9 +13,9 @@ from bot.config import Settings
 from bot.core.heartbeat import Heartbeat
 from bot.redaction import configure_logging
 from bot.slack.app import build_app
-from bot.slack.approval_jobs import report_expired
-from bot.slack.jobs import report_interrupted
-from bot.slack.services import Services, build_services
+from bot.slack.approvals.jobs import report_expired
+from bot.slack.command.jobs import report_interrupted
+from bot.slack.wiring import Services, build_services
 
 log = logging.getLogger(__name__)
 
@@ -30,13 +30,13 @@ def start_app(settings: Settings) -> tuple[App, Services]:
 
 
 def start_delivery(services: Services) -> None:
-    """Deliver what the outbox holds, this process's and any stopped instance's (SPEC 12)."""
+    """Deliver what the outbox holds, this process's and any stopped one's (docs/SPEC.md §12)."""
     if services.delivery is not None:
         services.delivery.start()
 
 
 def start_heartbeat(services: Services, *, sweep_now: bool = False) -> None:
-    """Keep this process's operations alive and report abandoned ones (SPEC 5, recovery)."""
+    """Keep this process's operations alive and report abandoned ones (docs/SPEC.md §5)."""
     services.heartbeat = Heartbeat(
         services.workflow,
         services.settings.lease_seconds,

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from bot.core.store import Operation, OperationStore
+from bot.core.operation import Operation
+from bot.core.store import OperationStore
 from bot.simulator import DEMO_ASSET_IDS, DEMO_LIBRARY_IDS, UplynkSimulator
 from bot.slack_standin import SlackCall, SlackStandIn
 from tests.bot_process import BotProcess

@@ -6,7 +6,8 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from bot.core.store import Operation, OperationStore
+from bot.core.operation import Operation
+from bot.core.store import OperationStore
 from bot.slack_standin import SlackCall
 from tests.fixtures_bot import NOTIFY, USER, Bot, dump, text_of
 

@@ -11,7 +11,7 @@ import pytest
 
 from bot.check import main as check_main
 from bot.config import load_settings
-from bot.core.outbox import Outbox, Owed
+from bot.core.delivery.outbox import Outbox, Owed
 from bot.core.store import OperationStore
 from bot.simulator import UplynkSimulator
 from bot.slack_standin import SlackStandIn

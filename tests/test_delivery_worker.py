@@ -6,11 +6,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from bot.core.outbox import Outbox, Owed
+from bot.core.delivery.outbox import Outbox, Owed
 from bot.core.store import OperationStore
 from bot.slack import blocks
-from bot.slack.delivery import DeliveryWorker, delivery_client
-from bot.slack.owed import Renderer, message
+from bot.slack.delivery.owing import message
+from bot.slack.delivery.rendering import Renderer
+from bot.slack.delivery.worker import DeliveryWorker, delivery_client
 from bot.slack_standin import SlackStandIn
 from tests.ops_support import wait_until
 

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
-from bot.core.outbox import Outbox
+from bot.core.delivery.outbox import Outbox
 from bot.slack_standin import SlackCall
 from tests.fixtures_bot import MARKETING, NOTIFY, Bot, dump, text_of
 from tests.ops_support import notify_posts, opened_store, operation, wait_until

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
-from bot.core.workflow import NOT_LISTED
+from bot.core.operations.run import NOT_LISTED
 from tests.fixtures_bot import MARKETING, Bot, button_value, dump, text_of
 from tests.ops_support import operation, wait_until
 

@@ -11,11 +11,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.core import parsing
-from bot.core.results import ApprovalView
-from bot.core.store import Operation
+from bot.core.approvals.outcomes import ApprovalView
+from bot.core.operation import Operation
 from bot.core.text import escape_mrkdwn, fit
-from bot.slack import blocks, views
-from bot.slack_standin.server import BlocksError, validate_blocks
+from bot.slack import blocks
+from bot.slack.approvals import blocks as approval_blocks
+from bot.slack.modal import views
+from bot.slack_standin.blocks import BlocksError, validate_blocks
 from bot.slack_standin.views import validate_options, validate_view
 from bot.uplynk.models import Library
 from tests.fixtures_bot import texts
@@ -144,9 +146,9 @@ def messages(name: str, title: str, count: int) -> list[blocks.Message]:
     for state in ("awaiting_approval", "done", "rejected", "expired", "cancelled"):
         view = approval(operation(name, state, count), titles)
         built += [
-            blocks.approval_request(view),
-            blocks.awaiting_approval(view),
-            blocks.approval_closed(view),
+            approval_blocks.approval_request(view),
+            approval_blocks.awaiting_approval(view),
+            approval_blocks.approval_closed(view),
         ]
     return built
 
@@ -199,7 +201,7 @@ def test_a_name_is_escaped_exactly_once_and_plain_text_is_not_escaped() -> None:
         blocks.notify_parent(op),
         blocks.outcome(op),
         blocks.resumed(op),
-        blocks.approval_request(approval(op, {})),
+        approval_blocks.approval_request(approval(op, {})),
     ):
         assert ESCAPED in message.text or ESCAPED in " ".join(mrkdwn_texts(message.blocks))
         assert "&amp;amp;" not in str(message.blocks) + message.text

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 
 from bot.core.journal import BatchJournal
-from bot.core.store import operations
+from bot.core.tables import operations
 from tests.fixtures_bot import (
     ARCHIVE,
     MARKETING,

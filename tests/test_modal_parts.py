@@ -13,11 +13,11 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.core.library_directory import LibraryDirectory
+from bot.core.operation import Operation
 from bot.core.parsing import ParseError, find_asset_ids, parse_asset_list
-from bot.core.store import Operation
 from bot.simulator import DEMO_LIBRARY_IDS, UplynkSimulator
-from bot.slack import views
-from bot.slack.modal_jobs import Handoff
+from bot.slack.modal import views
+from bot.slack.modal.jobs import Handoff
 from bot.slack_standin import SlackStandIn
 from bot.slack_standin.views import ViewError, validate_options, validate_view
 from bot.uplynk.models import Library

@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from bot.config import load_settings
 from bot.core.store import normalize_url
 from bot.slack.app import build_app
-from bot.slack.services import build_services
+from bot.slack.wiring import build_services
 from bot.web import make_threaded_server, make_wsgi_app
 from tests.fixtures_bot import MARKETING, Bot, free_assets, stored
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.core.outbox import Outbox
+from bot.core.delivery.outbox import Outbox
 from tests.fixtures_bot import MARKETING, NOTIFY, USER, Bot, free_assets, text_of
 from tests.ops_support import (
     add,

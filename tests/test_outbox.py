@@ -10,9 +10,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import update
 
-from bot.core.outbox import Outbox, Owed, outbox
+from bot.core.delivery.outbox import Outbox, Owed
 from bot.core.store import OperationStore
-from bot.slack.pacing import Pacer
+from bot.core.tables import outbox
+from bot.slack.delivery.pacing import Pacer
 
 
 def _post(op_id: str | None, template: str = "event", **kw) -> Owed:

@@ -1,9 +1,9 @@
-"""What each approval event owes Slack (bot.slack.owed.Owing), without a database or Slack."""
+"""What each approval event owes Slack (delivery.owing.Owing), without a database or Slack."""
 
 from __future__ import annotations
 
-from bot.core.results import ApprovalView
-from bot.slack.owed import NOTIFY, Owing, approval_recipients
+from bot.core.approvals.outcomes import ApprovalView
+from bot.slack.delivery.owing import NOTIFY, Owing, approval_recipients
 from tests.test_escaping import operation
 
 APPROVALS = "C0APPROVALS"

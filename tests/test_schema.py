@@ -10,7 +10,8 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 
 from bot.core import schema
-from bot.core.store import OperationStore, metadata
+from bot.core.store import OperationStore
+from bot.core.tables import metadata
 
 
 def test_new_database_is_migrated_to_head(store: OperationStore) -> None:

@@ -9,7 +9,7 @@ import requests
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.slack.delivery import delivery_client
+from bot.slack.delivery.worker import delivery_client
 from bot.slack_standin import SlackStandIn
 
 

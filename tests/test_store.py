@@ -10,7 +10,16 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from sqlalchemy import inspect
 
-from bot.core.store import ACTIVE, STATES, TERMINAL, Operation, OperationStore
+from bot.core.operation import (
+    ACTIVE,
+    STATES,
+    TERMINAL,
+    TRANSITIONS,
+    Operation,
+    State,
+    TransitionError,
+)
+from bot.core.store import OperationStore
 
 U1 = "U0123ABCD"
 U2 = "U0999ZZZZ"
@@ -160,7 +169,7 @@ def test_transition_sets_fields_and_timestamps(store):
 def test_transition_from_wrong_state_returns_none(store):
     op = make(store)
     assert store.transition(op.id, "running", "done") is None
-    assert store.transition(op.id, ["confirmed", "running"], "done") is None
+    assert store.transition(op.id, ["confirmed", "interrupted"], "running") is None
     assert store.get(op.id).state == "pending"
     assert store.transition(op.id, "pending", "cancelled") is not None
     assert store.transition(op.id, "pending", "confirmed") is None
@@ -372,3 +381,15 @@ def test_in_memory_sqlite_is_shared_between_threads():
         results = race(8, lambda i: mem.transition(op.id, "pending", "cancelled"))
         assert sum(r is not None for r in results) == 1
         assert mem.get(op.id).state == "cancelled"
+
+
+def test_a_transition_the_table_does_not_allow_raises_before_touching_the_row(store):
+    op = make(store)
+    with pytest.raises(TransitionError):
+        store.transition(op.id, "pending", "running")
+    with pytest.raises(TransitionError):
+        store.transition(op.id, ["pending", "done"], "confirmed")  # done -> confirmed is not one
+    assert store.get(op.id).state == "pending"
+    assert State.RUNNING in TRANSITIONS[State.CONFIRMED]
+    for final in ("cancelled", "expired", "denied", "undone", "rejected"):
+        assert TRANSITIONS[State(final)] == frozenset()

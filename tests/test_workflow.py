@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from bot.core.outcomes import NeedsPick, Planned, Refused, Requester
 from bot.core.parsing import AddCommand, LibraryRef, parse_command
 from bot.core.policy import Policy
-from bot.core.results import NeedsPick, Planned, Refused, Requester
 from bot.core.workflow import Workflow
 from bot.simulator import DEMO_LIBRARY_IDS
 from tests.fixtures_bot import free_assets

@@ -17,7 +17,7 @@ from bot.server import start_delivery, start_heartbeat
 from bot.simulator import DEMO_LIBRARY_IDS, UplynkSimulator
 from bot.simulator.catalogue import demo_id
 from bot.slack.app import build_app
-from bot.slack.services import Services, build_services
+from bot.slack.wiring import Services, build_services
 from bot.slack_standin import SlackStandIn
 
 DEMO_USER = "U0DEMO"

@@ -1,4 +1,4 @@
-"""The console's `shortcut` word: the modal played as a form in the terminal (SPEC 8)."""
+"""The console's `shortcut` word: the modal played as a form in the terminal (docs/SPEC.md §8)."""
 
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 from slack_bolt import App, BoltRequest
 from slack_sdk.signature import SignatureVerifier
 
-from bot.slack.services import Services
+from bot.slack.wiring import Services
 from bot.slack_standin import BOT_ID, BOT_USER_ID, SlackCall, SlackStandIn
 
 TEAM_ID = "T0DEMO"

@@ -6,7 +6,7 @@ import logging
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 
-from bot.core.results import Progress
+from bot.core.outcomes import Progress
 from bot.core.store import OperationStore
 
 log = logging.getLogger(__name__)

@@ -7,8 +7,8 @@ import threading
 from collections.abc import Callable
 from datetime import timedelta
 
-from bot.core.results import ApprovalEvent
-from bot.core.store import Operation
+from bot.core.approvals.outcomes import ApprovalEvent
+from bot.core.operation import Operation
 from bot.core.workflow import Workflow
 
 log = logging.getLogger(__name__)

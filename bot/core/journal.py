@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from bot.core.store import batches
+from bot.core.tables import batches
 
 __all__ = ["CLAIMABLE", "Batch", "BatchJournal", "batches"]
 

@@ -1,4 +1,4 @@
-"""Turn the text of an `/addtolib` slash command into a command object (SPEC 2)."""
+"""Turn the text of an `/addtolib` slash command into a command object (docs/SPEC.md §2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Who may add to which library: the TOML permission policy, deny by default (SPEC 4)."""
+"""Who may add to which library: the TOML permission policy, deny by default (docs/SPEC.md §4)."""
 
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ class AllowRule:
 
 @dataclass(frozen=True)
 class ProtectRule:
-    """One `[[protect]]` entry (SPEC 7): a condition on top of `[[allow]]`, granting nothing."""
+    """One `[[protect]]` entry (docs/SPEC.md §7): a condition on top of `[[allow]]`, no grant."""
 
     index: int
     libraries: frozenset[str]
@@ -184,7 +184,7 @@ class Policy:
         subject = "naming you" if anywhere else "for this library"
         return Decision(False, f"the [[allow]] {entry} {subject} only {verb} channels {shown}")
 
-    # -- approvals (SPEC 7) ------------------------------------------------------------
+    # -- approvals (docs/SPEC.md §7) ------------------------------------------------------------
 
     def protections_for(self, library_id: str | None) -> list[ProtectRule]:
         """The `[[protect]]` entries covering this library (empty: it needs no approval)."""

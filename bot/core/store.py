@@ -1,28 +1,16 @@
-"""The operations table (SPEC 5): SQLAlchemy Core storage with compare-and-set state changes."""
+"""The operations table (docs/SPEC.md §5): SQLAlchemy Core storage, compare-and-set changes."""
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import threading
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
-    JSON,
-    Column,
-    DateTime,
-    Index,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    TypeDecorator,
     and_,
     create_engine,
     event,
@@ -36,268 +24,36 @@ from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.pool import StaticPool
 
 from bot import metrics
-
-__all__ = [
-    "ACTIVE",
-    "STATES",
-    "TERMINAL",
-    "Operation",
-    "OperationStore",
-    "batches",
-    "db_now",
-    "metadata",
-    "normalize_url",
-    "operations",
-]
-
-#: Every state an operation can be in. The normal path is
-#: pending -> confirmed -> running -> done | partial | failed. A protected library
-#: (SPEC 7) goes pending -> awaiting_approval -> confirmed, or -> rejected.
-STATES: tuple[str, ...] = (
-    "pending",
-    "awaiting_approval",
-    "confirmed",
-    "running",
-    "done",
-    "partial",
-    "failed",
-    "cancelled",
-    "expired",
-    "denied",
-    "undone",
-    "interrupted",
-    "rejected",
-    "undoing",
+from bot.core.delivery.outbox import insert_owed
+from bot.core.operation import (
+    COLUMNS,
+    DICT_COLUMNS,
+    LEASED,
+    LIST_COLUMNS,
+    STATES,
+    TERMINAL,
+    TIME_COLUMNS,
+    Operation,
+    State,
+    check_transition,
 )
+from bot.core.tables import UTCDateTime, operations
 
-#: States in which nothing is in progress. Some still allow a follow-up action that
-#: starts a new transition (done -> undone, partial/failed/interrupted -> running on retry).
-TERMINAL: frozenset[str] = frozenset(
-    {
-        "done",
-        "partial",
-        "failed",
-        "cancelled",
-        "expired",
-        "denied",
-        "undone",
-        "interrupted",
-        "rejected",
-    }
-)
+__all__ = ["OperationStore", "db_now", "normalize_url"]
 
-#: States in which an operation is waiting for a click or being executed.
-ACTIVE: frozenset[str] = frozenset(STATES) - TERMINAL
-
-#: States held under a lease (lease_at, from the database's clock): a run or an undo in
-#: progress, or the instant of a confirmation. The sweep takes them back when it expires.
-LEASED: tuple[str, ...] = ("confirmed", "running", "undoing")
+# Columns a caller may never set directly.
+_PROTECTED = frozenset({"id"})
 
 _ID_RE = re.compile(r"^[0-9a-f]{32}$")
 
 # Timestamps set automatically by transition() unless the caller passes them.
-_CONFIRMED_AT_STATES = frozenset({"confirmed"})
-_FINISHED_AT_STATES = TERMINAL - {"undone"}
-_UNDONE_AT_STATES = frozenset({"undone"})
+_CONFIRMED_AT_STATES = frozenset({State.CONFIRMED})
+_FINISHED_AT_STATES = TERMINAL - {State.UNDONE}
+_UNDONE_AT_STATES = frozenset({State.UNDONE})
 
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-class UTCDateTime(TypeDecorator):
-    """A timezone-aware UTC datetime on every backend (SQLite stores naive UTC)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: Any, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
-        if not isinstance(value, datetime):
-            raise TypeError(f"expected a datetime, got {type(value).__name__}")
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        value = value.astimezone(UTC)
-        if dialect.name == "sqlite":
-            # SQLite has no time zones: store naive UTC so that strings compare in order.
-            return value.replace(tzinfo=None)
-        return value
-
-    def process_result_value(self, value: Any, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
-
-
-metadata = MetaData()
-
-operations = Table(
-    "operations",
-    metadata,
-    Column("id", String(32), primary_key=True),
-    Column("state", String(32), nullable=False, index=True),
-    Column("team_id", String(64), nullable=True),
-    Column("channel_id", String(64), nullable=True),
-    Column("user_id", String(64), nullable=False),
-    Column("library_id", String(64), nullable=True),
-    Column("library_name", Text, nullable=True),
-    Column("requested_ids", JSON, nullable=False, default=list),
-    Column("new_ids", JSON, nullable=False, default=list),
-    Column("present_ids", JSON, nullable=False, default=list),
-    Column("missing_ids", JSON, nullable=False, default=list),
-    Column("added_ids", JSON, nullable=False, default=list),
-    Column("failed_ids", JSON, nullable=False, default=list),
-    Column("removed_ids", JSON, nullable=False, default=list),
-    Column("outcome", JSON, nullable=False, default=dict),
-    Column("errors", JSON, nullable=False, default=list),
-    Column("response_url", Text, nullable=True),
-    Column("summary_channel", String(64), nullable=True),
-    Column("summary_ts", String(32), nullable=True),
-    Column("notify_channel", String(64), nullable=True),
-    Column("notify_ts", String(32), nullable=True),
-    Column("confirmed_by", String(64), nullable=True),
-    Column("undone_by", String(64), nullable=True),
-    Column("rejected_by", String(64), nullable=True),
-    Column("denial_reason", Text, nullable=True),
-    Column("error", Text, nullable=True),
-    Column("created_at", UTCDateTime, nullable=False),
-    Column("updated_at", UTCDateTime, nullable=False),
-    Column("confirmed_at", UTCDateTime, nullable=True),
-    Column("finished_at", UTCDateTime, nullable=True),
-    Column("undone_at", UTCDateTime, nullable=True),
-    # Fencing (SPEC 5): the token of the run (or undo) that owns the row, its lease (set from
-    # the database's clock only), and the state an undo returns to if it is cut off.
-    Column("run_token", String(32), nullable=True),
-    Column("lease_at", UTCDateTime, nullable=True),
-    Column("undo_from", String(16), nullable=True),
-    # Asset id -> its Uplynk title (desc), from the preview's look-up (SPEC 3.3).
-    Column("asset_titles", JSON, nullable=True),
-    Index("ix_operations_user_created", "user_id", "created_at"),
-    Index("ix_operations_library_created", "library_id", "created_at"),
-)
-
-#: The batch journal (bot/core/journal.py): each add/remove batch, recorded before it is sent.
-batches = Table(
-    "operation_batches",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("operation_id", String(32), nullable=False, index=True),
-    Column("run_token", String(32), nullable=False),
-    Column("kind", String(8), nullable=False),
-    Column("number", Integer, nullable=False),
-    Column("asset_ids", JSON, nullable=False),
-    Column("state", String(8), nullable=False),
-    Column("error", Text, nullable=True),
-    Column("started_at", UTCDateTime, nullable=False),
-    Column("finished_at", UTCDateTime, nullable=True),
-)
-
-COLUMNS: tuple[str, ...] = tuple(c.name for c in operations.columns)
-_LIST_COLUMNS = frozenset(
-    {
-        "requested_ids",
-        "new_ids",
-        "present_ids",
-        "missing_ids",
-        "added_ids",
-        "failed_ids",
-        "removed_ids",
-        "errors",
-    }
-)
-_DICT_COLUMNS = frozenset({"outcome", "asset_titles"})
-_TIME_COLUMNS = frozenset(
-    {"created_at", "updated_at", "confirmed_at", "finished_at", "undone_at", "lease_at"}
-)
-# Columns a caller may never set directly.
-_PROTECTED = frozenset({"id"})
-
-
-@dataclass(frozen=True)
-class Operation:
-    """One row of the operations table; datetimes are timezone-aware UTC."""
-
-    id: str
-    state: str
-    user_id: str
-    created_at: datetime
-    updated_at: datetime
-    team_id: str | None = None
-    channel_id: str | None = None
-    library_id: str | None = None
-    library_name: str | None = None
-    requested_ids: list[str] = field(default_factory=list)
-    new_ids: list[str] = field(default_factory=list)
-    present_ids: list[str] = field(default_factory=list)
-    missing_ids: list[str] = field(default_factory=list)
-    added_ids: list[str] = field(default_factory=list)
-    failed_ids: list[str] = field(default_factory=list)
-    removed_ids: list[str] = field(default_factory=list)
-    outcome: dict[str, str] = field(default_factory=dict)
-    errors: list[str] = field(default_factory=list)
-    response_url: str | None = None
-    summary_channel: str | None = None
-    summary_ts: str | None = None
-    notify_channel: str | None = None
-    notify_ts: str | None = None
-    confirmed_by: str | None = None
-    undone_by: str | None = None
-    rejected_by: str | None = None
-    denial_reason: str | None = None
-    error: str | None = None
-    confirmed_at: datetime | None = None
-    finished_at: datetime | None = None
-    undone_at: datetime | None = None
-    run_token: str | None = None
-    lease_at: datetime | None = None
-    undo_from: str | None = None
-    asset_titles: dict[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> Operation:
-        values = dict(row)
-        for name in _LIST_COLUMNS:
-            values[name] = list(values.get(name) or [])
-        for name in _DICT_COLUMNS:
-            values[name] = dict(values.get(name) or {})
-        for name in _TIME_COLUMNS:
-            value = values.get(name)
-            if value is not None and value.tzinfo is None:
-                values[name] = value.replace(tzinfo=UTC)
-        return cls(**values)
-
-    @property
-    def short_id(self) -> str:
-        """The first 8 hex digits, for logs and messages."""
-        return self.id[:8]
-
-    @property
-    def is_terminal(self) -> bool:
-        return self.state in TERMINAL
-
-    @property
-    def is_active(self) -> bool:
-        return self.state in ACTIVE
-
-    def age(self, now: datetime | None = None) -> timedelta:
-        """Time since the operation was created."""
-        return (now or _utcnow()) - self.created_at
-
-    def to_dict(self) -> dict[str, Any]:
-        """A plain dict of every field (lists and dicts copied)."""
-        return dataclasses.asdict(self)
-
-
-def _check_fields_match_table() -> None:
-    names = {f.name for f in dataclasses.fields(Operation)}
-    if names != set(COLUMNS):  # pragma: no cover - a programming error caught at import
-        raise RuntimeError(f"Operation fields and table columns differ: {names ^ set(COLUMNS)}")
-
-
-_check_fields_match_table()
 
 
 def normalize_url(url: str | URL) -> URL:
@@ -317,7 +73,7 @@ def _is_memory_sqlite(url: URL) -> bool:
 
 
 def _coerce_value(name: str, value: Any) -> Any:
-    if name in _LIST_COLUMNS:
+    if name in LIST_COLUMNS:
         if value is None:
             return []
         if isinstance(value, str | bytes):
@@ -325,9 +81,9 @@ def _coerce_value(name: str, value: Any) -> Any:
         if isinstance(value, set | frozenset):
             return sorted(value)
         return list(value)
-    if name in _DICT_COLUMNS:
+    if name in DICT_COLUMNS:
         return dict(value or {})
-    if name in _TIME_COLUMNS and value is not None and not isinstance(value, datetime):
+    if name in TIME_COLUMNS and value is not None and not isinstance(value, datetime):
         raise TypeError(f"{name} must be a datetime, got {type(value).__name__}")
     return value
 
@@ -342,23 +98,22 @@ def _check_fields(fields: Mapping[str, Any], *, allow_state: bool) -> dict[str, 
     if "state" in fields:
         if not allow_state:
             raise ValueError("state changes go through transition(), not update()")
-        _check_state(fields["state"])
+        fields = {**fields, "state": _check_state(fields["state"])}
     return {name: _coerce_value(name, value) for name, value in fields.items()}
 
 
 def _check_state(state: Any) -> str:
+    """The state's stored text (a plain str); ValueError for a state that does not exist."""
     if state not in STATES:
         raise ValueError(f"unknown operation state: {state!r}")
-    return state
+    return State(state).value
 
 
 def _states(from_states: str | Iterable[str]) -> list[str]:
     states = [from_states] if isinstance(from_states, str) else list(from_states)
     if not states:
         raise ValueError("from_states must name at least one state")
-    for state in states:
-        _check_state(state)
-    return sorted(set(states))
+    return sorted({_check_state(state) for state in states})
 
 
 def _valid_id(op_id: Any) -> bool:
@@ -499,15 +254,15 @@ class OperationStore:
         if not values.get("user_id"):
             raise TypeError("create() requires user_id")
         now = _utcnow()
-        values.setdefault("state", "pending")
+        values.setdefault("state", State.PENDING.value)
         values.setdefault("created_at", now)
         values.setdefault("updated_at", values["created_at"])
         if values["state"] in _FINISHED_AT_STATES:
             values.setdefault("finished_at", values["created_at"])  # e.g. created "denied"
         values["id"] = uuid.uuid4().hex
-        for name in _LIST_COLUMNS:
+        for name in LIST_COLUMNS:
             values.setdefault(name, [])
-        for name in _DICT_COLUMNS:
+        for name in DICT_COLUMNS:
             values.setdefault(name, {})
         with self._connect(begin=True) as conn:
             conn.execute(operations.insert().values(**values))
@@ -535,11 +290,12 @@ class OperationStore:
         unless given. ``require`` adds conditions (column -> value, None for IS NULL), e.g.
         ``{"run_token": token}`` for a run's final transition. Entering a LEASED state
         starts a fresh lease (lease_at = the database's clock). ``enqueue``: outbox entries
-        (bot.core.outbox.Owed) the change owes to Slack, inserted in the same transaction,
+        (bot.core.delivery.outbox.Owed) the change owes to Slack, inserted in the same transaction,
         only if the change is made.
         """
         states = _states(from_states)
-        _check_state(to_state)
+        to_state = _check_state(to_state)
+        check_transition(states, to_state)
         if "state" in fields:
             raise TypeError("pass the new state as to_state, not as a field")
         values = _check_fields(fields, allow_state=False)
@@ -560,7 +316,7 @@ class OperationStore:
         stmt = operations.update().where(*where).values(**values)
         moved = self._update_one(stmt, op_id, enqueue)
         # An undo handing the operation back (not all removed) is not a new final state.
-        handed_back = states in (["undone"], ["undoing"]) and to_state != "undone"
+        handed_back = states in ([State.UNDONE], [State.UNDOING]) and to_state != State.UNDONE
         if moved is not None and to_state in TERMINAL and not handed_back:
             metrics.operation_finished(to_state)
         return moved
@@ -643,18 +399,21 @@ class OperationStore:
                     and_(operations.c.lease_at.is_(None), operations.c.updated_at < now - idle_for),
                 )
             )
+        check_transition((State.RUNNING, State.CONFIRMED), State.INTERRUPTED)
+        check_transition((State.UNDOING,), State.DONE)  # or back to partial: undo_from
         cleared = {"run_token": None, "updated_at": now}
         found = self._take_back(
-            [operations.c.state.in_(("running", "confirmed")), *where],
-            {**cleared, "state": "interrupted", "finished_at": now},
+            [operations.c.state.in_((State.RUNNING, State.CONFIRMED)), *where],
+            {**cleared, "state": State.INTERRUPTED, "finished_at": now},
             owed,
         )
         found += self._take_back(
-            [operations.c.state == "undoing", *where],
-            {**cleared, "state": func.coalesce(operations.c.undo_from, "done")},
+            [operations.c.state == State.UNDOING, *where],
+            {**cleared, "state": func.coalesce(operations.c.undo_from, State.DONE)},
             owed,
         )
-        metrics.operation_finished("interrupted", sum(op.state == "interrupted" for op in found))
+        interrupted = sum(op.state == State.INTERRUPTED for op in found)
+        metrics.operation_finished(State.INTERRUPTED, interrupted)
         found.sort(key=lambda op: (op.created_at, op.id))
         return found
 
@@ -679,15 +438,16 @@ class OperationStore:
 
     def expire_pending(self, older_than: datetime) -> int:
         """Mark 'pending' operations created before older_than as 'expired'; returns how many."""
+        check_transition((State.PENDING,), State.EXPIRED)
         now = _utcnow()
         stmt = (
             operations.update()
-            .where(operations.c.state == "pending", operations.c.created_at < older_than)
-            .values(state="expired", updated_at=now, finished_at=now)
+            .where(operations.c.state == State.PENDING, operations.c.created_at < older_than)
+            .values(state=State.EXPIRED, updated_at=now, finished_at=now)
         )
         with self._connect(begin=True) as conn:
             expired = conn.execute(stmt).rowcount
-        metrics.operation_finished("expired", expired)
+        metrics.operation_finished(State.EXPIRED, expired)
         return expired
 
     def connection(self, *, begin: bool = True) -> Any:
@@ -712,8 +472,6 @@ class OperationStore:
         entries = list(entries)
         if not entries:
             return 0
-        from bot.core.outbox import insert_owed
-
         return insert_owed(conn, entries)
 
     def _update_one(self, stmt: Any, op_id: str, enqueue: Iterable[Any] = ()) -> Operation | None:
@@ -751,9 +509,3 @@ def _sqlite_on_connect(memory: bool):
             cursor.close()
 
     return on_connect
-
-
-# Tables kept beside operations register on the same metadata (migrations compare it whole).
-# The outbox table lives on the same metadata (and in the same transactions) as operations.
-import bot.core.outbox  # noqa: E402, F401
-from bot.core import approval_store  # noqa: E402,F401

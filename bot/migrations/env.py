@@ -2,7 +2,7 @@
 
 from alembic import context
 
-from bot.core.store import metadata
+from bot.core.tables import metadata
 
 connection = context.config.attributes.get("connection")
 if connection is None:  # pragma: no cover - always called through bot.core.schema

@@ -29,7 +29,7 @@ class SimLibrary:
     assets: set[str] = field(default_factory=set)
 
     def to_api(self) -> dict[str, Any]:
-        """The SPEC Library object, plus asset_count."""
+        """The Library object of docs/SPEC.md, plus asset_count."""
         return {
             "@id": f"/api/v4/libraries/{self.id}",
             "@type": "Library",

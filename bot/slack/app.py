@@ -6,8 +6,13 @@ import json
 
 from slack_bolt import App, BoltContext, BoltRequest, BoltResponse
 
-from bot.slack import blocks, listeners, modal_listeners, views
-from bot.slack.services import Services
+from bot.slack import blocks
+from bot.slack.approvals import blocks as approval_blocks
+from bot.slack.approvals import listeners as approval_listeners
+from bot.slack.command import listeners
+from bot.slack.modal import listeners as modal_listeners
+from bot.slack.modal import views
+from bot.slack.wiring import Services
 
 
 def build_app(services: Services) -> App:
@@ -65,8 +70,8 @@ def build_app(services: Services) -> App:
     app.action(blocks.UNDO)(listeners.on_undo)
     app.action(blocks.RETRY)(listeners.on_retry)
     app.action(blocks.PICK_LIBRARY)(listeners.on_pick_library)
-    app.action(blocks.APPROVE)(listeners.on_approve)
-    app.action(blocks.DENY)(listeners.on_deny)
+    app.action(approval_blocks.APPROVE)(approval_listeners.on_approve)
+    app.action(approval_blocks.DENY)(approval_listeners.on_deny)
     app.shortcut(views.SHORTCUT)(modal_listeners.on_shortcut)
     app.shortcut(views.MESSAGE_SHORTCUT)(modal_listeners.on_message_shortcut)
     app.options(views.LIBRARY)(modal_listeners.on_library_options)

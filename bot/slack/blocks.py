@@ -17,8 +17,7 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from bot.core.results import ApprovalView
-from bot.core.store import Operation
+from bot.core.operation import Operation, State
 from bot.core.text import escape_mrkdwn, fit, shorten
 from bot.uplynk.models import Library
 
@@ -27,8 +26,6 @@ CANCEL = "addtolib_cancel"
 UNDO = "addtolib_undo"
 RETRY = "addtolib_retry"
 PICK_LIBRARY = "addtolib_pick_library"
-APPROVE = "addtolib_approve"
-DENY = "addtolib_deny"
 
 SHOWN_IDS = 10
 BAR_WIDTH = 8
@@ -63,15 +60,15 @@ def name(text: str | None, limit: int = MAX_NAME_SHOWN) -> str:
     return escape(shorten(text or "", limit))
 
 
-def _message(text: str, blocks: Iterable[Block]) -> Message:
+def make_message(text: str, blocks: Iterable[Block]) -> Message:
     return Message(text=fit(text, MAX_SECTION) or "addtolib", blocks=[b.to_dict() for b in blocks])
 
 
-def _section(markdown: str) -> SectionBlock:
+def section(markdown: str) -> SectionBlock:
     return SectionBlock(text=MarkdownTextObject(text=fit(markdown, MAX_SECTION) or " "))
 
 
-def _context(markdown: str) -> ContextBlock:
+def context(markdown: str) -> ContextBlock:
     return ContextBlock(elements=[MarkdownTextObject(text=fit(markdown, MAX_SECTION) or " ")])
 
 
@@ -80,14 +77,14 @@ def _header(text: str) -> HeaderBlock:
     return HeaderBlock(text=shorten(" ".join(text.split()) or "addtolib", MAX_HEADER))
 
 
-def _button(label: str, action_id: str, value: str, style: str | None = None) -> ButtonElement:
+def button(label: str, action_id: str, value: str, style: str | None = None) -> ButtonElement:
     return ButtonElement(
         text=shorten(label, MAX_BUTTON), action_id=action_id, value=value, style=style
     )
 
 
 def asset_name(asset_id: str, titles: Mapping[str, str] | None = None) -> str:
-    """An asset as messages show it (SPEC 3.3): `Title (id)`, or the id alone without a title."""
+    """An asset as messages show it (docs/SPEC.md §3.3): `Title (id)`, or the id if untitled."""
     title = (titles or {}).get(asset_id)
     return f"{name(title, MAX_TITLE_SHOWN)} (`{asset_id}`)" if title else f"`{asset_id}`"
 
@@ -134,15 +131,15 @@ def progress_bar(done: int, total: int, width: int = BAR_WIDTH) -> str:
 
 
 def error(text: str) -> Message:
-    return _message(text, [_section(f":warning: {text}")])
+    return make_message(text, [section(f":warning: {text}")])
 
 
 def info(text: str) -> Message:
-    return _message(text, [_section(text)])
+    return make_message(text, [section(text)])
 
 
 def working(text: str) -> Message:
-    return _message(text, [_context(f":hourglass_flowing_sand: {text}")])
+    return make_message(text, [context(f":hourglass_flowing_sand: {text}")])
 
 
 def help_message(
@@ -161,12 +158,12 @@ def help_message(
             where += f"\nAlso allowed, but not found in Uplynk: {id_list(unknown)}"
     else:
         where = "You may not add to any library yet; ask an administrator to add you to the policy."
-    return _message(
+    return make_message(
         "addtolib help",
         [
             _header("addtolib: add assets to an Uplynk library"),
-            _section(usage),
-            _section(where),
+            section(usage),
+            section(where),
         ],
     )
 
@@ -190,45 +187,45 @@ def preview(operation: Operation, library: Library, duplicates: Iterable[str] = 
     duplicates = list(duplicates)
     if duplicates:
         lines.append(f"• Duplicates dropped: {id_list(duplicates)}")
-    blocks: list[Block] = [_section(text) for text in _packed(lines)]
+    blocks: list[Block] = [section(text) for text in _packed(lines)]
     if new:
         blocks.append(
             ActionsBlock(
                 elements=[
-                    _button(
+                    button(
                         f"Add {plural(len(new), 'asset')}", CONFIRM, operation.id, style="primary"
                     ),
-                    _button("Cancel", CANCEL, operation.id),
+                    button("Cancel", CANCEL, operation.id),
                 ]
             )
         )
         text = f"Add {plural(len(new), 'asset')} to {name(library.desc)}?"
     else:
-        blocks.append(_context("Nothing to add, so there is nothing to confirm."))
+        blocks.append(context("Nothing to add, so there is nothing to confirm."))
         text = f"Nothing to add to {name(library.desc)}."
-    return _message(text, blocks)
+    return make_message(text, blocks)
 
 
 def pick_library(operation: Operation, typed: str, candidates: list[Library]) -> Message:
     blocks: list[Block] = [
-        _section(f"Several libraries match *{name(typed)}*. Which one did you mean?"),
+        section(f"Several libraries match *{name(typed)}*. Which one did you mean?"),
     ]
     for lib in candidates[:SHOWN_CANDIDATES]:
         blocks.append(
             SectionBlock(
                 text=MarkdownTextObject(text=f"*{name(lib.desc)}*\n`{escape(lib.id)}`"),
-                accessory=_button("Pick", PICK_LIBRARY, f"{operation.id}:{lib.id}"),
+                accessory=button("Pick", PICK_LIBRARY, f"{operation.id}:{lib.id}"),
             )
         )
     if len(candidates) > SHOWN_CANDIDATES:
         hidden = len(candidates) - SHOWN_CANDIDATES
-        blocks.append(_context(f"… and {hidden} more: use the library's id to choose one of them."))
-    return _message(f"Several libraries match {name(typed)}", blocks)
+        blocks.append(context(f"… and {hidden} more: use the library's id to choose one of them."))
+    return make_message(f"Several libraries match {name(typed)}", blocks)
 
 
 def progress(done: int, total: int, library_name: str) -> Message:
     bar, shown = progress_bar(done, total), name(library_name)
-    return _message(f"Adding to {shown}: {bar}", [_section(f"`{bar}` adding to *{shown}*")])
+    return make_message(f"Adding to {shown}: {bar}", [section(f"`{bar}` adding to *{shown}*")])
 
 
 def cancelled(operation: Operation) -> Message:
@@ -240,9 +237,9 @@ def outcome(operation: Operation) -> Message:
     """The requester's ephemeral answer once the operation ran."""
     shown = name(operation.library_name)
     added, failed = len(operation.added_ids), len(operation.failed_ids)
-    if operation.state == "done":
+    if operation.state == State.DONE:
         text = f":white_check_mark: Added {plural(added, 'asset')} to *{shown}*."
-    elif operation.state == "partial":
+    elif operation.state == State.PARTIAL:
         text = f":warning: Added {added} of {added + failed} assets to *{shown}*; {failed} failed."
     else:
         text = f":x: Nothing was added to *{shown}*: {escape(operation.error or 'Uplynk refused')}"
@@ -252,7 +249,7 @@ def outcome(operation: Operation) -> Message:
 def summary(
     operation: Operation, library: Library | None, approvers: Iterable[str] = ()
 ) -> Message:
-    """The Library summary posted in the channel for everyone (naming approvers, SPEC 7)."""
+    """The Library summary posted in the channel for everyone (approvers: docs/SPEC.md §7)."""
     raw = library.desc if library else operation.library_name or operation.library_id
     blocks: list[Block] = [_header(raw or "Library")]
     if library:
@@ -282,42 +279,45 @@ def summary(
         failed = id_list(operation.failed_ids, titles=titles)
         lines.append(f"*Failed ({len(operation.failed_ids)}):* {failed}")
         lines.extend(f"  • {name(e, 300)}" for e in operation.errors[-5:])
-    blocks.extend(_section(text) for text in _packed(lines))
+    blocks.extend(section(text) for text in _packed(lines))
     who = f"Asked by <@{operation.user_id}>"
     if operation.confirmed_by and operation.confirmed_by != operation.user_id:
         who += f", confirmed by <@{operation.confirmed_by}>"
     approvers = list(approvers)
     if approvers:
         who += ", approved by " + ", ".join(f"<@{a}>" for a in approvers)
-    blocks.append(_context(f"{who} · operation `{operation.id}`"))
-    if operation.state == "undone":
+    blocks.append(context(f"{who} · operation `{operation.id}`"))
+    if operation.state == State.UNDONE:
         blocks.append(
-            _section(
+            section(
                 f":leftwards_arrow_with_hook: *Undone* by <@{operation.undone_by}> "
                 f"{slack_date(operation.undone_at)}: "
                 f"removed {id_list(operation.removed_ids, titles=titles)}"
             )
         )
     left = left_to_undo(operation)
-    if operation.state in ("done", "partial") and operation.removed_ids and left:
+    if operation.state in (State.DONE, State.PARTIAL) and operation.removed_ids and left:
         blocks.append(
-            _section(
+            section(
                 f":warning: *Undo removed {len(operation.removed_ids)} of "
                 f"{len(operation.added_ids)}*; {len(left)} still in the library: "
                 f"{id_list(left, titles=titles)}. Undo removes the rest."
             )
         )
     buttons = []
-    if operation.state in ("done", "partial") and left:
-        buttons.append(_button("Undo", UNDO, operation.id))
-    if operation.state in ("partial", "failed", "interrupted") and not operation.removed_ids:
+    if operation.state in (State.DONE, State.PARTIAL) and left:
+        buttons.append(button("Undo", UNDO, operation.id))
+    if (
+        operation.state in (State.PARTIAL, State.FAILED, State.INTERRUPTED)
+        and not operation.removed_ids
+    ):
         failed = len(operation.failed_ids) or len(operation.new_ids) - len(operation.added_ids)
-        buttons.append(_button(f"Retry {plural(failed, 'asset')}", RETRY, operation.id, "primary"))
+        buttons.append(button(f"Retry {plural(failed, 'asset')}", RETRY, operation.id, "primary"))
     if buttons:
         blocks.append(ActionsBlock(elements=buttons))
     added = plural(len(operation.added_ids), "asset")
     text = f"{name(raw or 'Library')}: {added} added by <@{operation.user_id}>"
-    return _message(text, blocks)
+    return make_message(text, blocks)
 
 
 def restarting(operation: Operation) -> Message:
@@ -338,33 +338,33 @@ def left_to_undo(operation: Operation) -> list[str]:
 
 
 def resumed(operation: Operation) -> Message:
-    """The requester's DM: a job cut off by a restart was resumed on its own (SPEC 10)."""
+    """The requester's DM: a job cut off by a restart was resumed on its own (docs/SPEC.md §10)."""
     shown = name(operation.library_name or operation.library_id)
     told = outcome(operation).blocks[0]["text"]["text"]
     elements = [
-        _section(
+        section(
             f":arrows_counterclockwise: Your operation adding to *{shown}* was cut off by a "
             f"restart and resumed automatically; nobody needed to click.\n{told}"
         )
     ]
-    if operation.state in ("partial", "failed") and operation.failed_ids:
+    if operation.state in (State.PARTIAL, State.FAILED) and operation.failed_ids:
         label = f"Retry {plural(len(operation.failed_ids), 'asset')}"
-        elements.append(ActionsBlock(elements=[_button(label, RETRY, operation.id, "primary")]))
-    return _message(f"Your operation on {shown} was resumed after a restart", elements)
+        elements.append(ActionsBlock(elements=[button(label, RETRY, operation.id, "primary")]))
+    return make_message(f"Your operation on {shown} was resumed after a restart", elements)
 
 
 def undo_interrupted(operation: Operation) -> Message:
     left = left_to_undo(operation)
     shown = name(operation.library_name or operation.library_id)
-    return _message(
+    return make_message(
         f"Your undo on {shown} was interrupted",
         [
-            _section(
+            section(
                 f":warning: Your undo on *{shown}* was interrupted by a restart after removing "
                 f"{len(operation.removed_ids)} of {len(operation.added_ids)} assets; "
                 f"{len(left)} are still in the library. Undo removes the rest."
             ),
-            ActionsBlock(elements=[_button("Undo", UNDO, operation.id)]),
+            ActionsBlock(elements=[button("Undo", UNDO, operation.id)]),
         ],
     )
 
@@ -375,25 +375,30 @@ def undo_interrupted(operation: Operation) -> Message:
 def notify_parent(operation: Operation) -> Message:
     who, where = f"<@{operation.user_id}>", f"*{name(operation.library_name)}*"
     added, failed = len(operation.added_ids), len(operation.failed_ids)
-    if operation.state in ("done", "undone"):
+    if operation.state in (State.DONE, State.UNDONE):
         text = f"{who} added {plural(added, 'asset')} to {where}"
-    elif operation.state == "partial":
+    elif operation.state == State.PARTIAL:
         text = f"{who} added {added} of {plural(added + failed, 'asset')} to {where}"
-    elif operation.state == "failed":
+    elif operation.state == State.FAILED:
         text = f"{who} tried to add {plural(len(operation.new_ids), 'asset')} to {where}: failed"
-    elif operation.state in ("awaiting_approval", "rejected", "expired", "cancelled"):
-        # An approval request starts the thread before anything runs (SPEC 7); it is updated
-        # in place with the outcome (these, or the run's states above).
+    elif operation.state in (
+        State.AWAITING_APPROVAL,
+        State.REJECTED,
+        State.EXPIRED,
+        State.CANCELLED,
+    ):
+        # An approval request starts the thread before anything runs (docs/SPEC.md §7); it is
+        # updated in place with the outcome (these, or the run's states above).
         ending = {
-            "awaiting_approval": " (needs approval)",
-            "rejected": f": denied by <@{operation.rejected_by}>; nothing was added",
-            "expired": ": expired unapproved; nothing was added",
+            State.AWAITING_APPROVAL: " (needs approval)",
+            State.REJECTED: f": denied by <@{operation.rejected_by}>; nothing was added",
+            State.EXPIRED: ": expired unapproved; nothing was added",
             "cancelled": ": withdrawn; nothing was added",
         }[operation.state]
         text = f"{who} asked to add {plural(len(operation.new_ids), 'asset')} to {where}{ending}"
     else:  # running, interrupted: the thread starts before the outcome is known
         text = f"{who} is adding {plural(len(operation.new_ids), 'asset')} to {where}"
-    return _message(text, [_section(text)])
+    return make_message(text, [section(text)])
 
 
 def notify_details(operation: Operation) -> Message:
@@ -412,7 +417,7 @@ def notify_details(operation: Operation) -> Message:
     if operation.missing_ids:
         lines.append(f"Not found: {id_list(operation.missing_ids, shown=50)}")
     # Four lists of 50 ids do not fit one section: each list gets its own.
-    return _message(lines[0], [_section(line) for line in _packed(lines)])
+    return make_message(lines[0], [section(line) for line in _packed(lines)])
 
 
 def _packed(lines: list[str], limit: int = MAX_SECTION) -> list[str]:
@@ -427,7 +432,7 @@ def _packed(lines: list[str], limit: int = MAX_SECTION) -> list[str]:
 
 
 def notify_event(text: str) -> Message:
-    return _message(text, [_section(text)])
+    return make_message(text, [section(text)])
 
 
 # -- history --------------------------------------------------------------------------------
@@ -463,123 +468,6 @@ def history(
             line += f" · <{links[op.id]}|thread>"
         if op.id in queued:
             line += " · _notification queued_"
-        blocks.append(_section(line))
+        blocks.append(section(line))
     blocks.append(DividerBlock())
-    return _message(title, blocks[:50])
-
-
-# -- approvals (SPEC 7) -----------------------------------------------------------------------
-
-APPROVED_STATES = ("confirmed", "running", "done", "partial", "failed", "interrupted", "undone")
-
-
-def who_may_approve(view: ApprovalView) -> str:
-    names = [f"<@{u}>" for u in view.approvers if u != view.operation.user_id]
-    names += [f"members of <!subteam^{g}>" for g in view.approver_groups]
-    return ", ".join(names) + " or an admin" if names else "an admin"
-
-
-def people(users: Iterable[str]) -> str:
-    return ", ".join(f"<@{u}>" for u in users) or "nobody"
-
-
-def _asset_lines(view: ApprovalView) -> str:
-    op = view.operation
-    lines = []
-    for asset_id in op.new_ids[:SHOWN_IDS]:
-        lines.append(f"• {asset_name(asset_id, view.titles)}")
-    if len(op.new_ids) > SHOWN_IDS:
-        lines.append(f"… and {len(op.new_ids) - SHOWN_IDS} more")
-    if op.present_ids:
-        lines.append(f"Already in the library (skipped): {len(op.present_ids)}")
-    if op.missing_ids:
-        lines.append(f"Not found in Uplynk (skipped): {len(op.missing_ids)}")
-    return "\n".join(lines)
-
-
-def approval_status(view: ApprovalView) -> str:
-    """One line: where the request stands (who approved or decided)."""
-    op = view.operation
-    if op.state == "awaiting_approval":
-        if view.approved_by:
-            got = len(view.approved_by)
-            return (
-                f":ballot_box_with_check: Approved so far by {people(view.approved_by)} "
-                f"({got} of {got + view.missing}); waiting for {view.missing} more."
-            )
-        return f":hourglass_flowing_sand: Waiting for {plural(view.needed, 'approval')}."
-    if op.state in APPROVED_STATES:
-        return f":white_check_mark: Approved by {people(view.approved_by)}."
-    if op.state == "rejected":
-        return f":no_entry: Denied by <@{op.rejected_by}>; nothing was added."
-    if op.state == "expired":
-        return ":hourglass: Expired: not approved in time; nothing was added."
-    if op.state == "cancelled":
-        return f":leftwards_arrow_with_hook: Withdrawn by <@{op.user_id}>; nothing was added."
-    return f"State: `{op.state}`."
-
-
-def approval_request(view: ApprovalView) -> Message:
-    """The message approvers see; buttons only while it is waiting for a decision."""
-    op = view.operation
-    shown = name(op.library_name)
-    count = plural(len(op.new_ids), "asset")
-    head = (
-        f":lock: *Approval needed*: <@{op.user_id}> asks to add *{count}* to *{shown}* "
-        f"(`{name(op.library_id)}`) from <#{op.channel_id}>."
-    )
-    blocks: list[Block] = [_section(head), _section(_asset_lines(view) or "(no assets)")]
-    expires = f" · expires {slack_date(view.expires_at)}" if view.expires_at else ""
-    blocks.append(
-        _context(
-            f"Needs {plural(view.needed, 'approval')} from {who_may_approve(view)} "
-            f"(not the requester){expires} · operation `{op.id}`"
-        )
-    )
-    blocks.append(_section(approval_status(view)))
-    if op.state == "awaiting_approval":
-        blocks.append(
-            ActionsBlock(
-                elements=[
-                    _button("Approve", APPROVE, op.id, style="primary"),
-                    _button("Deny", DENY, op.id, style="danger"),
-                ]
-            )
-        )
-    text = f"Approval needed: <@{op.user_id}> asks to add {count} to {shown}"
-    if op.state != "awaiting_approval":
-        text = f"Approval request for {shown}: {op.state}"
-    return _message(text, blocks)
-
-
-def awaiting_approval(view: ApprovalView) -> Message:
-    """The requester's confirmation, replaced while approvers decide (with Cancel)."""
-    op = view.operation
-    shown = name(op.library_name)
-    text = (
-        f":hourglass_flowing_sand: Waiting for approval by {who_may_approve(view)} to add "
-        f"*{plural(len(op.new_ids), 'asset')}* to *{shown}*. Nothing has been added yet."
-    )
-    if view.expires_at:
-        text += f" The request expires {slack_date(view.expires_at)}."
-    return _message(
-        f"Waiting for approval to add to {shown}",
-        [
-            _section(text),
-            ActionsBlock(elements=[_button("Cancel request", CANCEL, op.id)]),
-        ],
-    )
-
-
-def approval_closed(view: ApprovalView) -> Message:
-    """Tells the requester that their request was denied, expired or withdrawn."""
-    op = view.operation
-    shown = name(op.library_name)
-    count = plural(len(op.new_ids), "asset")
-    if op.state == "rejected":
-        text = f":no_entry: <@{op.rejected_by}> denied your request to add {count} to *{shown}*"
-    elif op.state == "expired":
-        text = f":hourglass: Your request to add {count} to *{shown}* expired unapproved"
-    else:
-        text = f"Your request to add {count} to *{shown}* was withdrawn"
-    return info(f"{text}; nothing was added.")
+    return make_message(title, blocks[:50])

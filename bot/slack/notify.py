@@ -9,7 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.core.store import Operation, OperationStore
+from bot.core.operation import Operation
+from bot.core.store import OperationStore
 
 log = logging.getLogger(__name__)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from bot.slack_standin.blocks import validate_blocks
     from bot.slack_standin.server import (
         BOT_ID,
         BOT_USER_ID,
@@ -12,7 +13,6 @@ if TYPE_CHECKING:
         SlackCall,
         SlackStandIn,
         main,
-        validate_blocks,
     )
 
 __all__ = [

@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from bot.slack_standin import websocket as ws
+from bot.slack_standin.blocks import BlocksError, validate_blocks
 
 log = logging.getLogger(__name__)
 
@@ -349,8 +350,6 @@ def _ack_error(
     message: Any, envelope: Envelope | None, payload: Any, now: float, acked: bool
 ) -> str | None:
     """Why Slack would not take this message as an acknowledgement (None: it would)."""
-    from bot.slack_standin.server import BlocksError, validate_blocks
-
     if not isinstance(message, dict) or not isinstance(message.get("envelope_id"), str):
         return "invalid_ack"
     if envelope is None:

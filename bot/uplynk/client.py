@@ -115,7 +115,7 @@ def _call_name(method: str, path: str) -> str:
 
 
 class UplynkClient:
-    """A thread-safe client for the Uplynk calls of SPEC 1."""
+    """A thread-safe client for the Uplynk calls of docs/SPEC.md §1."""
 
     def __init__(
         self,
@@ -178,7 +178,7 @@ class UplynkClient:
             batch_size=settings.uplynk_batch_size,
             concurrency=settings.uplynk_concurrency,
             # Every job thread may have its batches (or its preview's two look-ups) in flight
-            # at once, and the modal's threads theirs (bot.slack.services.UI_THREADS).
+            # at once, and the modal's threads theirs (bot.slack.wiring.UI_THREADS).
             pool_size=settings.workers * max(settings.uplynk_concurrency, 2) + 32,
         )
 

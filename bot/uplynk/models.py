@@ -27,7 +27,7 @@ class Library:
 
     @classmethod
     def from_api(cls, obj: dict[str, Any]) -> Library:
-        """Build from a SPEC Library object (tolerating missing optional fields)."""
+        """Build from a Library object (docs/SPEC.md) (tolerating missing optional fields)."""
         lib_id = obj.get("id")
         if not lib_id and isinstance(obj.get("@id"), str):
             lib_id = obj["@id"].rstrip("/").rsplit("/", 1)[-1]

@@ -1,4 +1,4 @@
-"""The msg/sig query parameters that authenticate every Uplynk API call (SPEC 1)."""
+"""The msg/sig query parameters that authenticate every Uplynk API call (docs/SPEC.md §1)."""
 
 from __future__ import annotations
 

@@ -8,7 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from bot.core.store import Operation, OperationStore
+from bot.core.operation import Operation
+from bot.core.store import OperationStore
 from bot.slack_standin import SlackCall
 from tests.fixtures_bot import AD_BREAKS, ARCHIVE, MARKETING, USER, Bot, button_value
 

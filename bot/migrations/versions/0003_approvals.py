@@ -1,4 +1,4 @@
-"""Approvals (SPEC 7): awaiting_approval/rejected states, who denied, requests and approvals.
+"""Approvals (docs/SPEC.md §7): awaiting_approval/rejected states, who denied, the requests.
 
 Revision ID: 0003
 Revises: 0001

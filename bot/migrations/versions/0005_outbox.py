@@ -1,4 +1,4 @@
-"""Outbox: Slack calls owed, delivered by any instance (SPEC 12).
+"""Outbox: Slack calls owed, delivered by any instance (docs/SPEC.md §12).
 
 Revision ID: 0005
 Revises: 0003

@@ -1,4 +1,4 @@
-"""The outbox (SPEC 12): Slack calls the bot owes, stored durably, claimed with a lease."""
+"""The outbox (docs/SPEC.md §12): Slack calls the bot owes, stored durably, claimed on a lease."""
 
 from __future__ import annotations
 
@@ -6,16 +6,9 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
-    JSON,
-    Column,
-    Index,
-    Integer,
-    String,
-    Table,
-    Text,
     and_,
     case,
     exists,
@@ -26,7 +19,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 
-from bot.core.store import OperationStore, UTCDateTime, metadata, operations
+from bot.core.tables import operations, outbox
+
+if TYPE_CHECKING:
+    from bot.core.store import OperationStore
 
 __all__ = ["KINDS", "Entry", "Outbox", "OutboxStats", "Owed", "insert_owed", "outbox"]
 
@@ -37,39 +33,6 @@ OPEN = ("queued", "sending")
 DONE = ("sent", "skipped", "failed")
 #: An answer lost in transit allows one repeat of the post; a second loss ends it.
 MAX_LOST = 2
-
-outbox = Table(
-    "outbox",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("operation_id", String(32), nullable=True),
-    # Entries of one lane are delivered one at a time, in id order (one operation's messages).
-    Column("lane", String(64), nullable=True),
-    Column("kind", String(16), nullable=False),
-    Column("channel", String(64), nullable=True),
-    Column("user_id", String(64), nullable=True),
-    Column("template", String(32), nullable=False),
-    Column("args", JSON, nullable=False),
-    Column("thread", String(64), nullable=True),
-    Column("key", String(64), nullable=True),
-    Column("target", String(64), nullable=True),
-    Column("fallback_url", Text, nullable=True),
-    Column("state", String(16), nullable=False),
-    Column("attempts", Integer, nullable=False),
-    Column("lost", Integer, nullable=False),
-    Column("due_at", UTCDateTime, nullable=False),
-    Column("lease_until", UTCDateTime, nullable=True),
-    Column("lease_token", String(32), nullable=True),
-    Column("created_at", UTCDateTime, nullable=False),
-    Column("updated_at", UTCDateTime, nullable=False),
-    Column("sent_at", UTCDateTime, nullable=True),
-    Column("result_channel", String(64), nullable=True),
-    Column("result_ts", String(32), nullable=True),
-    Column("error", Text, nullable=True),
-    Index("ix_outbox_state_due", "state", "due_at"),
-    Index("ix_outbox_lane", "lane", "id"),
-    Index("ix_outbox_operation", "operation_id"),
-)
 
 
 @dataclass(frozen=True)

@@ -1,19 +1,19 @@
-"""The two-person rule (SPEC 7): request, approve, deny and expire, with no Slack in it."""
+"""The two-person rule (docs/SPEC.md §7): request, approve, deny and expire, with no Slack in it."""
 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from datetime import datetime, timedelta
 
-from bot.core.approval_store import ApprovalStore
-from bot.core.outbox import Outbox
-from bot.core.results import ApprovalEvent, ApprovalView, AwaitingApproval, Refused
-from bot.core.store import Operation
-from bot.core.wording import already_handled, duration
-
-if TYPE_CHECKING:
-    from bot.core.workflow import Workflow
+from bot.core.approvals.outcomes import ApprovalEvent, ApprovalView, AwaitingApproval
+from bot.core.approvals.store import ApprovalStore
+from bot.core.delivery.outbox import Outbox
+from bot.core.operation import Operation, State
+from bot.core.outcomes import Refused
+from bot.core.phrases import already_handled, duration
+from bot.core.policy import Policy
+from bot.core.store import OperationStore
 
 log = logging.getLogger(__name__)
 
@@ -27,14 +27,24 @@ NO_OPERATION = "That button does not belong to any operation I know; nothing was
 class Approvals:
     """Approval requests for operations on `[[protect]]`ed libraries."""
 
-    def __init__(self, workflow: Workflow, ttl: int = 86400) -> None:
-        self.workflow = workflow
+    def __init__(
+        self,
+        operations: OperationStore,
+        policy: Policy,
+        groups_of: Callable[[str], set[str]],
+        owed: Callable[..., list],
+        now: Callable[[], datetime],
+        ttl: int = 86400,
+    ) -> None:
+        self.operations = operations
+        # The live policy (a PolicyHolder in the app): reloaded behind this object.
+        self.policy = policy
+        self.groups_of = groups_of
+        # owed(event, operation, **facts) -> the outbox entries the event owes (see Workflow).
+        self.owed = owed
+        self.now = now
         self.ttl = ttl
-        self.store = ApprovalStore(workflow.store)
-
-    @property
-    def policy(self):
-        return self.workflow.policy  # read each time: the policy can be reloaded
+        self.store = ApprovalStore(operations)
 
     def required(self, operation: Operation) -> bool:
         return bool(self.policy.protections_for(operation.library_id))
@@ -44,30 +54,30 @@ class Approvals:
     def request(self, operation: Operation, user_id: str) -> AwaitingApproval | Refused:
         """Park a confirmed operation until approvers decide (its TTL counts from now).
 
-        The request's messages are queued with the state change (SPEC 12); they are rendered
-        when delivered, from the request row, which is therefore written first.
+        The request's messages are queued with the state change (docs/SPEC.md §12); they are
+        rendered when delivered, from the request row, which is therefore written first.
         """
         self.store.open(operation.id, self._titles(operation))
-        waiting = self.workflow.store.transition(
+        waiting = self.operations.transition(
             operation.id,
-            "pending",
-            "awaiting_approval",
-            enqueue=self.workflow.owed("approval_requested", operation, view=self.view(operation)),
+            State.PENDING,
+            State.AWAITING_APPROVAL,
+            enqueue=self.owed("approval_requested", operation, view=self.view(operation)),
             confirmed_by=user_id,
-            confirmed_at=self.workflow.now(),
+            confirmed_at=self.now(),
         )
         if waiting is None:
-            return Refused(already_handled(self.workflow.store.get(operation.id) or operation))
+            return Refused(already_handled(self.operations.get(operation.id) or operation))
         return AwaitingApproval(self.view(waiting))
 
     def targets(self, operation_id: str) -> list[str]:
         """Keys of the request's messages (one per channel or approver's DM) to update."""
-        return Outbox(self.workflow.store).keys(operation_id, REQUEST_KEY)
+        return Outbox(self.operations).keys(operation_id, REQUEST_KEY)
 
     def closing(self, operation: Operation, event: str, **facts) -> list:
         """What ending the request owes (event approval_rejected, _expired or _withdrawn):
         its messages updated, the requester told, the thread's story."""
-        return self.workflow.owed(event, operation, targets=self.targets(operation.id), **facts)
+        return self.owed(event, operation, targets=self.targets(operation.id), **facts)
 
     # -- the approvers' side ----------------------------------------------------------------
 
@@ -81,12 +91,12 @@ class Approvals:
         def interim(approved_by: list[str]) -> list:
             # Only while more approvals are needed: the final one is queued with its decision.
             missing = self.policy.approvals_missing(
-                operation.library_id, approved_by, self.workflow.groups_of
+                operation.library_id, approved_by, self.groups_of
             )
             if missing <= 0:
                 return []
             got = len(approved_by)
-            return self.workflow.owed(
+            return self.owed(
                 "approval_approved",
                 operation,
                 by=user_id,
@@ -95,31 +105,27 @@ class Approvals:
                 targets=targets,
             )
 
-        recorded = self.store.record(operation.id, user_id, self.workflow.now(), interim)
+        recorded = self.store.record(operation.id, user_id, self.now(), interim)
         if recorded == "again":
             return Refused(
                 "You have already approved this request; an approval counts once per person. "
                 + self._waiting_for(operation)
             )
         if isinstance(recorded, str):  # decided between our read and our write
-            return Refused(self._closed(self.workflow.store.get(operation.id), user_id))
-        missing = self.policy.approvals_missing(
-            operation.library_id, recorded, self.workflow.groups_of
-        )
+            return Refused(self._closed(self.operations.get(operation.id), user_id))
+        missing = self.policy.approvals_missing(operation.library_id, recorded, self.groups_of)
         if missing > 0:
             return ApprovalEvent("approved", self.view(operation), user_id)
-        ready = self.workflow.store.transition(
+        ready = self.operations.transition(
             operation.id,
-            "awaiting_approval",
-            "confirmed",
-            enqueue=self.workflow.owed(
-                "approval_ready", operation, approved_by=recorded, targets=targets
-            ),
+            State.AWAITING_APPROVAL,
+            State.CONFIRMED,
+            enqueue=self.owed("approval_ready", operation, approved_by=recorded, targets=targets),
             confirmed_at=operation.confirmed_at,
         )
         if ready is None:
-            current = self.workflow.store.get(operation.id) or operation
-            if current.state in ("rejected", "expired", "cancelled"):
+            current = self.operations.get(operation.id) or operation
+            if current.state in (State.REJECTED, State.EXPIRED, State.CANCELLED):
                 return Refused(self._closed(current, user_id))
             # Another approver's click completed the approvals and runs it.
             return ApprovalEvent("approved", self.view(current), user_id)
@@ -130,20 +136,20 @@ class Approvals:
         operation = self._decidable(operation_id, user_id, "deny")
         if not isinstance(operation, Operation):
             return operation
-        rejected = self.workflow.store.transition(
+        rejected = self.operations.transition(
             operation.id,
-            "awaiting_approval",
-            "rejected",
+            State.AWAITING_APPROVAL,
+            State.REJECTED,
             enqueue=self.closing(operation, "approval_rejected", by=user_id),
             rejected_by=user_id,
         )
         if rejected is None:
-            return Refused(self._closed(self.workflow.store.get(operation.id), user_id))
+            return Refused(self._closed(self.operations.get(operation.id), user_id))
         return ApprovalEvent("rejected", self.view(rejected), user_id)
 
     def expire_stale(self) -> list[ApprovalEvent]:
         """The lease sweep: requests older than the TTL become expired (each reported once)."""
-        now = self.workflow.now()
+        now = self.now()
         moved = self.store.expire_awaiting(
             now - timedelta(seconds=self.ttl),
             now,
@@ -166,7 +172,7 @@ class Approvals:
             approvers=tuple(sorted(set().union(*(r.approvers for r in rules)))),
             approver_groups=tuple(sorted(set().union(*(r.approver_usergroups for r in rules)))),
             needed=self.policy.approvals_needed(library),
-            missing=self.policy.approvals_missing(library, approved_by, self.workflow.groups_of),
+            missing=self.policy.approvals_missing(library, approved_by, self.groups_of),
             approved_by=approved_by,
             expires_at=expires,
         )
@@ -178,7 +184,7 @@ class Approvals:
 
     def _decidable(self, operation_id: str, user_id: str, verb: str) -> Operation | Refused:
         """The awaiting operation this user may decide on now, or why not."""
-        operation = self.workflow.store.get(operation_id) if operation_id else None
+        operation = self.operations.get(operation_id) if operation_id else None
         if operation is None or not operation.library_id:
             return Refused(NO_OPERATION)
         if user_id in (operation.user_id, operation.confirmed_by):
@@ -186,22 +192,22 @@ class Approvals:
                 f"You cannot {verb} your own request: nobody approves their own operation, "
                 "admins included. Another approver must decide; nothing was done."
             )
-        if not self.policy.may_approve(user_id, operation.library_id, self.workflow.groups_of):
+        if not self.policy.may_approve(user_id, operation.library_id, self.groups_of):
             return Refused(
                 f"Only {self._who_may(operation)} can approve or deny this request; "
                 "nothing was done."
             )
-        if operation.state != "awaiting_approval":
+        if operation.state != State.AWAITING_APPROVAL:
             return Refused(self._closed(operation, user_id))
-        if self.workflow.now() - operation.confirmed_at > timedelta(seconds=self.ttl):
-            expired = self.workflow.store.transition(
+        if self.now() - operation.confirmed_at > timedelta(seconds=self.ttl):
+            expired = self.operations.transition(
                 operation.id,
-                "awaiting_approval",
-                "expired",
+                State.AWAITING_APPROVAL,
+                State.EXPIRED,
                 enqueue=self.closing(operation, "approval_expired"),
             )
             if expired is None:
-                return Refused(self._closed(self.workflow.store.get(operation.id), user_id))
+                return Refused(self._closed(self.operations.get(operation.id), user_id))
             return ApprovalEvent("expired", self.view(expired), user_id)
         return operation
 
@@ -210,13 +216,13 @@ class Approvals:
         if operation is None:
             return NO_OPERATION
         state = operation.state
-        if state == "rejected":
+        if state == State.REJECTED:
             return f"This request was denied by <@{operation.rejected_by}>; nothing more was done."
-        if state == "expired":
+        if state == State.EXPIRED:
             return self.too_late()
-        if state == "cancelled":
+        if state == State.CANCELLED:
             return f"<@{operation.user_id}> withdrew this request; nothing more was done."
-        if state == "pending":
+        if state == State.PENDING:
             return "This operation has not been sent for approval; nothing was done."
         approved_by = self.store.approvers_of([operation.id]).get(operation.id, [])
         if user_id in approved_by:
@@ -244,7 +250,7 @@ class Approvals:
         missing = self.policy.approvals_missing(
             operation.library_id,
             self.store.approvers_of([operation.id]).get(operation.id, []),
-            self.workflow.groups_of,
+            self.groups_of,
         )
         return f"Waiting for {missing} more." if missing > 0 else ""
 

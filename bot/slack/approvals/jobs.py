@@ -1,4 +1,4 @@
-"""Approvals in Slack (SPEC 7): post requests, answer Approve/Deny, run what was approved."""
+"""Approvals in Slack (docs/SPEC.md §7): tell the requester, answer Approve/Deny, run it."""
 
 from __future__ import annotations
 
@@ -7,22 +7,25 @@ from collections.abc import Callable
 
 from slack_bolt.context.respond import Respond as WebhookRespond
 
-from bot.core.results import ApprovalEvent, AwaitingApproval, Refused
-from bot.core.store import Operation
-from bot.slack import blocks, jobs, owed
-from bot.slack.services import Services
+from bot.core.approvals.outcomes import ApprovalEvent, AwaitingApproval
+from bot.core.operation import Operation, State
+from bot.core.outcomes import Refused
+from bot.slack import blocks, replies
+from bot.slack.approvals import blocks as approval_blocks
+from bot.slack.delivery import owing
+from bot.slack.wiring import Services
 
 log = logging.getLogger(__name__)
 
 
-def request_approval(services: Services, respond: jobs.Respond, awaiting: AwaitingApproval):
+def request_approval(services: Services, respond: replies.Respond, awaiting: AwaitingApproval):
     """Tell the requester what they are waiting for. The request itself (to the approval
     channel or each approver's DM) and the thread's event were queued in the outbox with the
-    state change, and are delivered from there (SPEC 12)."""
+    state change, and are delivered from there (docs/SPEC.md §12)."""
     view = awaiting.view
-    jobs._ephemeral(respond, blocks.awaiting_approval(view), replace=True)
+    replies.ephemeral(respond, approval_blocks.awaiting_approval(view), replace=True)
     if not services.workflow.approvals.targets(view.operation.id):
-        jobs._ephemeral(
+        replies.ephemeral(
             respond,
             blocks.error(
                 "Nobody can be asked to approve this (no approver, group member or admin "
@@ -31,34 +34,34 @@ def request_approval(services: Services, respond: jobs.Respond, awaiting: Awaiti
         )
 
 
-@jobs._safely
-def approve(services: Services, respond: jobs.Respond, operation_id: str, user_id: str) -> None:
+@replies.safely
+def approve(services: Services, respond: replies.Respond, operation_id: str, user_id: str) -> None:
     _answer(services, respond, services.workflow.approvals.approve(operation_id, user_id))
 
 
-@jobs._safely
-def deny(services: Services, respond: jobs.Respond, operation_id: str, user_id: str) -> None:
+@replies.safely
+def deny(services: Services, respond: replies.Respond, operation_id: str, user_id: str) -> None:
     _answer(services, respond, services.workflow.approvals.deny(operation_id, user_id))
 
 
-def _answer(services: Services, respond: jobs.Respond, result: ApprovalEvent | Refused) -> None:
+def _answer(services: Services, respond: replies.Respond, result: ApprovalEvent | Refused) -> None:
     """Answer the clicker; what the decision owes the request, the requester and the thread
     was queued in the outbox with the decision itself."""
     if isinstance(result, Refused):  # shown to the clicker alone; nothing changed
-        jobs._ephemeral(respond, blocks.error(result.message))
+        replies.ephemeral(respond, blocks.error(result.message))
         return
     view, operation = result.view, result.view.operation
     if result.kind == "expired":  # this late click found it expired
-        jobs._ephemeral(respond, blocks.error(services.workflow.approvals.too_late()))
+        replies.ephemeral(respond, blocks.error(services.workflow.approvals.too_late()))
         return
     if result.kind == "rejected":
         return
     if result.kind == "approved":
-        if operation.state == "awaiting_approval":
+        if operation.state == State.AWAITING_APPROVAL:
             more = f"waiting for {view.missing} more" if view.missing else "it will run now"
-            jobs._ephemeral(respond, blocks.info(f"Your approval is recorded; {more}."))
+            replies.ephemeral(respond, blocks.info(f"Your approval is recorded; {more}."))
         else:
-            jobs._ephemeral(respond, blocks.info("Your approval is recorded; it is running."))
+            replies.ephemeral(respond, blocks.info("Your approval is recorded; it is running."))
         return
     _run(services, result.run)
 
@@ -66,13 +69,13 @@ def _answer(services: Services, respond: jobs.Respond, result: ApprovalEvent | R
 def _run(services: Services, operation: Operation) -> None:
     """Execute an approved operation, reporting to the requester as a direct confirm would."""
     name = operation.library_name or operation.library_id
-    progress = jobs.ProgressLine(
+    progress = replies.ProgressLine(
         _requester(services, operation, fallback=False),
         name,
         services.settings.uplynk_batch_size,
     )
     executed = services.workflow.execute(operation, progress)
-    jobs._report(services, _requester(services, operation, fallback=True), executed)
+    replies.report(_requester(services, operation, fallback=True), executed)
 
 
 def report_expired(services: Services, events: list[ApprovalEvent]) -> None:
@@ -100,7 +103,7 @@ def _requester(services: Services, operation: Operation, fallback: bool) -> Call
             content = {k: message[k] for k in ("text", "blocks") if k in message}
             services.outbox.add(
                 [
-                    owed.message(
+                    owing.message(
                         "dm",
                         blocks.Message(**content),
                         channel=operation.user_id,

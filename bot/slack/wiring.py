@@ -14,15 +14,16 @@ from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
 from bot import metrics
 from bot.config import Settings
+from bot.core.delivery.outbox import Outbox
 from bot.core.library_directory import LibraryDirectory
-from bot.core.outbox import Outbox
 from bot.core.policy import Policy, UsergroupCache
 from bot.core.policy_holder import PolicyHolder
 from bot.core.store import OperationStore
 from bot.core.workflow import Workflow
-from bot.slack.delivery import DeliveryWorker, delivery_client
+from bot.slack.delivery.owing import Owing, approval_recipients
+from bot.slack.delivery.rendering import Renderer
+from bot.slack.delivery.worker import DeliveryWorker, delivery_client
 from bot.slack.notify import Notifier
-from bot.slack.owed import Owing, Renderer, approval_recipients
 from bot.uplynk.client import UplynkClient
 
 log = logging.getLogger(__name__)

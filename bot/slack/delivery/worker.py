@@ -20,10 +20,11 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot import metrics
-from bot.core.outbox import MAX_LOST, Entry, Outbox, Owed
-from bot.core.store import Operation
-from bot.slack.owed import NOTIFY, Renderer, problem_notice
-from bot.slack.pacing import Pacer
+from bot.core.delivery.outbox import MAX_LOST, Entry, Outbox, Owed
+from bot.core.operation import Operation
+from bot.slack.delivery.owing import NOTIFY, problem_notice
+from bot.slack.delivery.pacing import Pacer
+from bot.slack.delivery.rendering import Renderer
 
 log = logging.getLogger(__name__)
 
@@ -339,7 +340,7 @@ class DeliveryWorker:
     def _fallback(
         self, entry: Entry, operation: Operation | None, message: dict, error: str
     ) -> None:
-        """Not in the channel: post through the command's response_url instead (SPEC 12)."""
+        """Not in the channel: post through the command's response_url (docs/SPEC.md §12)."""
         body = {"response_type": "in_channel", "replace_original": False, **message}
         try:
             answer = self._http.post(entry.fallback_url, json=body, timeout=HTTP_TIMEOUT)

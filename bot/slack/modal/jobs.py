@@ -8,10 +8,13 @@ import time
 
 from slack_sdk.errors import SlackApiError
 
+from bot.core.operation import State
+from bot.core.outcomes import Planned, Refused, Requester
 from bot.core.parsing import find_asset_ids
-from bot.core.results import Planned, Refused, Requester
-from bot.slack import blocks, jobs, views
-from bot.slack.services import Services
+from bot.slack import blocks
+from bot.slack.command import jobs
+from bot.slack.modal import views
+from bot.slack.wiring import Services
 from bot.uplynk.errors import UplynkError
 
 log = logging.getLogger(__name__)
@@ -103,7 +106,11 @@ def _planned_view(services: Services, draft_id: str, result, duplicates) -> dict
     if isinstance(result, Planned):
         return views.preview(result.operation, result.library.desc, result.titles, duplicates)
     operation = services.store.get(draft_id)
-    if operation is not None and operation.library_id and operation.state in ("pending", "done"):
+    if (
+        operation is not None
+        and operation.library_id
+        and operation.state in (State.PENDING, State.DONE)
+    ):
         # A second submission of one form (a double click): show the first one's preview.
         return views.preview(operation, operation.library_name or "", {}, duplicates)
     message = result.message if isinstance(result, Refused) else "Pick a library from the list."

@@ -1,12 +1,11 @@
-"""What the workflow answers: who asked, and the outcome of each step (plain dataclasses)."""
+"""What the use cases answer: who asked, and the outcome of each step (plain dataclasses)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 
-from bot.core.store import Operation
+from bot.core.operation import Operation
 from bot.uplynk.models import Library
 
 # progress(done_ids, total_ids) is called as batches finish.
@@ -69,42 +68,3 @@ class Undone:
     operation: Operation
     library: Library | None
     errors: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class ApprovalView:
-    """What an approval request shows (SPEC 7): the operation, who may decide, who approved."""
-
-    operation: Operation
-    titles: dict[str, str]
-    approvers: tuple[str, ...]
-    approver_groups: tuple[str, ...]
-    needed: int
-    missing: int
-    approved_by: list[str]
-    expires_at: datetime | None
-
-
-@dataclass(frozen=True)
-class AwaitingApproval:
-    """confirm() on a protected library: nothing ran; the operation waits for approvers."""
-
-    view: ApprovalView
-
-    @property
-    def operation(self) -> Operation:
-        return self.view.operation
-
-
-@dataclass(frozen=True)
-class ApprovalEvent:
-    """An Approve, Deny or expiry that changed an approval request.
-
-    kind: "approved" (recorded; more approvals needed, or another click runs it), "ready"
-    (enough approvals: `run` is the confirmed operation to execute), "rejected" or "expired".
-    """
-
-    kind: str
-    view: ApprovalView
-    by: str | None = None
-    run: Operation | None = None

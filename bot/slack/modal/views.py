@@ -1,11 +1,11 @@
-"""The modal's views (form, checking, preview, problem) and its type-ahead options (SPEC 8)."""
+"""The modal's views (form, checking, preview, problem) and type-ahead options (docs/SPEC.md §8)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable
 
-from bot.core.store import Operation
+from bot.core.operation import Operation
 from bot.core.text import fit
 from bot.slack.blocks import asset_name, id_list, name, plural
 from bot.uplynk.models import Library
@@ -138,7 +138,7 @@ def preview(
     titles: dict[str, str],
     duplicates: Iterable[str] = (),
 ) -> dict:
-    """SPEC 3.3 as a modal: library, counts, titles; submit `Add N assets` if anything is new."""
+    """docs/SPEC.md §3.3 as a modal: library, counts, titles; `Add N assets` if anything is new."""
     new, present, missing = operation.new_ids, operation.present_ids, operation.missing_ids
     lines = [
         f"*{name(library_name)}* (`{name(operation.library_id)}`)",

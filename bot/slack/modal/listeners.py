@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from slack_bolt import Ack, BoltContext
 
+from bot.core.outcomes import Requester
 from bot.core.parsing import ParseError, parse_asset_list
-from bot.core.results import Requester
-from bot.slack import modal_jobs, views
+from bot.slack.modal import jobs as modal_jobs
+from bot.slack.modal import views
 
 #: Slack waits 3 s for a view_submission's answer; past this the preview comes by views.update.
 PREVIEW_WAIT = 2.0

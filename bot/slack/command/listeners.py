@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from slack_bolt import Ack, BoltContext, Respond
 
+from bot.core.outcomes import Requester
 from bot.core.parsing import AddCommand, HelpCommand, ParseError, parse_command
-from bot.core.results import Requester
-from bot.slack import approval_jobs, blocks, jobs
+from bot.slack import blocks
+from bot.slack.command import jobs
 
 
 def on_command(ack: Ack, command: dict, respond: Respond, context: BoltContext) -> None:
@@ -31,7 +32,7 @@ def on_command(ack: Ack, command: dict, respond: Respond, context: BoltContext) 
         services.submit(jobs.send_history, respond, user_id, parsed)
 
 
-def _button(job):
+def button(job):
     """A listener for a button whose value names an operation."""
 
     def listener(ack: Ack, body: dict, action: dict, respond: Respond, context: BoltContext):
@@ -42,10 +43,8 @@ def _button(job):
     return listener
 
 
-on_confirm = _button(jobs.confirm)
-on_cancel = _button(jobs.cancel)
-on_undo = _button(jobs.undo)
-on_retry = _button(jobs.retry)
-on_pick_library = _button(jobs.pick_library)
-on_approve = _button(approval_jobs.approve)
-on_deny = _button(approval_jobs.deny)
+on_confirm = button(jobs.confirm)
+on_cancel = button(jobs.cancel)
+on_undo = button(jobs.undo)
+on_retry = button(jobs.retry)
+on_pick_library = button(jobs.pick_library)

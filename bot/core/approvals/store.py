@@ -1,4 +1,4 @@
-"""Approval requests and approvals (SPEC 7), stored beside the operations table."""
+"""Approval requests and approvals (docs/SPEC.md §7), stored beside the operations table."""
 
 from __future__ import annotations
 
@@ -7,34 +7,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, PrimaryKeyConstraint, String, Table, Text, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from bot.core.store import Operation, OperationStore, UTCDateTime, metadata, operations
+from bot.core.operation import Operation, State
+from bot.core.store import OperationStore
+from bot.core.tables import approval_requests, approvals, metadata, operations
 
-__all__ = ["ApprovalRequest", "ApprovalStore", "approval_requests", "approvals"]
-
-# One row per operation that asked for approval: what the approvers' messages need.
-approval_requests = Table(
-    "approval_requests",
-    metadata,
-    Column("operation_id", String(32), primary_key=True),
-    Column("titles", JSON, nullable=False, default=dict),  # asset id -> Uplynk title (shown ones)
-    # No longer written: the outbox records where each copy of the request was posted, and the
-    # requester is reached through operations.response_url. Kept for the migration's schema.
-    Column("messages", JSON, nullable=False, default=list),
-    Column("requester_url", Text, nullable=True),
-)
-
-# One row per (operation, approver): the primary key makes a second approval impossible.
-approvals = Table(
-    "approvals",
-    metadata,
-    Column("operation_id", String(32), nullable=False),
-    Column("approver", String(64), nullable=False),
-    Column("approved_at", UTCDateTime, nullable=False),
-    PrimaryKeyConstraint("operation_id", "approver", name="pk_approvals"),
-)
+__all__ = ["ApprovalRequest", "ApprovalStore"]
 
 
 @dataclass(frozen=True)
@@ -121,11 +101,11 @@ class ApprovalStore:
         awaiting_approval) locks it, so an approval and a decision (deny, expiry, the final
         approve) on the same operation are serialized. Returns "not_awaiting" or "again"
         instead when the approval cannot be recorded. ``enqueue(approved_by)``: the outbox
-        entries (bot.core.outbox.Owed) this approval owes, queued in the same transaction.
+        entries (bot.core.delivery.outbox.Owed) this approval owes, queued in the same transaction.
         """
         touch = (
             operations.update()
-            .where(operations.c.id == operation_id, operations.c.state == "awaiting_approval")
+            .where(operations.c.id == operation_id, operations.c.state == State.AWAITING_APPROVAL)
             .values(updated_at=at)
         )
         try:
@@ -156,7 +136,7 @@ class ApprovalStore:
         """Move requests made before `requested_before` to expired; returns those moved.
         ``owed(operation)``: the outbox entries each expiry owes, queued with it."""
         where = (
-            operations.c.state == "awaiting_approval",
+            operations.c.state == State.AWAITING_APPROVAL,
             operations.c.confirmed_at < requested_before,
         )
         with self.store.connection(begin=False) as conn:
@@ -166,8 +146,8 @@ class ApprovalStore:
             waiting = self.store.get(operation_id) if owed else None
             operation = self.store.transition(
                 operation_id,
-                "awaiting_approval",
-                "expired",
+                State.AWAITING_APPROVAL,
+                State.EXPIRED,
                 enqueue=owed(waiting) if owed and waiting else (),
                 updated_at=now,
                 finished_at=now,

@@ -1,27 +1,21 @@
-"""What each workflow event owes Slack (outbox entries), and how each owed message is rendered."""
+"""What each workflow event owes Slack: the outbox entries it queues (docs/SPEC.md §12)."""
 
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from bot.core.approvals import REQUEST_KEY
-from bot.core.outbox import Entry, Owed
-from bot.core.results import ApprovalView
-from bot.core.store import Operation
+from bot.core.approvals.outcomes import ApprovalView
+from bot.core.approvals.rules import REQUEST_KEY
+from bot.core.delivery.outbox import Entry, Owed
+from bot.core.operation import Operation
 from bot.slack import blocks
-from bot.uplynk.client import UplynkClient
-from bot.uplynk.errors import UplynkError
-from bot.uplynk.models import Library
+from bot.slack.approvals import blocks as approval_blocks
 
 log = logging.getLogger(__name__)
 
 NOTIFY = "notify"  # the key of an operation's notification-thread parent
-APPROVAL_TEMPLATES = ("approval_request", "approval_status", "approval_closed")
-LIBRARY_CACHE_SECONDS = 60
 
 
 class Owing:
@@ -93,7 +87,7 @@ class Owing:
         raise ValueError(f"unknown workflow event {event!r}")
 
     def _approval(self, event: str, operation: Operation, facts: dict[str, Any]) -> list[Owed]:
-        """SPEC 7's messages: the request (one per channel or approver), its in-place
+        """docs/SPEC.md §7's messages: the request (one per channel or approver), its in-place
         updates, the requester's notice and the thread's story, rendered when delivered."""
         op_id = operation.id
         if event == "approval_requested":
@@ -118,7 +112,7 @@ class Owing:
             text = f"<@{facts['by']}> approved ({facts['got']} of {facts['needed']})"
             return updates + self.thread(operation, text)
         if event == "approval_ready":
-            text = f"Approved by {blocks.people(facts['approved_by'])}: running"
+            text = f"Approved by {approval_blocks.people(facts['approved_by'])}: running"
             return updates + self.thread(operation, text)
         if event not in ("approval_rejected", "approval_expired", "approval_withdrawn"):
             raise ValueError(f"unknown approval event {event!r}")
@@ -217,7 +211,7 @@ def approval_recipients(
 
 def problem_notice(entry: Entry, operation: Operation | None, reason: str) -> list[Owed]:
     """When the notification thread cannot be started, or an approval request cannot be
-    delivered, the requester hears it (SPEC 3.7, SPEC 7)."""
+    delivered, the requester hears it (docs/SPEC.md §3.7, docs/SPEC.md §7)."""
     if entry.kind not in ("post", "dm") or operation is None or not operation.channel_id:
         return []
     if entry.template == "notify_parent":
@@ -266,69 +260,3 @@ def _counts(facts: dict[str, Any]) -> str:
     if facts.get("failed"):
         text += f", {facts['failed']} still failing"
     return f"{text} (`{facts['state']}`)"
-
-
-class Renderer:
-    """Turns an outbox entry and its operation (as stored now) into chat.* arguments."""
-
-    def __init__(
-        self,
-        uplynk: UplynkClient | None,
-        approvers_of: Callable[[Operation], list[str]] | None = None,
-        approval_view: Callable[[Operation], ApprovalView] | None = None,
-    ):
-        self.uplynk = uplynk
-        self.approvers_of = approvers_of or (lambda operation: [])
-        self.approval_view = approval_view
-        self._libraries: dict[str, tuple[float, Library]] = {}
-        self._lock = threading.Lock()
-
-    def __call__(self, entry: Entry, operation: Operation | None) -> dict[str, Any]:
-        template, args = entry.template, entry.args
-        if template == "text":
-            return {"text": args["text"]}
-        if template == "message":  # built by the caller (approvals, the modal)
-            return dict(args["message"])
-        if template == "event":
-            return blocks.notify_event(args["text"]).kwargs()
-        if operation is None:
-            raise LookupError(f"operation {entry.operation_id} of outbox entry {entry.id} is gone")
-        if template == "summary":
-            library = self.library(operation.library_id)
-            return blocks.summary(operation, library, self.approvers_of(operation)).kwargs()
-        if template == "notify_parent":
-            return blocks.notify_parent(operation).kwargs()
-        if template == "notify_details":
-            return blocks.notify_details(operation).kwargs()
-        if template == "resumed":
-            return blocks.resumed(operation).kwargs()
-        if template == "undo_interrupted":
-            return blocks.undo_interrupted(operation).kwargs()
-        if template in APPROVAL_TEMPLATES:
-            if self.approval_view is None:
-                raise LookupError(f"no approvals to render {template!r}")
-            # As stored now: a late update shows the latest decision.
-            view = self.approval_view(operation)
-            if template == "approval_request":
-                return blocks.approval_request(view).kwargs()
-            if template == "approval_status":
-                return blocks.notify_event(blocks.approval_status(view)).kwargs()
-            return blocks.approval_closed(view).kwargs()
-        raise LookupError(f"unknown outbox template {template!r}")
-
-    def library(self, library_id: str | None) -> Library | None:
-        """The library's facts for a summary (briefly cached: 30 summaries, one look-up)."""
-        if not library_id or self.uplynk is None:
-            return None
-        with self._lock:
-            cached = self._libraries.get(library_id)
-        if cached and time.monotonic() - cached[0] < LIBRARY_CACHE_SECONDS:
-            return cached[1]
-        try:
-            library = self.uplynk.get_library(library_id)
-        except UplynkError as exc:
-            log.warning("summary without library facts (%s): %s", library_id, exc)
-            return None
-        with self._lock:
-            self._libraries[library_id] = (time.monotonic(), library)
-        return library

@@ -1,8 +1,8 @@
-"""How the workflow words durations, id samples and "already handled" refusals."""
+"""Phrases the use cases share: durations, id samples and "already handled" refusals."""
 
 from __future__ import annotations
 
-from bot.core.store import Operation
+from bot.core.operation import Operation, State
 
 
 def duration(seconds: int) -> str:
@@ -22,17 +22,17 @@ def id_sample(ids: list[str], shown: int = 3) -> str:
 def already_handled(operation: Operation) -> str:
     """Why a click on an operation in this state does nothing."""
     by = {
-        "confirmed": "is already confirmed and running",
-        "running": "is already running",
-        "done": "has already been carried out",
-        "partial": "has already run (partly)",
-        "failed": "has already run and failed; use Retry",
-        "cancelled": "was cancelled",
-        "expired": "has expired",
-        "denied": "was refused",
-        "undone": f"was already undone by <@{operation.undone_by}>",
-        "interrupted": "was interrupted; use Retry",
-        "undoing": "is being undone",
-        "pending": "is still waiting for confirmation",
+        State.CONFIRMED: "is already confirmed and running",
+        State.RUNNING: "is already running",
+        State.DONE: "has already been carried out",
+        State.PARTIAL: "has already run (partly)",
+        State.FAILED: "has already run and failed; use Retry",
+        State.CANCELLED: "was cancelled",
+        State.EXPIRED: "has expired",
+        State.DENIED: "was refused",
+        State.UNDONE: f"was already undone by <@{operation.undone_by}>",
+        State.INTERRUPTED: "was interrupted; use Retry",
+        State.UNDOING: "is being undone",
+        State.PENDING: "is still waiting for confirmation",
     }.get(operation.state, f"is {operation.state}")
     return f"This operation {by}; nothing more was done."

@@ -1,0 +1,179 @@
+"""Every table (operations, journal, outbox, approvals) on one `metadata` (docs/SPEC.md §5)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+
+__all__ = [
+    "UTCDateTime",
+    "approval_requests",
+    "approvals",
+    "batches",
+    "metadata",
+    "operations",
+    "outbox",
+]
+
+
+class UTCDateTime(TypeDecorator):
+    """A timezone-aware UTC datetime on every backend (SQLite stores naive UTC)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if not isinstance(value, datetime):
+            raise TypeError(f"expected a datetime, got {type(value).__name__}")
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        value = value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            # SQLite has no time zones: store naive UTC so that strings compare in order.
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: Any, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+# Migrations compare this metadata whole: every table of the bot is on it.
+metadata = MetaData()
+
+operations = Table(
+    "operations",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("state", String(32), nullable=False, index=True),
+    Column("team_id", String(64), nullable=True),
+    Column("channel_id", String(64), nullable=True),
+    Column("user_id", String(64), nullable=False),
+    Column("library_id", String(64), nullable=True),
+    Column("library_name", Text, nullable=True),
+    Column("requested_ids", JSON, nullable=False, default=list),
+    Column("new_ids", JSON, nullable=False, default=list),
+    Column("present_ids", JSON, nullable=False, default=list),
+    Column("missing_ids", JSON, nullable=False, default=list),
+    Column("added_ids", JSON, nullable=False, default=list),
+    Column("failed_ids", JSON, nullable=False, default=list),
+    Column("removed_ids", JSON, nullable=False, default=list),
+    Column("outcome", JSON, nullable=False, default=dict),
+    Column("errors", JSON, nullable=False, default=list),
+    Column("response_url", Text, nullable=True),
+    Column("summary_channel", String(64), nullable=True),
+    Column("summary_ts", String(32), nullable=True),
+    Column("notify_channel", String(64), nullable=True),
+    Column("notify_ts", String(32), nullable=True),
+    Column("confirmed_by", String(64), nullable=True),
+    Column("undone_by", String(64), nullable=True),
+    Column("rejected_by", String(64), nullable=True),
+    Column("denial_reason", Text, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("confirmed_at", UTCDateTime, nullable=True),
+    Column("finished_at", UTCDateTime, nullable=True),
+    Column("undone_at", UTCDateTime, nullable=True),
+    # Fencing (docs/SPEC.md §5): the token of the run (or undo) that owns the row, its lease (set
+    # from the database's clock only), and the state an undo returns to if it is cut off.
+    Column("run_token", String(32), nullable=True),
+    Column("lease_at", UTCDateTime, nullable=True),
+    Column("undo_from", String(16), nullable=True),
+    # Asset id -> its Uplynk title (desc), from the preview's look-up (docs/SPEC.md §3.3).
+    Column("asset_titles", JSON, nullable=True),
+    Index("ix_operations_user_created", "user_id", "created_at"),
+    Index("ix_operations_library_created", "library_id", "created_at"),
+)
+
+#: The batch journal (bot/core/journal.py): each add/remove batch, recorded before it is sent.
+batches = Table(
+    "operation_batches",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("operation_id", String(32), nullable=False, index=True),
+    Column("run_token", String(32), nullable=False),
+    Column("kind", String(8), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("asset_ids", JSON, nullable=False),
+    Column("state", String(8), nullable=False),
+    Column("error", Text, nullable=True),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime, nullable=True),
+)
+
+#: The outbox (docs/SPEC.md §12, bot/core/delivery/outbox.py): Slack calls owed.
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("operation_id", String(32), nullable=True),
+    # Entries of one lane are delivered one at a time, in id order (one operation's messages).
+    Column("lane", String(64), nullable=True),
+    Column("kind", String(16), nullable=False),
+    Column("channel", String(64), nullable=True),
+    Column("user_id", String(64), nullable=True),
+    Column("template", String(32), nullable=False),
+    Column("args", JSON, nullable=False),
+    Column("thread", String(64), nullable=True),
+    Column("key", String(64), nullable=True),
+    Column("target", String(64), nullable=True),
+    Column("fallback_url", Text, nullable=True),
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("lost", Integer, nullable=False),
+    Column("due_at", UTCDateTime, nullable=False),
+    Column("lease_until", UTCDateTime, nullable=True),
+    Column("lease_token", String(32), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("sent_at", UTCDateTime, nullable=True),
+    Column("result_channel", String(64), nullable=True),
+    Column("result_ts", String(32), nullable=True),
+    Column("error", Text, nullable=True),
+    Index("ix_outbox_state_due", "state", "due_at"),
+    Index("ix_outbox_lane", "lane", "id"),
+    Index("ix_outbox_operation", "operation_id"),
+)
+
+
+# One row per operation that asked for approval: what the approvers' messages need.
+approval_requests = Table(
+    "approval_requests",
+    metadata,
+    Column("operation_id", String(32), primary_key=True),
+    Column("titles", JSON, nullable=False, default=dict),  # asset id -> Uplynk title (shown ones)
+    # No longer written: the outbox records where each copy of the request was posted, and the
+    # requester is reached through operations.response_url. Kept for the migration's schema.
+    Column("messages", JSON, nullable=False, default=list),
+    Column("requester_url", Text, nullable=True),
+)
+
+# One row per (operation, approver): the primary key makes a second approval impossible.
+approvals = Table(
+    "approvals",
+    metadata,
+    Column("operation_id", String(32), nullable=False),
+    Column("approver", String(64), nullable=False),
+    Column("approved_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("operation_id", "approver", name="pk_approvals"),
+)

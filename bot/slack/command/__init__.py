@@ -1,0 +1,1 @@
+"""The /addtolib command and its buttons (docs/SPEC.md §2, §3): plan, confirm, run, undo."""
