@@ -6,9 +6,9 @@ import time
 from typing import Any
 
 import pytest
-from bot.slack.views import NEW_LIBRARY_HINT
 
 from bot.config import ConfigError, load_settings
+from bot.slack.modal.views import NEW_LIBRARY_HINT
 from bot.slack_standin.views import validate_options
 from tests.fixtures_bot import ARCHIVE, MARKETING, USER, Bot, button_value, free_assets, text_of
 from tests.fixtures_slack import EDITOR_USER
