@@ -6,7 +6,7 @@ import json
 
 from slack_bolt import App, BoltContext, BoltRequest, BoltResponse
 
-from bot.slack import blocks, listeners, modal_listeners, views
+from bot.slack import blocks, listeners, modal_listeners, payload_shapes, views
 from bot.slack.services import Services
 
 
@@ -24,6 +24,9 @@ def build_app(services: Services) -> App:
         # relies on it too: when dispatch returns, the job has been queued.
         process_before_response=True,
     )
+
+    # First of ours: the function middleware below would already raise on a malformed payload.
+    app.use(payload_shapes.ShapeCheck())
 
     @app.middleware
     def ignore_slack_retries(request: BoltRequest, next) -> BoltResponse | None:
