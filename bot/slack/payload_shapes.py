@@ -175,7 +175,9 @@ def kind(body: dict) -> str:
     if "command" in body:
         return "slash command"
     found = body.get("type")
-    return found if isinstance(found, str) and found in NEEDS else "other"
+    if isinstance(found, str) and found in NEEDS and found != "slash command":
+        return found
+    return "other"
 
 
 def missing(body: dict) -> list[str]:
