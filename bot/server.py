@@ -12,6 +12,7 @@ from slack_bolt import App
 from bot.config import Settings
 from bot.core.heartbeat import Heartbeat
 from bot.redaction import configure_logging
+from bot.slack import payload_shapes
 from bot.slack.app import build_app
 from bot.slack.approvals.jobs import report_expired
 from bot.slack.command.jobs import report_interrupted
@@ -82,8 +83,22 @@ def stop_work_on_sigterm(services: Services) -> None:
 def start_socket_mode(settings: Settings) -> None:
     from slack_bolt.adapter.socket_mode import SocketModeHandler
 
+    class ShapeCheckedSocketModeHandler(SocketModeHandler):
+        """Bolt's handler, refusing an envelope whose payload Bolt raises on while reading it.
+
+        Left alone, slack_sdk's client logs the exception with its traceback and carries on.
+        Like any refusal over Socket Mode (Bolt's send_response for a status other than 200)
+        the envelope is not acknowledged.
+        """
+
+        def handle(self, client: Any, req: Any) -> None:
+            try:
+                super().handle(client, req)
+            except payload_shapes.BOLT_SHAPE_ERRORS as error:
+                payload_shapes.unreadable(error)
+
     app, services = start_app(settings)
     try:
-        SocketModeHandler(app, settings.slack_app_token).start()
+        ShapeCheckedSocketModeHandler(app, settings.slack_app_token).start()
     finally:
         services.close()

@@ -13,9 +13,12 @@ from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
+from slack_bolt import BoltRequest, BoltResponse
 from slack_bolt.adapter.wsgi import SlackRequestHandler
+from slack_bolt.adapter.wsgi.http_request import WsgiHttpRequest
 
 from bot import metrics
+from bot.slack import payload_shapes
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +68,7 @@ def make_wsgi_app(
     signature itself (401 on failure). ``health`` may add fields to the /healthz answer;
     ``ready`` returns why the process is not ready (None when it is) for /readyz.
     """
-    handler = SlackRequestHandler(bolt_app, path=path)
+    handler = ShapeCheckedHandler(bolt_app, path=path)
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD", "GET")
@@ -150,6 +153,24 @@ def make_wsgi_app(
             metrics.ACK_LATENCY.observe(time.monotonic() - started)
 
     return app
+
+
+class ShapeCheckedHandler(SlackRequestHandler):
+    """Bolt's WSGI adapter, refusing with 400 a payload Bolt raises on while reading it.
+
+    BoltRequest reads the user, team, channel and enterprise while it is built, before any
+    middleware: `"id" in user` raises for a number, `.get` for a list body. The rest of the
+    payload's shape is checked by payload_shapes.ShapeCheck inside the app.
+    """
+
+    def dispatch(self, request: WsgiHttpRequest) -> BoltResponse:
+        try:
+            bolt_request = BoltRequest(
+                body=request.get_body(), query=request.query_string, headers=request.get_headers()
+            )
+        except payload_shapes.BOLT_SHAPE_ERRORS as error:
+            return payload_shapes.unreadable(error)
+        return self.app.dispatch(bolt_request)
 
 
 def _refuse_malformed(environ: dict[str, Any]) -> tuple[str, str] | None:

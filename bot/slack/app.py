@@ -6,7 +6,7 @@ import json
 
 from slack_bolt import App, BoltContext, BoltRequest, BoltResponse
 
-from bot.slack import blocks
+from bot.slack import blocks, payload_shapes
 from bot.slack.approvals import blocks as approval_blocks
 from bot.slack.approvals import listeners as approval_listeners
 from bot.slack.command import listeners
@@ -29,6 +29,9 @@ def build_app(services: Services) -> App:
         # relies on it too: when dispatch returns, the job has been queued.
         process_before_response=True,
     )
+
+    # First of ours: the function middleware below would already raise on a malformed payload.
+    app.use(payload_shapes.ShapeCheck())
 
     @app.middleware
     def ignore_slack_retries(request: BoltRequest, next) -> BoltResponse | None:
