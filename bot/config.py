@@ -45,6 +45,9 @@ class Settings:
     uplynk_concurrency: int = 1
     log_format: str = "text"
     grace_seconds: int = 30
+    request_timeout: int = 10
+    web_concurrency: int = 1
+    web_threads: int = 16
 
 
 # Settings field -> environment variable.
@@ -74,6 +77,9 @@ ENV_NAMES = {
     "uplynk_concurrency": "UPLYNK_CONCURRENCY",
     "log_format": "LOG_FORMAT",
     "grace_seconds": "ADDTOLIB_GRACE_SECONDS",
+    "request_timeout": "ADDTOLIB_REQUEST_TIMEOUT",
+    "web_concurrency": "WEB_CONCURRENCY",
+    "web_threads": "WEB_THREADS",
 }
 
 # What each run mode cannot start without.
