@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -51,7 +51,8 @@ class BotProcess:
 
     ``env`` is added to the current environment (``PORT`` is set to ``port``).
     ``argv`` replaces the command line; ``procfile=True`` runs the Procfile's web command;
-    ``gunicorn=True`` runs ``gunicorn <app>`` with one worker and 8 threads. Output goes to ``log_path`` (a temp file by default).
+    ``gunicorn=True`` runs ``gunicorn <app>`` with one worker and 8 threads.
+    Output goes to ``log_path`` (a temp file by default).
     ``ready`` replaces the ``GET /healthz`` wait (Socket Mode serves no HTTP).
     """
 
