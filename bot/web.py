@@ -239,6 +239,8 @@ class WebServer:
         request_timeout: float = REQUEST_TIMEOUT,
         max_body: int = MAX_BODY_BYTES,
     ):
+        # WSGIContainer logs each request with its query string; _AccessLog leaves that out.
+        logging.getLogger("tornado.access").disabled = True
         self.sockets = sockets
         self.server_address = sockets[0].getsockname()[:2]
         self.executor = ThreadPoolExecutor(threads, thread_name_prefix="web")
