@@ -1,4 +1,4 @@
-"""Benchmark harness: child processes (simulator, Slack stand-in, gunicorn), signing, stats."""
+"""Benchmark harness: child processes (simulator, Slack stand-in, web server), signing, stats."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import os
 import platform
 import re
 import shlex
-import shutil
 import signal
 import socket
 import subprocess
@@ -40,7 +39,7 @@ TEAM = "T0001"
 MARKETING = DEMO_LIBRARY_IDS["Marketing Library"]
 #: Two demo assets that the seeded Marketing Library does not hold yet.
 DEMO_PAIR = tuple(DEMO_ASSET_IDS[:2])
-BARE_BOLT_APP = "tests.tiny_bolt_app:create_app()"
+BARE_BOLT_APP = "tests.tiny_bolt_app"
 APP_TOKEN = "xapp-1-A0ADDTOLIB-1-benchmark"  # the Socket Mode app-level token
 #: ADDTOLIB_WORKERS as the benchmarks run the bot (its default): previews planned at once.
 BOT_WORKERS = Settings().workers
@@ -116,7 +115,7 @@ def machine_info() -> dict[str, Any]:
     from importlib.metadata import PackageNotFoundError, version
 
     versions = {}
-    for package in ("gunicorn", "slack_bolt", "slack_sdk", "requests", "SQLAlchemy"):
+    for package in ("tornado", "slack_bolt", "slack_sdk", "requests", "SQLAlchemy"):
         try:
             versions[package] = version(package)
         except PackageNotFoundError:
@@ -134,7 +133,7 @@ class CpuMeter:
     """How much of the machine's CPU others used while a benchmark ran (shared machines).
 
     Ours is this process plus every descendant it has reaped (its children, and through
-    them gunicorn's workers); everything else busy on the machine meanwhile is foreign.
+    them the web processes); everything else busy on the machine meanwhile is foreign.
     """
 
     def __init__(self) -> None:
@@ -201,7 +200,7 @@ def wait_ready(
 
 
 class Child:
-    """A child process in its own process group (so gunicorn's workers stop with it)."""
+    """A child process in its own process group (so the web processes stop with it)."""
 
     def __init__(
         self,
@@ -243,7 +242,7 @@ class Child:
         return self
 
     def _pin(self) -> None:
-        # In the child before exec: the affinity is inherited by gunicorn's forked worker.
+        # In the child before exec: the affinity is inherited by the forked web processes.
         os.sched_setaffinity(0, self.cpus or set())
 
     @property
@@ -332,7 +331,7 @@ class Context:
 
 def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """The environment for a child: ours without any bot setting (blank ones shadow a .env)."""
-    env = {k: v for k, v in os.environ.items() if k not in ("WEB_CONCURRENCY", "GUNICORN_THREADS")}
+    env = {k: v for k, v in os.environ.items() if k not in ("WEB_CONCURRENCY", "WEB_THREADS")}
     for name in ENV_NAMES.values():
         env[name] = ""
     env["PYTHONUNBUFFERED"] = "1"
@@ -546,20 +545,11 @@ def procfile_command(process: str) -> tuple[dict[str, str], list[str]]:
     raise RuntimeError(f"the Procfile has no {process}: line")
 
 
-def gunicorn_executable() -> str:
-    candidate = Path(sys.executable).parent / "gunicorn"
-    found = str(candidate) if candidate.exists() else shutil.which("gunicorn")
-    if not found:
-        raise RuntimeError("gunicorn is not installed in this environment")
-    return found
-
-
 class Server:
-    """A WSGI app under gunicorn with the Procfile's settings, bound to loopback only.
+    """The Procfile's web command (``python -m bot web``) with its settings, on a free port.
 
-    ``app`` replaces the Procfile's ``bot.wsgi:app`` (the bare-Bolt baseline uses that).
-    gunicorn.conf.py binds 0.0.0.0:$PORT; the command-line ``-b`` overrides it with
-    127.0.0.1:$PORT, everything else (worker class, workers, threads, timeouts) is as is.
+    ``app`` (the bare-Bolt baseline) replaces it with ``python -m <module>``, which serves that
+    app with the same server (bot.web.serve) in a single process.
     """
 
     def __init__(self, ctx: Context, name: str, env: dict[str, str], app: str | None = None):
@@ -568,12 +558,12 @@ class Server:
         self.port = free_port()
         self.url = f"http://{LOOPBACK}:{self.port}"
         procfile_env, argv = procfile_command("web")
-        if argv[0] != "gunicorn":
+        if argv[:3] != ["python", "-m", "bot"]:
             raise RuntimeError(f"unexpected Procfile web command: {argv!r}")
-        argv[0] = gunicorn_executable()
+        argv[0] = sys.executable
         if app is not None:
-            argv = [app if a == "bot.wsgi:app" else a for a in argv]
-        self.argv = [*argv, "--bind", f"{LOOPBACK}:{self.port}"]
+            argv = [sys.executable, "-m", app]
+        self.argv = argv
         self.env = child_env({**procfile_env, **env, "PORT": str(self.port)})
         self.child: Child | None = None
 
@@ -593,10 +583,10 @@ class Server:
         return [int(p) for p in path.read_text().split()]
 
     def worker_rss_kib(self) -> int:
-        """VmRSS of the (single) gunicorn worker, in KiB."""
+        """VmRSS of the (single) web process, in KiB."""
         pids = self.worker_pids()
         if len(pids) != 1:
-            raise RuntimeError(f"expected one gunicorn worker, found {pids}")
+            raise RuntimeError(f"expected one web process, found {pids}")
         for line in Path(f"/proc/{pids[0]}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
@@ -604,7 +594,7 @@ class Server:
 
 
 def worker_cpu_seconds(server: Server) -> float:
-    """User + system CPU seconds used so far by the server's gunicorn worker(s)."""
+    """User + system CPU seconds used so far by the server's web process(es)."""
     total = 0
     for pid in server.worker_pids():
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -717,7 +707,7 @@ class Sender:
         try:
             response = self.session.post(self.url, data=body, headers=headers, timeout=self.timeout)
         except requests.ConnectionError:
-            # gunicorn closes keep-alive connections idle for 2 s; a request sent on one just
+            # the server closes keep-alive connections left idle; a request sent on one just
             # as it closes is reset before the server read it. Send it again, timed afresh.
             self.stale_retries += 1
             started = time.perf_counter()
