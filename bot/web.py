@@ -253,7 +253,7 @@ class WebServer:
         self._stopped = threading.Event()
         self._stop_task: asyncio.Future[None] | None = None
 
-    def serve_forever(self, before_stop: Callable[[], None] | None = None) -> None:
+    def serve_forever(self, before_stop: Callable[[], object] | None = None) -> None:
         """Serve until shutdown(), or SIGTERM/SIGINT when called on the main thread.
 
         On a signal ``before_stop`` runs first (on a thread) while requests are still answered.
@@ -263,7 +263,7 @@ class WebServer:
         finally:
             self._stopped.set()
 
-    async def _serve(self, before_stop: Callable[[], None] | None) -> None:
+    async def _serve(self, before_stop: Callable[[], object] | None) -> None:
         self._loop = asyncio.get_running_loop()
         self._stopping = asyncio.Event()
         server = HTTPServer(
@@ -283,7 +283,7 @@ class WebServer:
         server.stop()
         await server.close_all_connections()
 
-    def _on_signal(self, signum: int, before_stop: Callable[[], None] | None) -> None:
+    def _on_signal(self, signum: int, before_stop: Callable[[], object] | None) -> None:
         log.info("received signal %d, shutting down", signum)
 
         async def stop() -> None:
@@ -336,7 +336,7 @@ def serve(
     threads: int = 16,
     request_timeout: float = REQUEST_TIMEOUT,
     on_ready: Callable[[WebServer], None] | None = None,
-    before_stop: Callable[[], None] | None = None,
+    before_stop: Callable[[], object] | None = None,
 ) -> None:
     """Serve ``wsgi_app`` until SIGTERM/SIGINT (or ``server.shutdown()`` from another thread).
 
