@@ -11,17 +11,18 @@ from slack_sdk import WebClient
 ROOT = Path(__file__).resolve().parent.parent
 BOT = ROOT / "bot"
 
-# Slack's app manifest reference, https://docs.slack.dev/reference/app-manifest (the field
-# tables give each string's maximum length), as SPEC 16 restates them. Slack refuses a manifest
-# over any of them when the app is created.
+# Slack's app manifest reference, https://docs.slack.dev/reference/app-manifest (its field
+# tables give each string's maximum length); Slack refuses a manifest over any of them when the
+# app is created. The first seven are SPEC 16's; long_description's bounds are quoted in the
+# reference's own example; the last two are from the same tables but were not re-checked here.
 APP_NAME_MAX = 35
 DESCRIPTION_MAX = 140
-LONG_DESCRIPTION = (174, 4000)  # optional; when present, at least 174 and at most 4,000
 SHORTCUT_NAME_MAX = 24
-SHORTCUT_DESCRIPTION_MAX = 150
 CALLBACK_ID_MAX = 255
 COMMAND_MAX = 32
 USAGE_HINT_MAX = 1000
+LONG_DESCRIPTION = (174, 4000)  # optional; when present, at least 174 and at most 4,000
+SHORTCUT_DESCRIPTION_MAX = 150
 BOT_DISPLAY_NAME_MAX = 80
 
 # Web API method -> the bot scopes that allow it (any one of them; an empty set: no scope
