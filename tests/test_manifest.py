@@ -13,7 +13,7 @@ BOT = ROOT / "bot"
 
 # Slack's app manifest reference, https://docs.slack.dev/reference/app-manifest (its field
 # tables give each string's maximum length); Slack refuses a manifest over any of them when the
-# app is created. The first seven are SPEC 16's; long_description's bounds are quoted in the
+# app is created. The first six are SPEC 16's; long_description's bounds are quoted in the
 # reference's own example; the last two are from the same tables but were not re-checked here.
 APP_NAME_MAX = 35
 DESCRIPTION_MAX = 140
