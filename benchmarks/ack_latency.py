@@ -235,7 +235,7 @@ def run(ctx: Context) -> Outcome:
     throughput = total / ours["load_seconds"]
     if floor["p99"] >= 0.150:
         notes.append(
-            f"GET /healthz (no Bolt at all) on the same gunicorn under the same load has p99 "
+            f"GET /healthz (no Bolt at all) on the same server under the same load has p99 "
             f"{fmt_ms(floor['p99'])} ms: {senders} closed-loop senders keep {senders} requests "
             f"in flight, so each waits for those ahead of it ({senders} ÷ {throughput:.0f} "
             f"req/s ≈ {senders / throughput * 1000:.0f} ms). On this machine the load generator "

@@ -1,4 +1,4 @@
-"""Benchmark harness: child processes (simulator, Slack stand-in, gunicorn), load, stats.
+"""Benchmark harness: child processes (simulator, Slack stand-in, web server), load, stats.
 
 Starting processes, signing requests and reading payloads are the tests' helpers
 (tests/bot_process.py, tests/slack_requests.py), so both drive the bot the same way.
@@ -26,7 +26,7 @@ from bot.slack_standin.server import SlackStandIn
 from bot.slack_standin.socket_mode import SocketModeStandIn
 from bot.uplynk.signing import sign
 from tests import slack_requests
-from tests.bot_process import REPO_ROOT, BotProcess, free_port, gunicorn_path, procfile_command
+from tests.bot_process import REPO_ROOT, BotProcess, free_port, procfile_command
 from tests.slack_requests import SlackSender, button_value
 
 LOOPBACK = "127.0.0.1"
@@ -40,7 +40,7 @@ TEAM = "T0001"
 MARKETING = DEMO_LIBRARY_IDS["Marketing Library"]
 #: Two demo assets that the seeded Marketing Library does not hold yet.
 DEMO_PAIR = tuple(DEMO_ASSET_IDS[:2])
-BARE_BOLT_APP = "tests.tiny_bolt_app:create_app()"
+BARE_BOLT_APP = "tests.tiny_bolt_app"
 APP_TOKEN = "xapp-1-A0ADDTOLIB-1-benchmark"  # the Socket Mode app-level token
 #: ADDTOLIB_WORKERS as the benchmarks run the bot (its default): previews planned at once.
 BOT_WORKERS = Settings().workers
@@ -117,7 +117,7 @@ def machine_info() -> dict[str, Any]:
     from importlib.metadata import PackageNotFoundError, version
 
     versions = {}
-    for package in ("gunicorn", "slack_bolt", "slack_sdk", "requests", "SQLAlchemy"):
+    for package in ("tornado", "slack_bolt", "slack_sdk", "requests", "SQLAlchemy"):
         try:
             versions[package] = version(package)
         except PackageNotFoundError:
@@ -135,7 +135,7 @@ class CpuMeter:
     """How much of the machine's CPU others used while a benchmark ran (shared machines).
 
     Ours is this process plus every descendant it has reaped (its children, and through
-    them gunicorn's workers); everything else busy on the machine meanwhile is foreign.
+    them the web processes); everything else busy on the machine meanwhile is foreign.
     """
 
     def __init__(self) -> None:
@@ -239,7 +239,7 @@ class Context:
 
 def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """The environment for a child: ours without any bot setting (blank ones shadow a .env)."""
-    env = {k: v for k, v in os.environ.items() if k not in ("WEB_CONCURRENCY", "GUNICORN_THREADS")}
+    env = {k: v for k, v in os.environ.items() if k not in ("WEB_CONCURRENCY", "WEB_THREADS")}
     for name in ENV_NAMES.values():
         env[name] = ""
     env["PYTHONUNBUFFERED"] = "1"
@@ -432,11 +432,10 @@ def previews(calls: Iterable[dict[str, Any]], prefix: str) -> dict[str, dict[str
 
 
 class Server:
-    """A WSGI app under gunicorn with the Procfile's settings, bound to loopback only.
+    """The Procfile's web command (``python -m bot web``) with its settings, on a free port.
 
-    ``app`` replaces the Procfile's ``bot.wsgi:app`` (the bare-Bolt baseline uses that).
-    gunicorn.conf.py binds 0.0.0.0:$PORT; the command-line ``-b`` overrides it with
-    127.0.0.1:$PORT, everything else (worker class, workers, threads, timeouts) is as is.
+    ``app`` (the bare-Bolt baseline) replaces it with ``python -m <module>``, which serves that
+    app with the same server (bot.web.serve) in a single process.
     """
 
     def __init__(self, ctx: Context, name: str, env: dict[str, str], app: str | None = None):
@@ -445,13 +444,13 @@ class Server:
         self.port = free_port()
         self.url = f"http://{LOOPBACK}:{self.port}"
         procfile_env, argv = procfile_command("web")
-        if argv[0] != "gunicorn":
+        if argv[:3] != ["python", "-m", "bot"]:
             raise RuntimeError(f"unexpected Procfile web command: {argv!r}")
-        argv[0] = gunicorn_path()
+        argv[0] = sys.executable
         if app is not None:
-            argv = [app if a == "bot.wsgi:app" else a for a in argv]
-        self.argv = [*argv, "--bind", f"{LOOPBACK}:{self.port}"]
-        self.env = child_env({**procfile_env, **env})
+            argv = [sys.executable, "-m", app]
+        self.argv = argv
+        self.env = child_env({**procfile_env, **env, "PORT": str(self.port)})
         self.child: BotProcess | None = None
 
     def start(self) -> Server:
@@ -470,10 +469,10 @@ class Server:
         return [int(p) for p in path.read_text().split()]
 
     def worker_rss_kib(self) -> int:
-        """VmRSS of the (single) gunicorn worker, in KiB."""
+        """VmRSS of the (single) web process, in KiB."""
         pids = self.worker_pids()
         if len(pids) != 1:
-            raise RuntimeError(f"expected one gunicorn worker, found {pids}")
+            raise RuntimeError(f"expected one web process, found {pids}")
         for line in Path(f"/proc/{pids[0]}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
@@ -481,7 +480,7 @@ class Server:
 
 
 def worker_cpu_seconds(server: Server) -> float:
-    """User + system CPU seconds used so far by the server's gunicorn worker(s)."""
+    """User + system CPU seconds used so far by the server's web process(es)."""
     total = 0
     for pid in server.worker_pids():
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -581,7 +580,7 @@ class Sender:
         try:
             response = self.slack.raw(body, headers)
         except requests.ConnectionError:
-            # gunicorn closes keep-alive connections idle for 2 s; a request sent on one just
+            # the server closes keep-alive connections left idle; a request sent on one just
             # as it closes is reset before the server read it. Send it again, timed afresh.
             self.stale_retries += 1
             started = time.perf_counter()

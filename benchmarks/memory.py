@@ -1,4 +1,4 @@
-"""Benchmark 4: resident memory of the gunicorn worker after 100 and after 1,000 operations."""
+"""Benchmark 4: resident memory of the web process after 100 and after 1,000 operations."""
 
 from __future__ import annotations
 
@@ -127,7 +127,7 @@ def run(ctx: Context) -> Outcome:
     rows = [
         Row(
             TITLE,
-            f"gunicorn worker VmRSS after {first} / {second:,} operations "
+            f"web process VmRSS after {first} / {second:,} operations "
             "(command + confirm each, no latency)",
             f"{after_first:.1f} MB / {after_second:.1f} MB",
             f"idle after start: {idle:.1f} MB",

@@ -12,6 +12,7 @@ from bot.core.policy import PolicyError
 MODES = {
     "console": "play the Slack side in this terminal (embedded Uplynk simulator by default)",
     "serve": "Slack's HTTP endpoint: POST /slack/events, GET /healthz on $PORT",
+    "web": "production (Procfile web): serve on $PORT in $WEB_CONCURRENCY processes",
     "socket": "Slack Socket Mode (needs SLACK_APP_TOKEN)",
     "simulator": "the Uplynk API emulator alone on a port",
     "history": "export the operation log (audit trail) as JSON lines",
@@ -56,6 +57,23 @@ def run_serve(argv: list[str]) -> int:
     settings = load_settings(require=REQUIRED["serve"])
     start_http(settings, port=args.port or settings.port)
     return 0
+
+
+def run_web(argv: list[str]) -> int:
+    argparse.ArgumentParser(prog="python -m bot web").parse_args(argv)
+    from bot import web_processes
+
+    # First: prometheus_client reads this variable when it is imported.
+    made = web_processes.prepare_metrics_dir()
+    try:
+        settings = load_settings(require=REQUIRED["serve"])
+        from bot.redaction import configure_logging
+        from bot.server import start_web
+
+        configure_logging(settings)
+        return start_web(settings)
+    finally:
+        web_processes.remove_metrics_dir(made)
 
 
 def run_socket(argv: list[str]) -> int:
@@ -132,6 +150,7 @@ def run_check(argv: list[str]) -> int:
 
 RUNNERS = {
     "serve": run_serve,
+    "web": run_web,
     "socket": run_socket,
     "simulator": run_simulator,
     "console": run_console,

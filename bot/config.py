@@ -49,6 +49,9 @@ class Settings:
     grace_seconds: int = 30
     library_fresh: float = 5.0
     library_wait: float = 2.0
+    request_timeout: int = 10
+    web_concurrency: int = 1
+    web_threads: int = 16
 
 
 # Settings field -> environment variable.
@@ -80,6 +83,9 @@ ENV_NAMES = {
     "grace_seconds": "ADDTOLIB_GRACE_SECONDS",
     "library_fresh": "ADDTOLIB_LIBRARY_FRESH",
     "library_wait": "ADDTOLIB_LIBRARY_WAIT",
+    "request_timeout": "ADDTOLIB_REQUEST_TIMEOUT",
+    "web_concurrency": "WEB_CONCURRENCY",
+    "web_threads": "WEB_THREADS",
 }
 
 # What each run mode cannot start without.

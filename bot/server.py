@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
 import threading
 from typing import Any
 
@@ -11,6 +12,7 @@ from slack_bolt import App
 
 from bot.config import Settings
 from bot.core.heartbeat import Heartbeat
+from bot.core.store import OperationStore
 from bot.redaction import configure_logging
 from bot.slack import payload_shapes
 from bot.slack.app import build_app
@@ -47,7 +49,8 @@ def start_heartbeat(services: Services, *, sweep_now: bool = False) -> None:
     ).start(sweep_now=sweep_now)
 
 
-def start_http(settings: Settings, port: int) -> None:
+def start_http(settings: Settings, port: int, sockets: list[socket.socket] | None = None) -> None:
+    """Serve Slack's HTTP endpoint in this process until SIGTERM (``serve``, each ``web`` child)."""
     from bot.web import make_wsgi_app, serve
 
     app, services = start_app(settings)
@@ -56,14 +59,33 @@ def start_http(settings: Settings, port: int) -> None:
         serve(
             make_wsgi_app(app, ready=services.not_ready),
             port=port,
+            sockets=sockets,
+            threads=settings.web_threads,
+            request_timeout=settings.request_timeout,
             before_stop=lambda: services.drain(settings.grace_seconds),
         )
     finally:
         services.close()
 
 
+def start_web(settings: Settings) -> int:
+    """The Procfile's web process: ``settings.web_concurrency`` processes sharing the port."""
+    from bot import web_processes
+
+    # Before forking: the children must not race each other through the migrations.
+    store = OperationStore(settings.database_url)
+    try:
+        store.create_schema()
+    finally:
+        store.dispose()
+    return web_processes.run(
+        settings, lambda sockets: start_http(settings, settings.port, sockets=sockets)
+    )
+
+
 def stop_work_on_sigterm(services: Services) -> None:
-    """Under gunicorn: on SIGTERM stop taking work, then let gunicorn's own handler run.
+    """Under another WSGI server (gunicorn bot.wsgi:app): on SIGTERM stop taking work, then let
+    the server's own handler run.
 
     gunicorn stops accepting and waits `graceful_timeout` for requests; the process then
     exits once the jobs in flight (each stopping after its current batch) have returned.

@@ -1,21 +1,25 @@
-"""WSGI app for Slack's HTTP endpoint (POST /slack/events, GET /healthz, /readyz, /metrics)."""
+"""Slack's HTTP endpoint (POST /slack/events, GET /healthz, /readyz, /metrics), and its server."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
-from socketserver import ThreadingMixIn
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from slack_bolt import BoltRequest, BoltResponse
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_bolt.adapter.wsgi.http_request import WsgiHttpRequest
+from tornado.httpserver import HTTPServer
+from tornado.netutil import bind_sockets
+from tornado.wsgi import WSGIContainer
 
 from bot import metrics
 from bot.slack import payload_shapes
@@ -31,10 +35,11 @@ MAX_BODY_BYTES = 1024 * 1024
 #: What Slack sends: slash commands and interactivity are form-encoded, Events API is JSON.
 ACCEPTED_TYPES = ("application/x-www-form-urlencoded", "application/json")
 
-#: A connection that has not sent a whole request within this many seconds is dropped.
-REQUEST_READ_TIMEOUT = 10.0
-# Once a request is read, writing the answer gets an ordinary per-send timeout.
-WRITE_TIMEOUT = 30.0
+#: A connection that has not sent a whole request within this many seconds is dropped
+#: (ADDTOLIB_REQUEST_TIMEOUT).
+REQUEST_TIMEOUT = 10.0
+#: How far past max_body the server still reads a body, for the app to answer 413.
+BODY_HEADROOM = 64 * 1024
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -214,83 +219,133 @@ def _bounded_body(environ: dict[str, Any], max_body: int) -> tuple[dict[str, Any
     return environ, False
 
 
-class ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
-    """wsgiref's server, one daemon thread per connection."""
+class _AccessLog:
+    """Logs each request through ``bot.web.access``: method, path without its query, status."""
 
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 128
+    log = logging.getLogger("bot.web.access")
 
+    def __init__(self, app: WSGIApp):
+        self.app = app
 
-class _DeadlineSocketReader(io.RawIOBase):
-    """The socket's read side, where every recv must finish before one deadline for the
-    whole request.
-
-    A per-recv timeout alone lets a client that trickles a byte every few seconds hold a
-    connection forever; this bounds the whole request instead.
-    """
-
-    def __init__(self, sock: Any, deadline: float):
-        self._sock, self._deadline = sock, deadline
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        left = self._deadline - time.monotonic()
-        if left <= 0:
-            raise TimeoutError("the request was not received in time")
-        self._sock.settimeout(left)
-        try:
-            return self._sock.recv_into(buffer)
-        finally:
-            self._sock.settimeout(WRITE_TIMEOUT)
-
-
-class QuietRequestHandler(WSGIRequestHandler):
-    """Logs each request through ``logging``, without query strings, instead of stderr.
-
-    A connection that has not sent a whole request within REQUEST_READ_TIMEOUT seconds is
-    dropped (its thread is freed).
-    """
-
-    access_log = logging.getLogger("bot.web.access")
-    request_timeout = REQUEST_READ_TIMEOUT
-
-    def setup(self) -> None:
-        super().setup()
-        deadline = time.monotonic() + self.request_timeout
-        self.rfile = io.BufferedReader(_DeadlineSocketReader(self.connection, deadline))
-
-    def handle(self) -> None:
-        try:
-            super().handle()
-        except TimeoutError:
-            log.info(
-                "dropped a connection from %s: no whole request within %.0f s",
-                self.client_address[0],
-                self.request_timeout,
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        def logged(status: str, headers: Any, exc_info: Any = None) -> Any:
+            self.log.info(
+                "%s %s %s %s",
+                environ.get("REMOTE_ADDR", "-"),
+                environ.get("REQUEST_METHOD", "-"),
+                environ.get("PATH_INFO", "-"),
+                status.split(" ", 1)[0],
             )
+            return start_response(status, headers, exc_info)
 
-    def log_request(self, code: Any = "-", size: Any = "-") -> None:
-        path = getattr(self, "path", None)  # unset when the request line was unreadable
-        path = path.split("?", 1)[0] if isinstance(path, str) else "-"
-        self.access_log.info("%s %s %s %s", self.client_address[0], self.command, path, code)
+        return self.app(environ, logged)
 
-    def log_error(self, format: str, *args: Any) -> None:
-        log.warning("%s " + format, self.client_address[0], *args)
 
-    def log_message(self, format: str, *args: Any) -> None:
-        log.info("%s " + format, self.client_address[0], *args)
+class WebServer:
+    """Tornado's HTTP server with the WSGI app on a thread pool; a slow client holds no thread.
+
+    Tornado's event loop reads each request whole before a thread sees it (``WSGIContainer``
+    with an ``executor``, Tornado 6.3+), and drops a connection whose head, or whose body, has
+    not arrived within half of ``request_timeout`` each: both are deadlines from the moment
+    reading starts, not idle timers, so dripping a byte a second does not extend them. A
+    kept-alive connection waits for its next head under the same deadline.
+    """
+
+    def __init__(
+        self,
+        wsgi_app: WSGIApp,
+        sockets: list[socket.socket],
+        *,
+        threads: int = 16,
+        request_timeout: float = REQUEST_TIMEOUT,
+        max_body: int = MAX_BODY_BYTES,
+    ):
+        # WSGIContainer logs each request with its query string; _AccessLog leaves that out.
+        logging.getLogger("tornado.access").disabled = True
+        self.sockets = sockets
+        self.server_address = sockets[0].getsockname()[:2]
+        self.executor = ThreadPoolExecutor(threads, thread_name_prefix="web")
+        self.app = _AccessLog(wsgi_app)
+        self.request_timeout = request_timeout
+        self.max_body = max_body
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopping: asyncio.Event | None = None
+        self._started = threading.Event()
+        self._stopped = threading.Event()
+        self._stop_task: asyncio.Future[None] | None = None
+
+    def serve_forever(self, before_stop: Callable[[], object] | None = None) -> None:
+        """Serve until shutdown(), or SIGTERM/SIGINT when called on the main thread.
+
+        On a signal ``before_stop`` runs first (on a thread) while requests are still answered.
+        """
+        try:
+            asyncio.run(self._serve(before_stop))
+        finally:
+            self._stopped.set()
+
+    async def _serve(self, before_stop: Callable[[], object] | None) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stopping = asyncio.Event()
+        server = HTTPServer(
+            WSGIContainer(self.app, executor=self.executor),
+            idle_connection_timeout=self.request_timeout / 2,  # the head's deadline
+            body_timeout=self.request_timeout / 2,
+            # Over the app's own limit, so that it answers 413 for a body just over; a far
+            # larger announced body is refused (400) before a byte of it is read.
+            max_body_size=self.max_body + BODY_HEADROOM,
+        )
+        server.add_sockets(self.sockets)
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self._loop.add_signal_handler(sig, self._on_signal, sig, before_stop)
+        self._started.set()
+        await self._stopping.wait()
+        server.stop()
+        await server.close_all_connections()
+
+    def _on_signal(self, signum: int, before_stop: Callable[[], object] | None) -> None:
+        log.info("received signal %d, shutting down", signum)
+
+        async def stop() -> None:
+            if before_stop is not None:
+                try:
+                    await asyncio.get_running_loop().run_in_executor(None, before_stop)
+                except Exception:
+                    log.exception("draining before the stop failed")
+            assert self._stopping is not None
+            self._stopping.set()
+
+        self._stop_task = asyncio.ensure_future(stop())
+
+    def shutdown(self) -> None:
+        """Stop serving (from another thread) and wait until serve_forever() has returned."""
+        self._started.wait()
+        if self._loop is not None and self._stopping is not None:
+            self._loop.call_soon_threadsafe(self._stopping.set)
+        self._stopped.wait()
+
+    def server_close(self) -> None:
+        for sock in self.sockets:
+            sock.close()
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+def listen(host: str = "0.0.0.0", port: int = 3000) -> list[socket.socket]:
+    """Listening sockets on host:port (port 0 picks a free port)."""
+    return bind_sockets(port, address=host, backlog=128)
 
 
 def make_threaded_server(
-    wsgi_app: WSGIApp, host: str = "0.0.0.0", port: int = 3000
-) -> ThreadingWSGIServer:
-    """A bound, not yet serving, threaded WSGI server (port 0 picks a free port)."""
-    return make_server(
-        host, port, wsgi_app, server_class=ThreadingWSGIServer, handler_class=QuietRequestHandler
-    )
+    wsgi_app: WSGIApp,
+    host: str = "0.0.0.0",
+    port: int = 3000,
+    *,
+    threads: int = 16,
+    request_timeout: float = REQUEST_TIMEOUT,
+) -> WebServer:
+    """A bound, not yet serving, server (port 0 picks a free port)."""
+    return WebServer(wsgi_app, listen(host, port), threads=threads, request_timeout=request_timeout)
 
 
 def serve(
@@ -298,43 +353,31 @@ def serve(
     host: str = "0.0.0.0",
     port: int = 3000,
     *,
-    on_ready: Callable[[ThreadingWSGIServer], None] | None = None,
-    before_stop: Callable[[], None] | None = None,
+    sockets: list[socket.socket] | None = None,
+    threads: int = 16,
+    request_timeout: float = REQUEST_TIMEOUT,
+    on_ready: Callable[[WebServer], None] | None = None,
+    before_stop: Callable[[], object] | None = None,
 ) -> None:
     """Serve ``wsgi_app`` until SIGTERM/SIGINT (or ``server.shutdown()`` from another thread).
 
     Signal handlers are installed only when called from the main thread. ``on_ready``
     receives the bound server before serving starts (tests use it to learn the port).
     ``before_stop`` runs on a signal while the server still answers (draining), then it stops.
+    ``sockets`` (already listening, e.g. shared by forked processes) replace host and port.
     """
-    server = make_threaded_server(wsgi_app, host, port)
+    server = WebServer(
+        wsgi_app,
+        sockets if sockets is not None else listen(host, port),
+        threads=threads,
+        request_timeout=request_timeout,
+    )
     bound_host, bound_port = server.server_address[:2]
     log.info("listening on http://%s:%d (POST %s)", bound_host, bound_port, EVENTS_PATH)
-
-    def request_shutdown(signum: int, frame: Any) -> None:
-        log.info("received signal %d, shutting down", signum)
-
-        def stop() -> None:
-            if before_stop is not None:
-                try:
-                    before_stop()
-                except Exception:
-                    log.exception("draining before the stop failed")
-            server.shutdown()
-
-        # shutdown() waits for serve_forever() to return, so it must not run on this thread.
-        threading.Thread(target=stop, name="web-shutdown", daemon=True).start()
-
-    previous: dict[int, Any] = {}
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            previous[sig] = signal.signal(sig, request_shutdown)
     try:
         if on_ready is not None:
             on_ready(server)
-        server.serve_forever(poll_interval=0.2)
+        server.serve_forever(before_stop)
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
         server.server_close()
         log.info("stopped")

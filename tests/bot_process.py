@@ -55,14 +55,24 @@ def gunicorn_path() -> str:
     return found
 
 
+def procfile_web_argv() -> list[str]:
+    """The Procfile's web command, run with this interpreter (``python`` -> sys.executable)."""
+    for line in (REPO_ROOT / "Procfile").read_text().splitlines():
+        if line.startswith("web:"):
+            argv = shlex.split(line.split(":", 1)[1])
+            return [sys.executable if word == "python" else word for word in argv]
+    raise RuntimeError("the Procfile has no web: line")
+
+
 class BotProcess:
     """A server subprocess: ``python -m bot serve`` by default, or gunicorn.
 
     ``env`` is added to ``base_env`` (the current environment by default; ``PORT`` is set
-    to ``port``). ``argv`` replaces the command line; ``gunicorn=True`` runs
-    ``gunicorn <app>`` with one worker and 8 threads. Output goes to ``log_path`` (a temp
-    file by default). Start-up waits for ``GET health_path`` to answer 200, or for
-    ``ready()`` (Socket Mode serves no HTTP). ``cpus`` pins the process (and what it forks).
+    to ``port``). ``argv`` replaces the command line; ``procfile=True`` runs the Procfile's
+    web command; ``gunicorn=True`` runs ``gunicorn <app>`` with one worker and 8 threads.
+    Output goes to ``log_path`` (a temp file by default). Start-up waits for
+    ``GET health_path`` to answer 200, or for ``ready()`` (Socket Mode serves no HTTP).
+    ``cpus`` pins the process (and what it forks).
     """
 
     def __init__(
@@ -72,6 +82,7 @@ class BotProcess:
         port: int | None = None,
         argv: Sequence[str] | None = None,
         gunicorn: bool = False,
+        procfile: bool = False,
         app: str = "bot.wsgi:app",
         host: str = "127.0.0.1",
         cwd: str | Path = REPO_ROOT,
@@ -86,6 +97,8 @@ class BotProcess:
         self.port = port or free_port(host)
         if argv is not None:
             self.argv = list(argv)
+        elif procfile:
+            self.argv = procfile_web_argv()
         elif gunicorn:
             self.argv = [
                 gunicorn_path(),

@@ -193,13 +193,13 @@ def start_bot(
     simulator: UplynkSimulator,
     slack: SlackStandIn,
 ) -> Iterator[Callable[..., Bot]]:
-    """Factory: start_bot(**env overrides, gunicorn=False) -> a running Bot."""
+    """Factory: start_bot(**env overrides, gunicorn=False, procfile=False) -> a running Bot."""
 
     started: list[BotProcess] = []
 
-    def start(gunicorn: bool = False, **overrides: str) -> Bot:
+    def start(gunicorn: bool = False, procfile: bool = False, **overrides: str) -> Bot:
         env = {**bot_env, **overrides}
-        process = bot_process(env, gunicorn=gunicorn)
+        process = bot_process(env, gunicorn=gunicorn, procfile=procfile)
         started.append(process)
         sender = SlackSender(process.url, SIGNING_SECRET, standin=slack)
         return Bot(process, slack, simulator, sender, env)

@@ -1,4 +1,4 @@
-"""End to end under gunicorn (the Procfile's web process): a full add, command to summary."""
+"""End to end under the Procfile's web process: a full add, command to summary."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ from tests.fixtures_bot import (
 )
 
 
-def test_full_add_under_gunicorn(start_bot: Callable[..., Bot]) -> None:
-    bot = start_bot(gunicorn=True)
+def test_full_add_under_the_procfile_web_command(start_bot: Callable[..., Bot]) -> None:
+    bot = start_bot(procfile=True)
     assets = free_assets(bot.simulator, MARKETING, 2)
     preview, operation_id = bot.preview(f'"Marketing Library" {" ".join(assets)}')
     assert "Add 2 assets" in text_of(preview)
@@ -33,4 +33,4 @@ def test_full_add_under_gunicorn(start_bot: Callable[..., Bot]) -> None:
     assert set(assets) <= bot.simulator.catalogue.library_assets(MARKETING)
     assert stored(bot, operation_id).state == "done"
     bot.slack.wait_for(lambda c: c.channel == NOTIFY and f"`{operation_id}`" in dump(c))
-    assert "Starting gunicorn" in bot.process.output()
+    assert "started web process" in bot.process.output()

@@ -30,7 +30,7 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 
 def test_metrics_count_an_end_to_end_operation(start_bot: Callable[..., Bot]) -> None:
-    bot = start_bot(gunicorn=True)
+    bot = start_bot(procfile=True)
     assets = free_assets(bot.simulator, MARKETING, 3)
     _, operation_id = bot.preview(f'"Marketing Library" {" ".join(assets)}')
     bot.click("addtolib_confirm", operation_id)

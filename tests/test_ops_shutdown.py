@@ -21,7 +21,7 @@ COUNT = 2000
 def test_sigterm_stops_between_batches_and_the_next_instance_takes_over(start_bot) -> None:
     # A default 60 s lease: the second instance must not need to wait for it to lapse.
     env = {"UPLYNK_BATCH_SIZE": "100", "ADDTOLIB_GRACE_SECONDS": "20"}
-    first: Bot = start_bot(**env)
+    first: Bot = start_bot(procfile=True, **env)  # production's web command: SIGTERM to its parent
     assets = [uuid.uuid4().hex for _ in range(COUNT)]
     for n, asset_id in enumerate(assets):
         first.simulator.catalogue.add_asset(f"Bulk asset {n}", id=asset_id)

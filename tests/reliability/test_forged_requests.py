@@ -43,7 +43,8 @@ def signed(sender: SlackSender, body: str, timestamp: int | None = None, **extra
 
 
 def short_send(bot: Bot, body: bytes, headers: dict[str, str]) -> int:
-    """Announce the full Content-Length, send half, close our side: the status answered."""
+    """Announce the full Content-Length, send half, close our side: the status answered, or -1
+    when the server closes without answering (it never had a whole request)."""
     head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
     request = (
         f"POST /slack/events HTTP/1.1\r\nHost: 127.0.0.1\r\n{head}"
@@ -55,7 +56,7 @@ def short_send(bot: Bot, body: bytes, headers: dict[str, str]) -> int:
         answer = b""
         while chunk := sock.recv(4096):
             answer += chunk
-    return int(answer.split(b"\r\n", 1)[0].split()[1])
+    return int(answer.split(b"\r\n", 1)[0].split()[1]) if answer else -1
 
 
 @pytest.mark.reliability
@@ -101,7 +102,8 @@ def test_a_stream_of_forged_and_malformed_requests_is_refused(bot: Bot) -> None:
         "unsigned broken JSON": ("{not json", {"Content-Type": "application/json"}, 400),
         "unsigned broken payload": ("payload=%7Bnot+json", {"Content-Type": FORM}, 400),
         "unsigned binary": (bytes(range(256)), {"Content-Type": FORM}, 400),
-        "huge body": ("text=" + "a" * (2 * 1024 * 1024), signed(sender, "text="), 413),
+        # Just over the app's 1 MiB; far larger ones the server refuses unread (test_web).
+        "huge body": ("text=" + "a" * (1024 * 1024), signed(sender, "text="), 413),
     }
     cases = {name: (*case, 401) for name, case in refused_401.items()} | malformed
     statuses: dict[str, int] = {}
@@ -111,7 +113,8 @@ def test_a_stream_of_forged_and_malformed_requests_is_refused(bot: Bot) -> None:
         except requests.ConnectionError:
             statuses[name] = -1  # the server dropped the connection instead of answering
     statuses["short read"] = short_send(bot, body.encode(), valid)
-    expected = {name: status for name, (*_, status) in cases.items()} | {"short read": 401}
+    # Half a body is not a request: the server drops it, and no handler ever sees it.
+    expected = {name: status for name, (*_, status) in cases.items()} | {"short read": -1}
     assert statuses == expected
 
     time.sleep(0.5)  # anything wrongly dispatched would have reached a fake by now

@@ -1,0 +1,125 @@
+"""manifest.yml within Slack's limits, and bot scopes covering each Web API method bot/ calls."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+from slack_sdk import WebClient
+
+ROOT = Path(__file__).resolve().parent.parent
+BOT = ROOT / "bot"
+
+# Slack's app manifest reference, https://docs.slack.dev/reference/app-manifest (its field
+# tables give each string's maximum length); Slack refuses a manifest over any of them when the
+# app is created. The first six are SPEC 16's; long_description's bounds are quoted in the
+# reference's own example; the last two are from the same tables but were not re-checked here.
+APP_NAME_MAX = 35
+DESCRIPTION_MAX = 140
+SHORTCUT_NAME_MAX = 24
+CALLBACK_ID_MAX = 255
+COMMAND_MAX = 32
+USAGE_HINT_MAX = 1000
+LONG_DESCRIPTION = (174, 4000)  # optional; when present, at least 174 and at most 4,000
+SHORTCUT_DESCRIPTION_MAX = 150
+BOT_DISPLAY_NAME_MAX = 80
+
+# Web API method -> the bot scopes that allow it (any one of them; an empty set: no scope
+# needed). From each method's page, https://docs.slack.dev/reference/methods/<method>
+# ("Required scopes": bot token).
+METHOD_SCOPES: dict[str, set[str]] = {
+    "auth.test": set(),
+    "chat.getPermalink": set(),
+    "chat.postEphemeral": {"chat:write"},
+    "chat.postMessage": {"chat:write"},
+    "chat.update": {"chat:write"},
+    # The notify and approval channels may be public or private (`check` looks at both).
+    "conversations.info": {"channels:read", "groups:read"},
+    "usergroups.users.list": {"usergroups:read"},
+    "views.open": set(),
+    "views.update": set(),
+}
+# conversations.info needs every one of these, so that public and private channels both work.
+NEEDS_ALL = {"conversations.info"}
+
+
+def manifest() -> dict:
+    return yaml.safe_load((ROOT / "manifest.yml").read_text())
+
+
+def methods_called() -> set[str]:
+    """Web API methods called in bot/: WebClient methods (chat_postMessage -> chat.postMessage)
+    and ``api_call("...")``. The Slack stand-in plays Slack's side and is not scanned."""
+    names = {
+        name
+        for name in dir(WebClient)
+        if "_" in name and not name.startswith("_") and callable(getattr(WebClient, name))
+    }
+    names -= {"api_call"}
+    call = re.compile(r"\.(" + "|".join(sorted(names, key=len, reverse=True)) + r")\(")
+    raw_call = re.compile(r"api_call\(\s*[\"']([\w.]+)[\"']")
+    found: set[str] = set()
+    for path in BOT.rglob("*.py"):
+        if "slack_standin" in path.parts:
+            continue
+        text = path.read_text()
+        found |= {match.replace("_", ".") for match in call.findall(text)}
+        found |= set(raw_call.findall(text))
+    return found
+
+
+def test_manifest_strings_are_within_slacks_limits() -> None:
+    app = manifest()
+    info = app["display_information"]
+    assert 0 < len(info["name"]) <= APP_NAME_MAX
+    assert 0 < len(info["description"]) <= DESCRIPTION_MAX
+    if "long_description" in info:
+        low, high = LONG_DESCRIPTION
+        assert low <= len(info["long_description"]) <= high
+    features = app["features"]
+    assert 0 < len(features["bot_user"]["display_name"]) <= BOT_DISPLAY_NAME_MAX
+    for shortcut in features["shortcuts"]:
+        assert 0 < len(shortcut["name"]) <= SHORTCUT_NAME_MAX, shortcut["name"]
+        assert 0 < len(shortcut["callback_id"]) <= CALLBACK_ID_MAX
+        assert 0 < len(shortcut["description"]) <= SHORTCUT_DESCRIPTION_MAX
+        assert shortcut["type"] in ("global", "message")
+    for command in features["slash_commands"]:
+        assert command["command"].startswith("/") and len(command["command"]) <= COMMAND_MAX
+        assert len(command.get("usage_hint", "")) <= USAGE_HINT_MAX
+
+
+def test_the_messages_tab_is_on_so_direct_messages_can_be_read() -> None:
+    home = manifest()["features"]["app_home"]
+    assert home["messages_tab_enabled"] is True
+    assert home["messages_tab_read_only_enabled"] is False
+
+
+def test_manifest_callback_ids_and_command_are_the_ones_the_bot_listens_for() -> None:
+    source = "\n".join(path.read_text() for path in (BOT / "slack").rglob("*.py"))
+    features = manifest()["features"]
+    for shortcut in features["shortcuts"]:
+        assert f'"{shortcut["callback_id"]}"' in source, shortcut["callback_id"]
+    for command in features["slash_commands"]:
+        assert f'"{command["command"]}"' in source, command["command"]
+
+
+def test_every_web_api_method_the_code_calls_is_in_the_scope_table() -> None:
+    called = methods_called()
+    assert {"chat.postMessage", "usergroups.users.list", "auth.test"} <= called  # the scan works
+    unmapped = called - METHOD_SCOPES.keys()
+    assert not unmapped, f"add these methods and their scopes to METHOD_SCOPES: {unmapped}"
+
+
+def test_the_bot_scopes_cover_every_method_the_code_calls() -> None:
+    scopes = set(manifest()["oauth_config"]["scopes"]["bot"])
+    for method in sorted(methods_called()):
+        needed = METHOD_SCOPES[method]
+        if not needed:
+            continue
+        if method in NEEDS_ALL:
+            assert needed <= scopes, (method, needed - scopes)
+        else:
+            assert needed & scopes, (method, needed)
+    # Slash commands, and posting in public channels the bot was not invited to (SPEC 6).
+    assert {"commands", "chat:write.public"} <= scopes
