@@ -89,10 +89,10 @@ def test_manifest_strings_are_within_slacks_limits() -> None:
         assert len(command.get("usage_hint", "")) <= USAGE_HINT_MAX
 
 
-def test_the_messages_tab_is_on_so_direct_messages_can_be_read() -> None:
+def test_the_messages_tab_is_on_and_read_only() -> None:
     home = manifest()["features"]["app_home"]
     assert home["messages_tab_enabled"] is True
-    assert home["messages_tab_read_only_enabled"] is False
+    assert home["messages_tab_read_only_enabled"] is True
 
 
 def test_manifest_callback_ids_and_command_are_the_ones_the_bot_listens_for() -> None:
