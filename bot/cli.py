@@ -1,4 +1,4 @@
-"""Command-line modes: console, serve, socket, simulator, history, migrate, check."""
+"""Command-line modes: console, serve, web, socket, simulator, history, migrate, check."""
 
 from __future__ import annotations
 
