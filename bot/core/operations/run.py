@@ -193,10 +193,10 @@ class Running(UseCase):
     def running_here(self) -> list[str]:
         """Ids of the operations this process is executing (or undoing) now."""
         with self._running_lock:
-            return sorted(self._running)
+            return sorted(set(self._running.values()))
 
     def running_tokens(self) -> dict[str, str]:
-        """Operation id -> run token, for this process's runs (the heartbeat renews them)."""
+        """Run token -> operation id, for this process's runs (the heartbeat renews them)."""
         with self._running_lock:
             return dict(self._running)
 
