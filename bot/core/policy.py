@@ -143,6 +143,10 @@ class Policy:
 
     # -- queries -------------------------------------------------------------------------
 
+    def current(self) -> Policy:
+        """The policy in force: this one (a PolicyHolder answers its latest)."""
+        return self
+
     @property
     def usergroups(self) -> frozenset[str]:
         """Every user group the policy refers to (what a UsergroupCache must resolve)."""

@@ -95,12 +95,7 @@ class Running(UseCase):
         if isinstance(operation, Refused):
             return operation
         if operation.state == State.AWAITING_APPROVAL:  # approvers were asked: tell them
-            cancelled = self.store.transition(
-                operation.id,
-                State.AWAITING_APPROVAL,
-                State.CANCELLED,
-                enqueue=self.approvals.closing(operation, "approval_withdrawn"),
-            )
+            cancelled = self.approvals.withdraw(operation, user_id)
         else:
             cancelled = self.store.transition(operation.id, State.PENDING, State.CANCELLED)
         if cancelled is None:
