@@ -100,11 +100,11 @@ def check_policy(settings: Settings, uplynk: UplynkClient | None) -> Result:
     if uplynk is None:
         return Result("policy", False, f"{path}: cannot look its library ids up without Uplynk")
     unknown = []
-    for library_id, where in wanted.items():
+    for library_id, places in wanted.items():
         try:
             uplynk.get_library(library_id)
         except UplynkNotFound:
-            unknown.append(f"{library_id} ({', '.join(where)})")
+            unknown.append(f"{library_id} ({', '.join(places)})")
         except UplynkError as exc:
             return Result(
                 "policy", False, f"{path}: could not look up its libraries: {exc.user_message}"

@@ -310,13 +310,12 @@ class Approvals:
     def withdraw(self, operation: Operation, user_id: str) -> Operation | None:
         """Withdraw a waiting request (the requester's Cancel, or an admin's): approvers are
         told and, when an admin withdrew it, so is the requester (docs/SPEC.md §7)."""
-        by_other = user_id != operation.user_id
         return self.operations.transition(
             operation.id,
             State.AWAITING_APPROVAL,
             State.CANCELLED,
             enqueue=self.closing(operation, "approval_withdrawn", by=user_id),
-            **({"rejected_by": user_id} if by_other else {}),
+            rejected_by=user_id if user_id != operation.user_id else None,
         )
 
     def _who_may(self, operation: Operation) -> str:
