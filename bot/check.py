@@ -88,20 +88,23 @@ def check_policy(settings: Settings, uplynk: UplynkClient | None) -> Result:
         policy = Policy.load(path)
     except PolicyError as exc:
         return Result("policy", False, exc.message)
-    wanted: dict[str, int] = {}
-    for rule in policy.rules:
-        for library_id in sorted(rule.libraries - {"*"}):
-            wanted.setdefault(library_id.lower(), rule.index)
+    # Every library id the file names, with where: a mistyped [[protect]] id protects nothing.
+    wanted: dict[str, list[str]] = {}
+    entries = [("allow", rule.index, rule.libraries) for rule in policy.rules]
+    entries += [("protect", rule.index, rule.libraries) for rule in policy.protections]
+    for table, index, libraries in entries:
+        for library_id in sorted(libraries - {"*"}):
+            wanted.setdefault(library_id.lower(), []).append(f"[[{table}]] entry {index}")
     if not wanted:
         return Result("policy", True, "ok")
     if uplynk is None:
         return Result("policy", False, f"{path}: cannot look its library ids up without Uplynk")
     unknown = []
-    for library_id, index in wanted.items():
+    for library_id, places in wanted.items():
         try:
             uplynk.get_library(library_id)
         except UplynkNotFound:
-            unknown.append(f"{library_id} ([[allow]] entry {index})")
+            unknown.append(f"{library_id} ({', '.join(places)})")
         except UplynkError as exc:
             return Result(
                 "policy", False, f"{path}: could not look up its libraries: {exc.user_message}"

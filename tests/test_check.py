@@ -16,7 +16,7 @@ from bot.core.store import OperationStore
 from bot.simulator import UplynkSimulator
 from bot.slack_standin import SlackStandIn
 from tests.bot_process import REPO_ROOT, free_port
-from tests.fixtures_bot import NOTIFY, POLICY
+from tests.fixtures_bot import MARKETING, NOTIFY, POLICY
 
 TOKEN = "xoxb-check-good-token"
 APPROVALS = "C0APPROVE"
@@ -114,6 +114,26 @@ def test_an_unknown_library_id_in_the_policy_is_named(env: dict[str, str], tmp_p
     assert "FAIL" in text and str(policy) in text and unknown in text
     assert "[[allow]] entry 1" in text
     assert "FAIL" not in line(lines, "uplynk")
+
+
+def test_a_mistyped_protect_id_is_named(env: dict[str, str], tmp_path: Path) -> None:
+    # A [[protect]] whose id names no library protects nothing: check says so (docs/SPEC.md §16).
+    mistyped = MARKETING[:-1] + ("0" if MARKETING[-1] != "0" else "1")
+    policy = tmp_path / "protect.toml"
+    policy.write_text(
+        POLICY + f'\n[[protect]]\nlibraries = ["{MARKETING}"]\napprovers = ["U0LEAD"]\n'
+        f'\n[[protect]]\nlibraries = ["{mistyped}"]\napprovers = ["U0LEAD"]\n'
+    )
+    code, lines = run({**env, "ADDTOLIB_POLICY": str(policy)})
+    assert code == 1
+    text = line(lines, "policy")
+    assert "FAIL" in text and f"Uplynk has no library {mistyped} ([[protect]] entry 2)" in text
+    assert MARKETING not in text  # the well-typed one (also in [[allow]]) was found
+    policy.write_text(
+        POLICY + f'\n[[protect]]\nlibraries = ["{MARKETING}"]\napprovers = ["U0LEAD"]\n'
+    )
+    code, lines = run({**env, "ADDTOLIB_POLICY": str(policy)})
+    assert code == 0 and " ok (" in line(lines, "policy"), lines
 
 
 def test_a_broken_policy_names_the_file_and_line(env: dict[str, str], tmp_path: Path) -> None:

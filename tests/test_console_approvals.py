@@ -15,7 +15,8 @@ def test_a_protected_library_waits_for_the_lead_who_approves_or_denies(tmp_path:
     try:
         first, second = DEMO_ASSET_IDS[0], DEMO_ASSET_IDS[1]
         preview = console.step(f'/addtolib "Ad Breaks" {first}')
-        asked = console.step(str(button(preview, "Add 1 asset")))
+        assert "needs 1 approval by @U0LEAD or an admin" in preview  # docs/SPEC.md §7
+        asked = console.step(str(button(preview, "Request approval")))
         assert "── #approvals (everyone) ──" in asked and "Approval needed" in asked
         assert "Waiting for approval by @U0LEAD or an admin" in asked
         own = console.step(str(button(asked, "Approve")))
@@ -29,7 +30,7 @@ def test_a_protected_library_waits_for_the_lead_who_approves_or_denies(tmp_path:
 
         console.step("user U0DEMO")
         preview = console.step(f'/addtolib "Ad Breaks" {second}')
-        asked = console.step(str(button(preview, "Add 1 asset")))
+        asked = console.step(str(button(preview, "Request approval")))
         console.step("user U0LEAD")
         denied = console.step(str(button(asked, "Deny")))
         assert "Denied by @U0LEAD; nothing was added." in denied

@@ -291,6 +291,8 @@ def test_retry_of_an_approved_operation_needs_no_new_approval(start) -> None:
     bot = start()
     bot.simulator.faults.fail("add", 400, times=1)
     operation_id, _, assets = ask(bot, AD_BREAKS, 1)
+    # Delivered from the outbox and rendered as stored then: wait for it while it has buttons.
+    bot.slack.wait_until(lambda: requests_in(bot, APPROVALS, operation_id))
     bot.click("addtolib_approve", operation_id, user_id=LEAD)
     failed = summary(bot, operation_id)
     assert button_value(failed, "addtolib_retry") == operation_id

@@ -8,6 +8,7 @@ from tests.fixtures_bot import (
     AD_BREAKS,
     USER,
     Bot,
+    blocks_text,
     button_value,
     dump,
     free_assets,
@@ -17,6 +18,10 @@ from tests.fixtures_bot import (
 from tests.test_e2e_approvals import APPROVALS, LEAD
 from tests.test_e2e_approvals import start as start
 from tests.test_e2e_modal import SUMMARY_CHANNEL, open_form, preview_of, submit
+
+
+def dump_view(view: dict) -> str:
+    return blocks_text(view.get("blocks"))
 
 
 def test_a_protected_library_through_the_modal_waits_for_approval(
@@ -29,6 +34,9 @@ def test_a_protected_library_through_the_modal_waits_for_approval(
         bot, form, library=AD_BREAKS, assets=" ".join(assets), channel=SUMMARY_CHANNEL
     )
     operation_id = preview["private_metadata"]
+    # The preview says what it needs before anyone clicks, and its submit asks for it.
+    assert preview["submit"]["text"] == "Request approval"
+    assert f"needs 1 approval by <@{LEAD}>" in dump_view(preview)
     assert submit(bot, preview) == {"response_action": "clear"}
 
     waiting = bot.slack.wait_for(

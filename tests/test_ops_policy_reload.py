@@ -40,6 +40,48 @@ def test_holder_swaps_a_valid_edit_and_keeps_the_last_good_policy(tmp_path: Path
     assert "missing" in holder.problem
 
 
+PROTECTED = (
+    POLICY
+    + f"""
+[[protect]]
+libraries = ["{MARKETING}"]
+approvers = ["U0LEAD"]
+"""
+)
+
+
+def test_a_half_written_file_is_not_taken_until_two_reads_agree(tmp_path: Path) -> None:
+    # An editor rewriting the file: the prefix (its [[allow]] entries, no [[protect]]) parses
+    # on its own; caught between the two reads, it must not drop the protection.
+    path = tmp_path / "policy.toml"
+    path.write_text(PROTECTED)
+    now = [0.0]
+    rewritten = PROTECTED.replace('"U0USER", "U0OTHER"', '"U0USER", "U0OTHER", "U0THIRD"')
+    prefix = rewritten[: rewritten.index("[[protect]]")]
+    writes: list[str] = []
+
+    def writer_finishes(seconds: float) -> None:
+        # The pause between the two reads: the writer is still at work during it.
+        assert seconds == 0.25  # interval / 8
+        if writes:
+            path.write_text(writes.pop(0))
+
+    holder = PolicyHolder(path, interval=2.0, clock=lambda: now[0], pause=writer_finishes)
+    assert holder.protections_for(MARKETING)
+    path.write_text(prefix)
+    writes.append(rewritten)
+    now[0] = 2.0
+    assert holder.refresh() is False  # read, pause (the write ends), read: they differ
+    assert holder.protections_for(MARKETING), "a half-written file was taken"
+    assert holder.problem is None
+    assert holder.refresh() is True  # now both reads agree, and the whole file is taken
+    assert holder.protections_for(MARKETING)
+    assert holder.check("U0THIRD", MARKETING, "C1", lambda u: set()).allowed
+    # A file that stays a prefix (both reads agree) is a policy: the writer meant it.
+    path.write_text(prefix)
+    assert holder.refresh() is True and not holder.protections_for(MARKETING)
+
+
 def preview_text(bot: Bot, user: str, assets: list[str]) -> str:
     call, _ = bot.preview(f'"Marketing Library" {" ".join(assets)}', user_id=user)
     return text_of(call)

@@ -58,7 +58,7 @@ class Heartbeat:
 
     def beat(self) -> list[Operation]:
         """Touch our running operations, then sweep; returns the ones found abandoned."""
-        for operation_id, token in self.workflow.running_tokens().items():
+        for token, operation_id in self.workflow.running_tokens().items():
             # Fenced: a run whose lease was already taken back is not revived.
             if not self.workflow.store.touch(operation_id, token):
                 log.warning("operation %s is no longer ours; not renewing its lease", operation_id)

@@ -88,7 +88,13 @@ TRANSITIONS: dict[State, frozenset[State]] = {
         }
     ),
     State.AWAITING_APPROVAL: frozenset(
-        {State.CONFIRMED, State.REJECTED, State.EXPIRED, State.CANCELLED}
+        {
+            State.CONFIRMED,
+            State.REJECTED,
+            State.EXPIRED,
+            State.CANCELLED,
+            State.DENIED,  # approved, but the requester lost their [[allow]] (docs/SPEC.md §7)
+        }
     ),
     State.CONFIRMED: frozenset({State.RUNNING, State.INTERRUPTED}),
     State.RUNNING: frozenset({State.DONE, State.PARTIAL, State.FAILED, State.INTERRUPTED}),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from bot.core.approvals.outcomes import ApprovalView
 from bot.core.operation import Operation
 from bot.uplynk.models import Library
 
@@ -28,6 +29,8 @@ class Planned:
     operation: Operation
     library: Library
     titles: dict[str, str] = field(default_factory=dict)  # asset id -> Uplynk title (desc)
+    # The library is protected (docs/SPEC.md §7): who must approve, for the preview to say.
+    approval: ApprovalView | None = None
 
 
 @dataclass(frozen=True)

@@ -115,11 +115,16 @@ class Policy:
             )
         except OSError as exc:
             raise PolicyError(f"{os.fspath(path)}: cannot read the policy file: {exc}") from exc
+        return cls.from_bytes(raw, source=os.fspath(path))
+
+    @classmethod
+    def from_bytes(cls, raw: bytes, source: str = "<policy>") -> Policy:
+        """A policy file's content, as read (it must be UTF-8)."""
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise PolicyError(f"{os.fspath(path)}: the policy file is not UTF-8 ({exc})") from exc
-        return cls.from_text(text, source=os.fspath(path))
+            raise PolicyError(f"{source}: the policy file is not UTF-8 ({exc})") from exc
+        return cls.from_text(text, source=source)
 
     @classmethod
     def from_text(cls, text: str, source: str = "<policy>") -> Policy:
@@ -137,6 +142,10 @@ class Policy:
         return _Validator(source, text or "").policy(data)
 
     # -- queries -------------------------------------------------------------------------
+
+    def current(self) -> Policy:
+        """The policy in force: this one (a PolicyHolder answers its latest)."""
+        return self
 
     @property
     def usergroups(self) -> frozenset[str]:

@@ -22,9 +22,12 @@ class PolicyHolder:
     """Stands in for a Policy (every attribute is the current policy's) and swaps it on change.
 
     The file is read on access, at most every `interval` seconds (it is small), and parsed
-    only when its content changed; a re-save of the same content changes nothing. A file
-    that no longer parses, or has disappeared, keeps the last good policy and is logged once
-    (with the file and line). `path` None: a fixed policy (the console's demo policy).
+    only when its content changed; a re-save of the same content changes nothing. Changed
+    content is taken only when a second read `settle` seconds later (default interval / 8)
+    finds the same bytes (docs/SPEC.md §16): a file caught half-written (a prefix that parses,
+    without its `[[protect]]`, say) is left for the next look. A file that no longer parses, or
+    has disappeared, keeps the last good policy and is logged once (with the file and line).
+    `path` None: a fixed policy (the console's demo policy).
     """
 
     def __init__(
@@ -34,10 +37,14 @@ class PolicyHolder:
         *,
         interval: float = CHECK_INTERVAL,
         clock: Callable[[], float] = time.monotonic,
+        settle: float | None = None,
+        pause: Callable[[float], None] = time.sleep,
     ) -> None:
         self.path = os.fspath(path) if path is not None else None
         self.interval = interval
         self.clock = clock
+        self.settle = interval / 8 if settle is None else settle
+        self.pause = pause  # waits `settle` seconds between the two reads
         self._lock = threading.Lock()
         self._listeners: list[Callable[[Policy], None]] = []
         self._watcher: threading.Thread | None = None
@@ -85,14 +92,20 @@ class PolicyHolder:
         """Look at the file now; True when a changed, valid policy was swapped in."""
         with self._lock:
             self._next_check = self.clock() + self.interval
-            digest = self._read_digest()
+            content = self._read()
+            digest = _digest(content)
             if digest == self._digest:
+                return False
+            self.pause(self.settle)
+            if self._read() != content:
+                # Being written: not a policy yet. The digest stays, so the next look reads again.
+                log.info("policy file %s is changing; will read it again", self.path)
                 return False
             self._digest = digest
             try:
-                if digest is None:
+                if content is None:
                     raise PolicyError(f"{self.path}: the policy file is missing")
-                policy = Policy.load(self.path)
+                policy = Policy.from_bytes(content, source=str(self.path))
             except PolicyError as exc:
                 self.problem = exc.message
                 log.error("policy not reloaded, keeping the last good one: %s", exc.message)
@@ -107,10 +120,17 @@ class PolicyHolder:
         return True
 
     def _read_digest(self) -> str | None:
+        return _digest(self._read())
+
+    def _read(self) -> bytes | None:
         if self.path is None:
             return None
         try:
             with open(self.path, "rb") as handle:
-                return hashlib.sha256(handle.read()).hexdigest()
+                return handle.read()
         except OSError:
             return None
+
+
+def _digest(content: bytes | None) -> str | None:
+    return None if content is None else hashlib.sha256(content).hexdigest()

@@ -52,7 +52,7 @@ class Workflow(Planning, Running, Undoing):
         # dead, maybe only slow) has in flight, counted from when that batch was recorded.
         self.batch_grace = batch_grace
         self.journal = BatchJournal(store)
-        self._running: dict[str, str] = {}  # operation id -> this process's run token
+        self._running: dict[str, str] = {}  # this process's run tokens -> operation id
         self._running_lock = threading.Lock()
         # Saves batch progress off the batch loop (see _BatchRecorder); shared, so that an
         # operation does not start a thread of its own.

@@ -171,7 +171,13 @@ def help_message(
 # -- the flow ------------------------------------------------------------------------------
 
 
-def preview(operation: Operation, library: Library, duplicates: Iterable[str] = ()) -> Message:
+def preview(
+    operation: Operation,
+    library: Library,
+    duplicates: Iterable[str] = (),
+    approval: str | None = None,
+) -> Message:
+    """The preview (docs/SPEC.md §3.3); `approval`: what a protected library needs (§7)."""
     new, present, missing = operation.new_ids, operation.present_ids, operation.missing_ids
     titles = operation.asset_titles
     will_add = f"• Will add: *{plural(len(new), 'asset')}*"
@@ -187,19 +193,22 @@ def preview(operation: Operation, library: Library, duplicates: Iterable[str] = 
     duplicates = list(duplicates)
     if duplicates:
         lines.append(f"• Duplicates dropped: {id_list(duplicates)}")
+    if new and approval:
+        lines.append(approval)
     blocks: list[Block] = [section(text) for text in _packed(lines)]
     if new:
+        label = "Request approval" if approval else f"Add {plural(len(new), 'asset')}"
         blocks.append(
             ActionsBlock(
                 elements=[
-                    button(
-                        f"Add {plural(len(new), 'asset')}", CONFIRM, operation.id, style="primary"
-                    ),
+                    button(label, CONFIRM, operation.id, style="primary"),
                     button("Cancel", CANCEL, operation.id),
                 ]
             )
         )
         text = f"Add {plural(len(new), 'asset')} to {name(library.desc)}?"
+        if approval:
+            text = f"Request approval to add {plural(len(new), 'asset')} to {name(library.desc)}?"
     else:
         blocks.append(context("Nothing to add, so there is nothing to confirm."))
         text = f"Nothing to add to {name(library.desc)}."
@@ -386,6 +395,7 @@ def notify_parent(operation: Operation) -> Message:
         State.REJECTED,
         State.EXPIRED,
         State.CANCELLED,
+        State.DENIED,
     ):
         # An approval request starts the thread before anything runs (docs/SPEC.md §7); it is
         # updated in place with the outcome (these, or the run's states above).
@@ -393,7 +403,10 @@ def notify_parent(operation: Operation) -> Message:
             State.AWAITING_APPROVAL: " (needs approval)",
             State.REJECTED: f": denied by <@{operation.rejected_by}>; nothing was added",
             State.EXPIRED: ": expired unapproved; nothing was added",
-            "cancelled": ": withdrawn; nothing was added",
+            State.CANCELLED: ": withdrawn"
+            + (f" by <@{operation.rejected_by}>" if operation.rejected_by else "")
+            + "; nothing was added",
+            State.DENIED: ": approved, but they may no longer add there; nothing was added",
         }[operation.state]
         text = f"{who} asked to add {plural(len(operation.new_ids), 'asset')} to {where}{ending}"
     else:  # running, interrupted: the thread starts before the outcome is known
@@ -463,7 +476,8 @@ def history(
         if approvers and approvers.get(op.id):
             line += " · approved by " + ", ".join(f"<@{a}>" for a in approvers[op.id])
         if op.rejected_by:
-            line += f" · denied by <@{op.rejected_by}>"
+            verb = "withdrawn" if op.state == State.CANCELLED else "denied"  # by an admin
+            line += f" · {verb} by <@{op.rejected_by}>"
         if op.id in links:
             line += f" · <{links[op.id]}|thread>"
         if op.id in queued:

@@ -38,7 +38,9 @@ class ApprovalEvent:
     """An Approve, Deny or expiry that changed an approval request.
 
     kind: "approved" (recorded; more approvals needed, or another click runs it), "ready"
-    (enough approvals: `run` is the confirmed operation to execute), "rejected" or "expired".
+    (enough approvals: `run` is the confirmed operation to execute), "revoked" (enough
+    approvals, but the requester lost their `[[allow]]`: denied, nothing runs), "rejected" or
+    "expired".
     """
 
     kind: str

@@ -22,6 +22,14 @@ SHOWN_TITLES = 10
 #: Outbox keys of an approval request's messages: REQUEST_KEY + channel (or approver's id).
 REQUEST_KEY = "approval:"
 NO_OPERATION = "That button does not belong to any operation I know; nothing was done."
+#: Decided otherwise than by enough approvals: a late approval finds nothing to approve.
+CLOSED = (State.REJECTED, State.EXPIRED, State.CANCELLED, State.DENIED)
+#: Tries at recording an approval while other approvals keep landing (see Approvals._record).
+MAX_RECORD_ATTEMPTS = 5
+
+
+class _Unresolved(Exception):
+    """An approver whose user groups were not looked up before the transaction."""
 
 
 class Approvals:
@@ -82,30 +90,17 @@ class Approvals:
     # -- the approvers' side ----------------------------------------------------------------
 
     def approve(self, operation_id: str, user_id: str) -> ApprovalEvent | Refused:
-        """Record an approval; with enough distinct approvers, claim the operation to run."""
+        """Record an approval; with enough distinct approvers, claim the operation to run.
+
+        The last approval checks the requester's `[[allow]]` again, against the policy in
+        force now (docs/SPEC.md §7): a requester who lost the right gets nothing run (the
+        operation ends `denied`), and both sides are told.
+        """
         operation = self._decidable(operation_id, user_id, "approve")
         if not isinstance(operation, Operation):
             return operation
         targets = self.targets(operation.id)
-
-        def interim(approved_by: list[str]) -> list:
-            # Only while more approvals are needed: the final one is queued with its decision.
-            missing = self.policy.approvals_missing(
-                operation.library_id, approved_by, self.groups_of
-            )
-            if missing <= 0:
-                return []
-            got = len(approved_by)
-            return self.owed(
-                "approval_approved",
-                operation,
-                by=user_id,
-                got=got,
-                needed=got + missing,
-                targets=targets,
-            )
-
-        recorded = self.store.record(operation.id, user_id, self.now(), interim)
+        recorded = self._record(operation, user_id, targets)
         if recorded == "again":
             return Refused(
                 "You have already approved this request; an approval counts once per person. "
@@ -116,20 +111,81 @@ class Approvals:
         missing = self.policy.approvals_missing(operation.library_id, recorded, self.groups_of)
         if missing > 0:
             return ApprovalEvent("approved", self.view(operation), user_id)
-        ready = self.operations.transition(
-            operation.id,
-            State.AWAITING_APPROVAL,
-            State.CONFIRMED,
-            enqueue=self.owed("approval_ready", operation, approved_by=recorded, targets=targets),
-            confirmed_at=operation.confirmed_at,
-        )
-        if ready is None:
+        lost = self._requester_lost_right(operation)
+        if lost is not None:
+            moved = self.operations.transition(
+                operation.id,
+                State.AWAITING_APPROVAL,
+                State.DENIED,
+                enqueue=self.closing(operation, "approval_revoked", approved_by=recorded),
+                denial_reason=lost,
+            )
+        else:
+            moved = self.operations.transition(
+                operation.id,
+                State.AWAITING_APPROVAL,
+                State.CONFIRMED,
+                enqueue=self.owed(
+                    "approval_ready", operation, approved_by=recorded, targets=targets
+                ),
+                confirmed_at=operation.confirmed_at,
+            )
+        if moved is None:
             current = self.operations.get(operation.id) or operation
-            if current.state in (State.REJECTED, State.EXPIRED, State.CANCELLED):
+            if current.state in CLOSED:
                 return Refused(self._closed(current, user_id))
             # Another approver's click completed the approvals and runs it.
             return ApprovalEvent("approved", self.view(current), user_id)
-        return ApprovalEvent("ready", self.view(ready), user_id, run=ready)
+        if moved.state == State.DENIED:
+            return ApprovalEvent("revoked", self.view(moved), user_id)
+        return ApprovalEvent("ready", self.view(moved), user_id, run=moved)
+
+    def _record(self, operation: Operation, user_id: str, targets: list[str]) -> list[str] | str:
+        """store.record with the interim message (while more approvals are needed) queued in
+        its transaction, and no Slack call inside it (docs/SPEC.md §16): the approvers' user
+        groups are looked up first; should another approval land between the look-up and
+        the write, the transaction is rolled back, that approver looked up, and it is tried
+        again."""
+        policy = self.policy.current()  # no look at the policy file inside the transaction
+        groups: dict[str, set[str]] = {}
+        for attempt in range(MAX_RECORD_ATTEMPTS):
+            voters = self.store.approvers_of([operation.id]).get(operation.id, [])
+            for who in [*voters, user_id]:
+                if who not in groups:
+                    groups[who] = set(self.groups_of(who))
+            last = attempt == MAX_RECORD_ATTEMPTS - 1
+
+            def interim(approved_by: list[str], last: bool = last) -> list:
+                unknown = [who for who in approved_by if who not in groups]
+                if unknown and not last:
+                    raise _Unresolved(unknown)
+                missing = policy.approvals_missing(
+                    operation.library_id, approved_by, lambda who: groups.get(who, set())
+                )
+                if missing <= 0:  # the final approval is queued with its decision
+                    return []
+                got = len(approved_by)
+                return self.owed(
+                    "approval_approved",
+                    operation,
+                    by=user_id,
+                    got=got,
+                    needed=got + missing,
+                    targets=targets,
+                )
+
+            try:
+                return self.store.record(operation.id, user_id, self.now(), interim)
+            except _Unresolved:
+                continue
+        raise AssertionError("unreachable: the last attempt does not raise _Unresolved")
+
+    def _requester_lost_right(self, operation: Operation) -> str | None:
+        """Why the requester may no longer add here under the policy in force, or None."""
+        decision = self.policy.check(
+            operation.user_id, operation.library_id or "", operation.channel_id, self.groups_of
+        )
+        return None if decision.allowed else decision.reason
 
     def deny(self, operation_id: str, user_id: str) -> ApprovalEvent | Refused:
         """Reject the request: nothing will be added."""
@@ -192,9 +248,16 @@ class Approvals:
                 f"You cannot {verb} your own request: nobody approves their own operation, "
                 "admins included. Another approver must decide; nothing was done."
             )
-        if not self.policy.may_approve(user_id, operation.library_id, self.groups_of):
+        # A reload may have removed the [[protect]] covering a waiting request: admins, who
+        # approve every protected library, can still decide it (docs/SPEC.md §7).
+        unprotected = not self.required(operation)
+        if not (
+            self.policy.may_approve(user_id, operation.library_id, self.groups_of)
+            or (unprotected and self.policy.is_admin(user_id))
+        ):
+            why = "This library is no longer protected: " if unprotected else ""
             return Refused(
-                f"Only {self._who_may(operation)} can approve or deny this request; "
+                f"{why}Only {self._who_may(operation)} can approve or deny this request; "
                 "nothing was done."
             )
         if operation.state != State.AWAITING_APPROVAL:
@@ -221,7 +284,13 @@ class Approvals:
         if state == State.EXPIRED:
             return self.too_late()
         if state == State.CANCELLED:
-            return f"<@{operation.user_id}> withdrew this request; nothing more was done."
+            by = operation.rejected_by or operation.user_id  # an admin, or the requester
+            return f"<@{by}> withdrew this request; nothing more was done."
+        if state == State.DENIED:
+            return (
+                f"This request was approved, but <@{operation.user_id}> may no longer add to "
+                "this library; nothing was run, and nothing more was done."
+            )
         if state == State.PENDING:
             return "This operation has not been sent for approval; nothing was done."
         approved_by = self.store.approvers_of([operation.id]).get(operation.id, [])
@@ -236,6 +305,17 @@ class Approvals:
         return (
             f"This approval request expired (requests last {duration(self.ttl)}); "
             "nothing was added, and this click did nothing."
+        )
+
+    def withdraw(self, operation: Operation, user_id: str) -> Operation | None:
+        """Withdraw a waiting request (the requester's Cancel, or an admin's): approvers are
+        told and, when an admin withdrew it, so is the requester (docs/SPEC.md §7)."""
+        return self.operations.transition(
+            operation.id,
+            State.AWAITING_APPROVAL,
+            State.CANCELLED,
+            enqueue=self.closing(operation, "approval_withdrawn", by=user_id),
+            rejected_by=user_id if user_id != operation.user_id else None,
         )
 
     def _who_may(self, operation: Operation) -> str:

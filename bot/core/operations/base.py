@@ -51,7 +51,7 @@ class UseCase:
     batch_grace: float
     journal: BatchJournal
     approvals: Approvals
-    _running: dict[str, str]
+    _running: dict[str, str]  # run token -> operation id
     _running_lock: threading.Lock
     _savers: ThreadPoolExecutor
     _lookups: ThreadPoolExecutor
@@ -72,14 +72,18 @@ class UseCase:
 
     @contextmanager
     def _executing(self, operation_id: str, token: str) -> Iterator[None]:
-        """Mark an operation as executed by this process while the block runs (heartbeat)."""
+        """Mark a run as this process's while the block runs (the heartbeat renews its lease).
+
+        Keyed by run token: a stale run of the same operation finishing late removes its own
+        entry, never its replacement's (whose lease would then lapse).
+        """
         with self._running_lock:
-            self._running[operation_id] = token
+            self._running[token] = operation_id
         try:
             yield
         finally:
             with self._running_lock:
-                self._running.pop(operation_id, None)
+                self._running.pop(token, None)
 
     def _send(
         self, operation: Operation, token: str, kind: str, number: int, ids: list[str]

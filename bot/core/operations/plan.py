@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from concurrent.futures import Future
 from datetime import timedelta
 
+from bot.core.approvals.outcomes import ApprovalView
 from bot.core.operation import Operation, State
 from bot.core.operations.base import UseCase
 from bot.core.outcomes import NeedsPick, Planned, Refused, Requester
@@ -176,7 +177,14 @@ class Planning(UseCase):
         if not new:
             # Nothing to add: the preview is the whole answer; the operation is closed.
             operation = self.store.transition(operation.id, State.PENDING, State.DONE) or operation
-        return Planned(operation, library, {a: asset.desc for a, asset in assets.items()})
+        titles = {a: asset.desc for a, asset in assets.items()}
+        return Planned(operation, library, titles, self.approval_needed(operation))
+
+    def approval_needed(self, operation: Operation) -> ApprovalView | None:
+        """Who must approve this pending operation before it runs (None: nobody need)."""
+        if not operation.new_ids or operation.state != State.PENDING:
+            return None
+        return self.approvals.view(operation) if self.approvals.required(operation) else None
 
     def _resolve_library(self, ref: LibraryRef) -> Library | list[Library] | Refused:
         if ref.id:

@@ -95,12 +95,7 @@ class Running(UseCase):
         if isinstance(operation, Refused):
             return operation
         if operation.state == State.AWAITING_APPROVAL:  # approvers were asked: tell them
-            cancelled = self.store.transition(
-                operation.id,
-                State.AWAITING_APPROVAL,
-                State.CANCELLED,
-                enqueue=self.approvals.closing(operation, "approval_withdrawn"),
-            )
+            cancelled = self.approvals.withdraw(operation, user_id)
         else:
             cancelled = self.store.transition(operation.id, State.PENDING, State.CANCELLED)
         if cancelled is None:
@@ -193,10 +188,10 @@ class Running(UseCase):
     def running_here(self) -> list[str]:
         """Ids of the operations this process is executing (or undoing) now."""
         with self._running_lock:
-            return sorted(self._running)
+            return sorted(set(self._running.values()))
 
     def running_tokens(self) -> dict[str, str]:
-        """Operation id -> run token, for this process's runs (the heartbeat renews them)."""
+        """Run token -> operation id, for this process's runs (the heartbeat renews them)."""
         with self._running_lock:
             return dict(self._running)
 

@@ -43,6 +43,14 @@ def who_may_approve(view: ApprovalView) -> str:
     return ", ".join(names) + " or an admin" if names else "an admin"
 
 
+def needs_approval(view: ApprovalView) -> str:
+    """What a preview says of a protected library before anyone clicks (docs/SPEC.md §7)."""
+    return (
+        f":lock: This library is protected: the change needs {plural(view.needed, 'approval')} "
+        f"by {who_may_approve(view)} before anything is added."
+    )
+
+
 def people(users: Iterable[str]) -> str:
     return ", ".join(f"<@{u}>" for u in users) or "nobody"
 
@@ -71,6 +79,8 @@ def approval_status(view: ApprovalView) -> str:
                 f":ballot_box_with_check: Approved so far by {people(view.approved_by)} "
                 f"({got} of {got + view.missing}); waiting for {view.missing} more."
             )
+        if not view.needed:  # a reload removed its [[protect]]: an admin decides it
+            return ":hourglass_flowing_sand: No longer protected; waiting for an admin's decision."
         return f":hourglass_flowing_sand: Waiting for {plural(view.needed, 'approval')}."
     if op.state in APPROVED_STATES:
         return f":white_check_mark: Approved by {people(view.approved_by)}."
@@ -79,7 +89,13 @@ def approval_status(view: ApprovalView) -> str:
     if op.state == State.EXPIRED:
         return ":hourglass: Expired: not approved in time; nothing was added."
     if op.state == State.CANCELLED:
-        return f":leftwards_arrow_with_hook: Withdrawn by <@{op.user_id}>; nothing was added."
+        by = op.rejected_by or op.user_id  # an admin, or the requester
+        return f":leftwards_arrow_with_hook: Withdrawn by <@{by}>; nothing was added."
+    if op.state == State.DENIED:
+        return (
+            f":no_entry: Approved by {people(view.approved_by)}, but <@{op.user_id}> may no "
+            "longer add to this library; nothing was added."
+        )
     return f"State: `{op.state}`."
 
 
@@ -136,7 +152,8 @@ def awaiting_approval(view: ApprovalView) -> Message:
 
 
 def approval_closed(view: ApprovalView) -> Message:
-    """Tells the requester that their request was denied, expired or withdrawn."""
+    """Tells the requester that their request was denied, expired or withdrawn, or approved
+    after they lost the right to add there (docs/SPEC.md §7)."""
     op = view.operation
     shown = name(op.library_name)
     count = plural(len(op.new_ids), "asset")
@@ -144,6 +161,17 @@ def approval_closed(view: ApprovalView) -> Message:
         text = f":no_entry: <@{op.rejected_by}> denied your request to add {count} to *{shown}*"
     elif op.state == State.EXPIRED:
         text = f":hourglass: Your request to add {count} to *{shown}* expired unapproved"
+    elif op.state == State.DENIED:
+        text = (
+            f":no_entry: Your request to add {count} to *{shown}* was approved by "
+            f"{people(view.approved_by)}, but you may no longer add to that library "
+            f"({op.denial_reason or 'the permission policy changed'})"
+        )
+    elif op.rejected_by and op.rejected_by != op.user_id:
+        text = (
+            f":leftwards_arrow_with_hook: <@{op.rejected_by}> withdrew your request to add "
+            f"{count} to *{shown}*"
+        )
     else:
         text = f"Your request to add {count} to *{shown}* was withdrawn"
     return info(f"{text}; nothing was added.")

@@ -56,6 +56,16 @@ def _answer(services: Services, respond: replies.Respond, result: ApprovalEvent 
         return
     if result.kind == "rejected":
         return
+    if result.kind == "revoked":  # the requester lost their [[allow]] meanwhile
+        replies.ephemeral(
+            respond,
+            blocks.error(
+                f"Your approval is recorded, but <@{operation.user_id}> may no longer add to "
+                "this library under the permission policy now in force, so nothing was run; "
+                "they have been told."
+            ),
+        )
+        return
     if result.kind == "approved":
         if operation.state == State.AWAITING_APPROVAL:
             more = f"waiting for {view.missing} more" if view.missing else "it will run now"

@@ -9,6 +9,7 @@ from bot.core.operation import Operation, State
 from bot.core.outcomes import Executed, NeedsPick, Planned, Refused, Requester
 from bot.core.parsing import USAGE, AddCommand, HistoryCommand
 from bot.slack import blocks, replies
+from bot.slack.approvals import blocks as approval_blocks
 from bot.slack.approvals import jobs as approval_jobs
 from bot.slack.wiring import Services
 from bot.uplynk.errors import UplynkError
@@ -70,8 +71,11 @@ def _answer_plan(respond: replies.Respond, result, duplicates, replace: bool = F
             respond, blocks.pick_library(result.operation, result.name, result.candidates)
         )
     elif isinstance(result, Planned):
+        approval = approval_blocks.needs_approval(result.approval) if result.approval else None
         replies.ephemeral(
-            respond, blocks.preview(result.operation, result.library, duplicates), replace
+            respond,
+            blocks.preview(result.operation, result.library, duplicates, approval),
+            replace,
         )
 
 

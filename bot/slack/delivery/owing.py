@@ -16,6 +16,9 @@ from bot.slack.approvals import blocks as approval_blocks
 log = logging.getLogger(__name__)
 
 NOTIFY = "notify"  # the key of an operation's notification-thread parent
+#: Events that end an approval request (approval_revoked: approved, but the requester lost
+#: their [[allow]] meanwhile, docs/SPEC.md §7).
+CLOSING = ("approval_rejected", "approval_expired", "approval_withdrawn", "approval_revoked")
 
 
 class Owing:
@@ -114,10 +117,11 @@ class Owing:
         if event == "approval_ready":
             text = f"Approved by {approval_blocks.people(facts['approved_by'])}: running"
             return updates + self.thread(operation, text)
-        if event not in ("approval_rejected", "approval_expired", "approval_withdrawn"):
+        if event not in CLOSING:
             raise ValueError(f"unknown approval event {event!r}")
         entries = updates
-        if event != "approval_withdrawn":  # a withdrawal was the requester's own click
+        # A withdrawal by the requester's own click needs no notice; an admin's does.
+        if event != "approval_withdrawn" or facts.get("by") not in (None, operation.user_id):
             # On the confirmation's response_url while it lasts, else a direct message.
             entries.append(
                 Owed(

@@ -12,6 +12,7 @@ from bot.core.operation import State
 from bot.core.outcomes import Planned, Refused, Requester
 from bot.core.parsing import find_asset_ids
 from bot.slack import blocks
+from bot.slack.approvals.blocks import needs_approval
 from bot.slack.command import jobs
 from bot.slack.modal import views
 from bot.slack.wiring import Services
@@ -104,7 +105,10 @@ def plan(
 
 def _planned_view(services: Services, draft_id: str, result, duplicates) -> dict:
     if isinstance(result, Planned):
-        return views.preview(result.operation, result.library.desc, result.titles, duplicates)
+        approval = needs_approval(result.approval) if result.approval else None
+        return views.preview(
+            result.operation, result.library.desc, result.titles, duplicates, approval
+        )
     operation = services.store.get(draft_id)
     if (
         operation is not None
@@ -112,7 +116,9 @@ def _planned_view(services: Services, draft_id: str, result, duplicates) -> dict
         and operation.state in (State.PENDING, State.DONE)
     ):
         # A second submission of one form (a double click): show the first one's preview.
-        return views.preview(operation, operation.library_name or "", {}, duplicates)
+        view = services.workflow.approval_needed(operation)
+        approval = needs_approval(view) if view else None
+        return views.preview(operation, operation.library_name or "", {}, duplicates, approval)
     message = result.message if isinstance(result, Refused) else "Pick a library from the list."
     return views.problem(draft_id, message)
 

@@ -137,8 +137,10 @@ def preview(
     library_name: str,
     titles: dict[str, str],
     duplicates: Iterable[str] = (),
+    approval: str | None = None,
 ) -> dict:
-    """docs/SPEC.md §3.3 as a modal: library, counts, titles; `Add N assets` if anything is new."""
+    """docs/SPEC.md §3.3 as a modal: library, counts, titles; `Add N assets` if anything is new
+    (`Request approval`, saying who must approve, on a protected library: docs/SPEC.md §7)."""
     new, present, missing = operation.new_ids, operation.present_ids, operation.missing_ids
     lines = [
         f"*{name(library_name)}* (`{name(operation.library_id)}`)",
@@ -163,7 +165,9 @@ def preview(
     if not new:
         blocks.append(_context("Nothing to add, so there is nothing to confirm."))
         return _preview_shell(operation.id, blocks, close="Close")
-    label = f"Add {plural(len(new), 'asset')}"
+    if approval:
+        blocks.append(_section(approval))
+    label = "Request approval" if approval else f"Add {plural(len(new), 'asset')}"
     return _preview_shell(operation.id, blocks, submit=label[:24])
 
 
