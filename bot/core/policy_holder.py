@@ -90,7 +90,7 @@ class PolicyHolder:
                 return False
             self._digest = digest
             try:
-                if digest is None:
+                if digest is None or self.path is None:
                     raise PolicyError(f"{self.path}: the policy file is missing")
                 policy = Policy.load(self.path)
             except PolicyError as exc:

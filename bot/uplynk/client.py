@@ -315,7 +315,7 @@ class UplynkClient:
         batches = list(_chunks(ids, self.batch_size))
         outcomes: list[BatchResult | None] = [None] * len(batches)
         lock = threading.Lock()
-        state = {"done": 0, "stopped": None}
+        state: dict[str, Any] = {"done": 0, "stopped": None}
 
         def run(index: int, batch: list[str]) -> None:
             _retry_after_listener.pause = limit.pause
