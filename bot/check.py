@@ -10,6 +10,7 @@ from pathlib import Path
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlalchemy import create_engine
+from sqlalchemy.engine import URL
 from sqlalchemy.pool import NullPool
 
 from bot.config import ENV_NAMES, REQUIRED, ConfigError, Settings, load_settings
@@ -160,7 +161,7 @@ def check_database(settings: Settings) -> Result:
         return Result("database", False, f"{name} is not a database URL ({type(exc).__name__})")
     shown = url.render_as_string(hide_password=True)
     is_file = url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
-    if is_file and not os.path.exists(url.database):
+    if is_file and url.database and not os.path.exists(url.database):
         # Connecting would create an empty file: a check changes nothing.
         return Result(
             "database", False, f"{name}={shown}: no such file (run `python -m bot migrate`)"
@@ -204,7 +205,7 @@ def check_outbox(settings: Settings, database_ok: bool) -> Result:
     return Result("outbox", True, f"ok ({stats.depth} waiting, none failed)")
 
 
-def _connect_args(url) -> dict:
+def _connect_args(url: URL) -> dict:
     if url.get_backend_name() == "postgresql":
         return {"connect_args": {"connect_timeout": 5}}
     return {}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
+from typing import Any
 
 from dotenv import find_dotenv, load_dotenv
 
@@ -111,7 +112,7 @@ def load_settings(
         if dotenv:
             load_env_file()
         env = os.environ
-    values: dict[str, object] = {}
+    values: dict[str, Any] = {}
     for field in fields(Settings):
         name = ENV_NAMES[field.name]
         raw = env.get(name, "").strip()

@@ -135,8 +135,8 @@ def make_wsgi_app(
             )
         refusal = _refuse_malformed(environ)
         if refusal is not None:
-            status, error = refusal
-            return _json_response(start_response, status, {"ok": False, "error": error})
+            code, error = refusal
+            return _json_response(start_response, code, {"ok": False, "error": error})
         started = time.monotonic()
         try:
             return handler(environ, start_response)

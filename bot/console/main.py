@@ -82,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     interactive = sys.stdin.isatty()
     fancy = interactive and sys.stdout.isatty() and not args.plain
     world = open_world(os.environ, args.user, args.usergroups, args.latency, verbose=args.verbose)
+    assert world.settings.slack_signing_secret is not None  # open_world makes one
     try:
         session = Session(
             world.app,
@@ -167,8 +168,8 @@ class Console:
             self.send(rest)
         elif word.startswith("/"):
             self.screen.info(f"Only /addtolib is installed here, not {word}.")
-        elif BUTTON.fullmatch(line):
-            self.show(self.session.press(int(BUTTON.fullmatch(line).group(1))))
+        elif button := BUTTON.fullmatch(line):
+            self.show(self.session.press(int(button.group(1))))
             self.settle()
         elif word in ("quit", "exit", "q"):
             return False

@@ -92,6 +92,7 @@ def _inline(text: str, style: str, channels: Mapping[str, str]) -> list[Segment]
         if match.start() > pos:
             out.append((html.unescape(text[pos : match.start()]), style))
         kind = match.lastgroup
+        assert kind is not None  # each alternative of _INLINE is a named group
         body = match.group(kind)
         if kind == "code":
             out.append((html.unescape(body[1:-1]), _join(style, "cyan")))
@@ -291,7 +292,12 @@ def label(shown: Shown, session: Session, last: Shown | None) -> str:
     elif shown.where == "thread":
         text = f"↳ thread in {channel}"
         parent = session.parent(shown)
-        if parent is not None and last not in (parent, None) and last.thread_ts != shown.thread_ts:
+        if (
+            parent is not None
+            and last is not None
+            and last is not parent
+            and last.thread_ts != shown.thread_ts
+        ):
             text += f", reply to “{snippet(parent, session)}”"
     elif shown.where == "dm":
         text = "direct message"

@@ -9,7 +9,7 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 from urllib.parse import urlencode
 
 from slack_bolt import App, BoltRequest
@@ -207,7 +207,7 @@ class Session:
 
     def _dispatch(self, body: str, key: str) -> list[Shown | Note]:
         timestamp = str(int(time.time()))
-        headers = {
+        headers: dict[str, Any] = {
             "content-type": "application/x-www-form-urlencoded",
             "x-slack-request-timestamp": timestamp,
             "x-slack-signature": self.verifier.generate_signature(timestamp=timestamp, body=body),
@@ -266,8 +266,10 @@ class Session:
             return Note("The bot deleted the message that button was on.")
         if call.method == "response_url":
             return self._from_response_url(call.key or "", payload)
+        # A chat.* call the stand-in accepted names its channel, and its answer a ts.
+        assert call.channel is not None and call.ts is not None
         if call.method == "chat.delete":
-            old = self._by_ts.get((call.channel, payload.get("ts")))
+            old = self._by_ts.get((call.channel, call.ts))  # its answer's ts is the one asked
             if old is not None:
                 old.gone = True
             return Note(f"The bot deleted a message in {where}.")
@@ -310,11 +312,12 @@ class Session:
         return self._numbered(shown)
 
     def _updated(self, call: SlackCall, payload: dict[str, Any]) -> Shown:
-        old = self._by_ts.get((call.channel, payload.get("ts")))
+        channel, ts = call.channel or "", payload.get("ts") or ""  # an accepted update has both
+        old = self._by_ts.get((channel, ts))
         base = dict(old.payload) if old else {}
         base.update({k: payload[k] for k in ("text", "blocks") if k in payload})
         where = old.where if old else "channel"
-        shown = Shown(base, where, call.channel, payload.get("ts") or "", replaces=old, edited=True)
+        shown = Shown(base, where, channel, ts, replaces=old, edited=True)
         if old is not None:
             old.gone = True
             shown.thread_ts, shown.owner = old.thread_ts, old.owner
@@ -355,7 +358,7 @@ class Session:
 
 def buttons_of(blocks: Iterable[Mapping]) -> list[tuple[Mapping, Mapping]]:
     """(block, button) pairs in display order: actions elements and section accessories."""
-    found = []
+    found: list[tuple[Mapping, Mapping]] = []
     for block in blocks or ():
         if block.get("type") == "actions":
             found.extend((block, e) for e in block.get("elements") or () if is_button(e))
@@ -364,7 +367,7 @@ def buttons_of(blocks: Iterable[Mapping]) -> list[tuple[Mapping, Mapping]]:
     return found
 
 
-def is_button(element: object) -> bool:
+def is_button(element: object) -> TypeGuard[Mapping[str, Any]]:
     return isinstance(element, Mapping) and element.get("type") == "button"
 
 
@@ -451,7 +454,7 @@ class ModalSession:
         }
         body = urlencode({"payload": json.dumps(full)})
         timestamp = str(int(time.time()))
-        headers = {
+        headers: dict[str, Any] = {
             "content-type": "application/x-www-form-urlencoded",
             "x-slack-request-timestamp": timestamp,
             "x-slack-signature": session.verifier.generate_signature(

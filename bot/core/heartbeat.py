@@ -26,8 +26,8 @@ class Heartbeat:
         self,
         workflow: Workflow,
         lease_seconds: float,
-        on_interrupted: Callable[[list[Operation]], None],
-        on_expired: Callable[[list[ApprovalEvent]], None] | None = None,
+        on_interrupted: Callable[[list[Operation]], object],
+        on_expired: Callable[[list[ApprovalEvent]], object] | None = None,
     ):
         self.workflow = workflow
         self.lease = timedelta(seconds=lease_seconds)

@@ -18,8 +18,8 @@ class Requester:
     """Who typed the command, and where."""
 
     user_id: str
-    team_id: str
-    channel_id: str
+    team_id: str | None
+    channel_id: str | None
 
 
 @dataclass(frozen=True)

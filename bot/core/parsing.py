@@ -290,10 +290,11 @@ def _collect_assets(text: str, seen: dict[str, None]) -> tuple[dict[str, None], 
     links_without_id: list[str] = []
     for token in _TOKEN.findall(text):
         if token.startswith("<") or _URL_LIKE.match(token):
-            asset_id = _id_from_link(_link_target(token))
-            if asset_id is None:
+            linked = _id_from_link(_link_target(token))
+            if linked is None:
                 links_without_id.append(token)
                 continue
+            asset_id = linked
         elif _HEX_ID.fullmatch(token):
             asset_id = token.lower()
         else:

@@ -214,7 +214,7 @@ class Policy:
         return any(self._names_approver(rule, user_id, groups_of) for rule in covering)
 
     def approvals_missing(
-        self, library_id: str, approvers: Iterable[str], groups_of: GroupsOf
+        self, library_id: str | None, approvers: Iterable[str], groups_of: GroupsOf
     ) -> int:
         """How many more distinct approvals the most demanding unmet entry still needs."""
         people = set(approvers)
@@ -224,7 +224,7 @@ class Policy:
             missing = max(missing, rule.approvals - counted)
         return missing
 
-    def approvals_needed(self, library_id: str) -> int:
+    def approvals_needed(self, library_id: str | None) -> int:
         return max((rule.approvals for rule in self.protections_for(library_id)), default=0)
 
     def _counts_for(self, rule: ProtectRule, user_id: str, groups_of: GroupsOf) -> bool:

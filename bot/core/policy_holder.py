@@ -103,7 +103,7 @@ class PolicyHolder:
                 return False
             self._digest = digest
             try:
-                if content is None:
+                if content is None or self.path is None:
                     raise PolicyError(f"{self.path}: the policy file is missing")
                 policy = Policy.from_bytes(content, source=str(self.path))
             except PolicyError as exc:

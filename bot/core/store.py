@@ -5,12 +5,13 @@ from __future__ import annotations
 import re
 import threading
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    ColumnElement,
     and_,
     create_engine,
     event,
@@ -130,9 +131,11 @@ def db_now(dialect_name: str, minus_seconds: float = 0) -> Any:
     """
     if dialect_name == "sqlite":
         modifier = f"-{float(minus_seconds):.6f} seconds"  # a float we format: no injection
-        expr = literal_column(f"(strftime('%Y-%m-%d %H:%M:%f', 'now', '{modifier}') || '000')")
+        expr: ColumnElement[Any] = literal_column(
+            f"(strftime('%Y-%m-%d %H:%M:%f', 'now', '{modifier}') || '000')"
+        )
         return type_coerce(expr, UTCDateTime)
-    now = func.now()
+    now: ColumnElement[Any] = func.now()
     if minus_seconds:
         now = now - func.make_interval(0, 0, 0, 0, 0, 0, float(minus_seconds))
     return type_coerce(now, UTCDateTime)
@@ -497,7 +500,7 @@ def _none(operation: Operation) -> list[Any]:
     return []
 
 
-def _sqlite_on_connect(memory: bool):
+def _sqlite_on_connect(memory: bool) -> Callable[[Any, Any], None]:
     def on_connect(dbapi_connection: Any, connection_record: Any) -> None:
         cursor = dbapi_connection.cursor()
         try:

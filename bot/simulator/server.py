@@ -185,7 +185,8 @@ def get_assets(sim: UplynkSimulator, req: ApiRequest) -> dict[str, Any]:
 
 
 _LIBRARY_ASSETS = re.compile(r"^/api/v4/libraries/(?P<library>[^/]+)/assets/?$")
-Route = tuple[str, re.Pattern[str], str, Callable[["UplynkSimulator", ApiRequest], dict[str, Any]]]
+Handler = Callable[["UplynkSimulator", ApiRequest], dict[str, Any]]
+Route = tuple[str, re.Pattern[str], str, Handler]
 ROUTES: list[Route] = [
     ("PATCH", _LIBRARY_ASSETS, "add", add_assets),
     ("DELETE", _LIBRARY_ASSETS, "remove", remove_assets),
@@ -279,14 +280,32 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(405, ApiError(405, "Method Not Allowed").body())
         return self._send(404, ApiError(404, "Not Found").body())
 
-    def _api(self, sim, call, handler, groups, path, query, body) -> None:
+    def _api(
+        self,
+        sim: UplynkSimulator,
+        call: str,
+        handler: Handler,
+        groups: dict[str, str],
+        path: str,
+        query: dict[str, str],
+        body: Any,
+    ) -> None:
         sim.entered(call, +1)
         try:
             return self._api_answer(sim, call, handler, groups, path, query, body)
         finally:
             sim.entered(call, -1)
 
-    def _api_answer(self, sim, call, handler, groups, path, query, body) -> None:
+    def _api_answer(
+        self,
+        sim: UplynkSimulator,
+        call: str,
+        handler: Handler,
+        groups: dict[str, str],
+        path: str,
+        query: dict[str, str],
+        body: Any,
+    ) -> None:
         v2 = path.startswith("/api2/")
         sim.record(
             RecordedRequest(
@@ -446,6 +465,7 @@ class UplynkSimulator:
         if self._server is None:
             raise RuntimeError("the simulator is not started")
         host, port = self._server.server_address[:2]
+        assert isinstance(host, str)  # an AF_INET or AF_INET6 address
         if host in ("0.0.0.0", "::"):
             host = "127.0.0.1"
         if ":" in str(host):
@@ -497,8 +517,8 @@ def simulator_credentials(user_id: str | None, api_key: str | None) -> tuple[str
     None when neither is set anywhere: the simulator then uses the demo credentials.
     """
     load_env_file()
-    user_id = (user_id or os.environ.get("UPLYNK_USER_ID", "")).strip()
-    api_key = (api_key or os.environ.get("UPLYNK_API_KEY", "")).strip()
+    user_id = (user_id or os.environ.get("UPLYNK_USER_ID") or "").strip()
+    api_key = (api_key or os.environ.get("UPLYNK_API_KEY") or "").strip()
     if not user_id and not api_key:
         return None
     if not user_id or not api_key:
@@ -531,7 +551,11 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"configuration error: {exc}")
         return 2
-    sim = UplynkSimulator(*(credentials or ()), host=args.host, port=args.port)
+    sim = (
+        UplynkSimulator(*credentials, host=args.host, port=args.port)
+        if credentials
+        else UplynkSimulator(host=args.host, port=args.port)
+    )
     if args.latency > 0:
         sim.faults.set_latency("*", args.latency)
     try:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 
-from slack_bolt import App, BoltContext, BoltRequest, BoltResponse
+from slack_bolt import App, BoltContext, BoltRequest, BoltResponse, Respond
 
 from bot.slack import blocks, payload_shapes
 from bot.slack.approvals import blocks as approval_blocks
@@ -34,7 +35,9 @@ def build_app(services: Services) -> App:
     app.use(payload_shapes.ShapeCheck())
 
     @app.middleware
-    def ignore_slack_retries(request: BoltRequest, next) -> BoltResponse | None:
+    def ignore_slack_retries(
+        request: BoltRequest, next: Callable[[], BoltResponse | None]
+    ) -> BoltResponse | None:
         # Slack resends a request (X-Slack-Retry-Num) when our ack seemed slow or lost. Our acks
         # are immediate and the original is already being handled, so acting again would plan
         # a second operation or answer a click twice: acknowledge the retry and do nothing.
@@ -44,7 +47,9 @@ def build_app(services: Services) -> App:
         return next()
 
     @app.middleware
-    def refuse_while_stopping(request: BoltRequest, respond, next) -> BoltResponse | None:
+    def refuse_while_stopping(
+        request: BoltRequest, respond: Respond | None, next: Callable[[], BoltResponse | None]
+    ) -> BoltResponse | None:
         # SIGTERM: answer 200 with a clear message rather than 503 (Slack does not retry slash
         # commands or clicks; a 503 shows the user only "dispatch_failed").
         if not services.draining.is_set():
@@ -63,7 +68,7 @@ def build_app(services: Services) -> App:
         )
 
     @app.middleware
-    def provide_services(context: BoltContext, next) -> None:
+    def provide_services(context: BoltContext, next: Callable[[], object]) -> None:
         context["services"] = services
         next()
 
@@ -85,7 +90,7 @@ def build_app(services: Services) -> App:
     return app
 
 
-def is_retry(values: list[str] | str | None) -> bool:
+def is_retry(values: Sequence[str] | str | None) -> bool:
     """Whether X-Slack-Retry-Num marks a redelivery: Socket Mode sends "0" on a first delivery."""
     value = values[0] if isinstance(values, list | tuple) and values else values
     try:

@@ -232,7 +232,7 @@ def pick_library(operation: Operation, typed: str, candidates: list[Library]) ->
     return make_message(f"Several libraries match {name(typed)}", blocks)
 
 
-def progress(done: int, total: int, library_name: str) -> Message:
+def progress(done: int, total: int, library_name: str | None) -> Message:
     bar, shown = progress_bar(done, total), name(library_name)
     return make_message(f"Adding to {shown}: {bar}", [section(f"`{bar}` adding to *{shown}*")])
 
@@ -320,8 +320,9 @@ def summary(
         operation.state in (State.PARTIAL, State.FAILED, State.INTERRUPTED)
         and not operation.removed_ids
     ):
-        failed = len(operation.failed_ids) or len(operation.new_ids) - len(operation.added_ids)
-        buttons.append(button(f"Retry {plural(failed, 'asset')}", RETRY, operation.id, "primary"))
+        retryable = len(operation.failed_ids) or len(operation.new_ids) - len(operation.added_ids)
+        label = f"Retry {plural(retryable, 'asset')}"
+        buttons.append(button(label, RETRY, operation.id, "primary"))
     if buttons:
         blocks.append(ActionsBlock(elements=buttons))
     added = plural(len(operation.added_ids), "asset")
@@ -350,7 +351,7 @@ def resumed(operation: Operation) -> Message:
     """The requester's DM: a job cut off by a restart was resumed on its own (docs/SPEC.md §10)."""
     shown = name(operation.library_name or operation.library_id)
     told = outcome(operation).blocks[0]["text"]["text"]
-    elements = [
+    elements: list[Block] = [
         section(
             f":arrows_counterclockwise: Your operation adding to *{shown}* was cut off by a "
             f"restart and resumed automatically; nobody needed to click.\n{told}"

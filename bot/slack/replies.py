@@ -28,7 +28,7 @@ def ephemeral(respond: Respond, message: blocks.Message, replace: bool = False) 
 def safely(job: Callable[..., None]) -> Callable[..., None]:
     """Log a job's crash and tell the user, instead of failing silently in a worker thread."""
 
-    def run(services: Any, respond: Respond, *args) -> None:
+    def run(services: Any, respond: Respond, *args: Any) -> None:
         try:
             job(services, respond, *args)
         except UplynkError as exc:
@@ -57,7 +57,9 @@ def report(respond: Respond, executed: Executed) -> None:
 class ProgressLine:
     """Replaces the confirmation with a progress bar, throttled to Slack's response_url limit."""
 
-    def __init__(self, respond: Respond, library_name: str, batch_size: int, replace: bool = True):
+    def __init__(
+        self, respond: Respond, library_name: str | None, batch_size: int, replace: bool = True
+    ):
         self.respond = respond
         self.library_name = library_name
         self.batch_size = batch_size

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
@@ -15,6 +16,7 @@ from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from bot import metrics
 from bot.config import Settings
 from bot.core.delivery.outbox import Outbox
+from bot.core.heartbeat import Heartbeat
 from bot.core.library_directory import LibraryDirectory
 from bot.core.policy import Policy, UsergroupCache
 from bot.core.policy_holder import PolicyHolder
@@ -44,7 +46,7 @@ class Services:
     workflow: Workflow
     notifier: Notifier
     pool: ThreadPoolExecutor
-    heartbeat: object | None = None  # bot.core.heartbeat.Heartbeat, once a server starts it
+    heartbeat: Heartbeat | None = None  # once a server starts it
     outbox: Outbox | None = None
     delivery: DeliveryWorker | None = None  # started by bot.server.start_delivery
     inflight: set[Future] = field(default_factory=set)
@@ -57,7 +59,7 @@ class Services:
     def groups_of(self, user_id: str) -> set[str]:
         return self.usergroups.groups_of(user_id)
 
-    def submit(self, job: Callable[..., None], *args) -> Future:
+    def submit(self, job: Callable[..., None], *args: Any) -> Future:
         """Run network work off Bolt's listener threads, so acknowledgements never wait."""
         metrics.JOBS_QUEUED.inc()
         future = self.pool.submit(_counted, job, self, *args)
@@ -65,7 +67,7 @@ class Services:
         future.add_done_callback(self.inflight.discard)
         return future
 
-    def submit_ui(self, job: Callable[..., None], *args) -> Future:
+    def submit_ui(self, job: Callable[..., None], *args: Any) -> Future:
         """Like submit, on the small pool kept free for views.open and the type-ahead list."""
         future = (self.ui_pool or self.pool).submit(job, self, *args)
         self.inflight.add(future)
@@ -118,7 +120,7 @@ class Services:
         self.store.dispose()
 
 
-def _counted(job: Callable[..., None], *args) -> None:
+def _counted(job: Callable[..., None], *args: Any) -> None:
     """Run a job, moving it from the queued to the running gauge and out again."""
     metrics.JOBS_QUEUED.dec()
     metrics.JOBS_RUNNING.inc()
@@ -134,7 +136,7 @@ def slack_client(settings: Settings) -> WebClient:
     return client
 
 
-def build_services(settings: Settings, policy: Policy | None = None) -> Services:
+def build_services(settings: Settings, policy: Policy | PolicyHolder | None = None) -> Services:
     """Wire the parts together from settings (policy loaded from ADDTOLIB_POLICY if not given)."""
     client = slack_client(settings)
     store = OperationStore(settings.database_url)
@@ -154,7 +156,7 @@ def build_services(settings: Settings, policy: Policy | None = None) -> Services
     workflow = Workflow(
         store,
         uplynk,
-        policy,
+        cast(Policy, policy),  # the holder stands in for a Policy (PolicyHolder.__getattr__)
         usergroups.groups_of,
         confirm_ttl=settings.confirm_ttl,
         undo_window=settings.undo_window,

@@ -387,7 +387,7 @@ class SlackStandIn:
                 self._record(SlackCall(method, payload, error=failure.error, token=token))
                 return failure.status, {"ok": False, "error": failure.error}
             handler = _METHODS.get(method)
-            body: dict[str, Any] = {"ok": True}
+            body = {"ok": True}
             ts = None
             if handler is not None:
                 body, ts = handler(self, payload)
@@ -498,7 +498,7 @@ class SlackStandIn:
             except BlocksError:
                 return {"ok": False, "error": "invalid_blocks"}, ts
         with self._cond:
-            message = self._messages.get((channel, ts))
+            message = self._messages.get((channel, ts or ""))  # no message has ts ""
             if message is None:
                 return {"ok": False, "error": "message_not_found"}, ts
             for key in ("text", "blocks", "attachments", "metadata"):
@@ -517,7 +517,7 @@ class SlackStandIn:
     def _m_delete(self, payload: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
         channel, ts = payload.get("channel"), payload.get("ts")
         with self._cond:
-            if self._messages.pop((channel, ts), None) is None:
+            if self._messages.pop((channel or "", ts or ""), None) is None:  # "": none such
                 return {"ok": False, "error": "message_not_found"}, ts
         return {"ok": True, "channel": channel, "ts": ts}, ts
 
@@ -612,7 +612,9 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s " + format, self.address_string(), *args)
 
-    def _send(self, status: int, body: bytes, content_type: str, headers=None) -> None:
+    def _send(
+        self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -622,7 +624,7 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
-    def _send_json(self, status: int, obj: Any, headers=None) -> None:
+    def _send_json(self, status: int, obj: Any, headers: dict[str, str] | None = None) -> None:
         body = json.dumps(obj).encode()
         self._send(status, body, "application/json; charset=utf-8", headers)
 

@@ -6,6 +6,7 @@ import itertools
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 #: Block Kit's modal limits (docs.slack.dev/reference/views/modal-views and element pages).
@@ -93,8 +94,8 @@ def _text(block: dict, where: str) -> None:
             raise ViewError(f"{where}: element text longer than {MAX_SECTION_TEXT}")
 
 
-def validate_view(view: Any) -> None:
-    """Raise ViewError when Slack would refuse this modal view."""
+def validate_view(view: Any) -> dict[str, Any]:
+    """Raise ViewError when Slack would refuse this modal view; else return it."""
     if not isinstance(view, dict) or view.get("type") != "modal":
         raise ViewError("a modal view needs type 'modal'")
     _plain(view.get("title"), "title", MAX_VIEW_TITLE)
@@ -125,6 +126,7 @@ def validate_view(view: Any) -> None:
                 raise ViewError("a view with an input block needs a submit button")
         else:
             _text(block, where)
+    return view
 
 
 def validate_options(options: Any) -> None:
@@ -141,7 +143,7 @@ def validate_options(options: Any) -> None:
 class Views:
     """Open modals by id, and the trigger ids that may open them."""
 
-    def __init__(self, clock=time.monotonic) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._lock = threading.Lock()
         self._clock = clock
         self._triggers: dict[str, float | None] = {}  # id -> issued at; None once used
@@ -205,7 +207,7 @@ class Views:
         """views.open / views.push: a valid trigger and a valid view."""
         view = payload.get("view")
         try:
-            validate_view(view)
+            view = validate_view(view)
         except ViewError as exc:
             return {
                 "ok": False,
@@ -226,7 +228,7 @@ class Views:
         """views.update by view_id (or external_id), honouring hash when given."""
         view = payload.get("view")
         try:
-            validate_view(view)
+            view = validate_view(view)
         except ViewError as exc:
             return {
                 "ok": False,
@@ -246,7 +248,7 @@ class Views:
                     None,
                 )
             current = self._views.get(view_id) if view_id else None
-            if current is None:
+            if current is None or not view_id:
                 return {"ok": False, "error": "not_found"}
             if payload.get("hash") and payload["hash"] != current["hash"]:
                 return {"ok": False, "error": "hash_conflict"}

@@ -10,7 +10,7 @@ import socket
 import struct
 import threading
 from collections.abc import Iterator
-from typing import BinaryIO
+from io import BufferedIOBase
 
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 OP_CONTINUATION, OP_TEXT, OP_BINARY = 0x0, 0x1, 0x2
@@ -47,7 +47,7 @@ def accept_key(key: str) -> str:
     return base64.b64encode(hashlib.sha1((key + GUID).encode()).digest()).decode()
 
 
-def read_request_head(rfile: BinaryIO) -> tuple[str, str, str, dict[str, str]]:
+def read_request_head(rfile: BufferedIOBase) -> tuple[str, str, str, dict[str, str]]:
     """(method, target, version, lower-cased headers) of an HTTP/1.1 request head."""
     lines: list[str] = []
     size = 0
@@ -136,7 +136,7 @@ def encode_frame(opcode: int, payload: bytes, *, fin: bool = True) -> bytes:
 class WebSocket:
     """One accepted connection: send text, ping and close; iterate over what the client sends."""
 
-    def __init__(self, sock: socket.socket, rfile: BinaryIO) -> None:
+    def __init__(self, sock: socket.socket, rfile: BufferedIOBase) -> None:
         self._sock = sock
         self._rfile = rfile
         self._send_lock = threading.Lock()

@@ -258,7 +258,9 @@ class UplynkClient:
         path = f"/api/v4/libraries/{quote(library_id, safe='')}/assets"
 
         def send(batch: list[str]) -> dict[str, Any]:
-            body = {"asset_id": batch[0]} if len(batch) == 1 else {"asset_ids": batch}
+            body: dict[str, Any] = (
+                {"asset_id": batch[0]} if len(batch) == 1 else {"asset_ids": batch}
+            )
             return self._request("PATCH", path, json_body=body)
 
         ids = _unique(asset_ids)
@@ -315,7 +317,7 @@ class UplynkClient:
         batches = list(_chunks(ids, self.batch_size))
         outcomes: list[BatchResult | None] = [None] * len(batches)
         lock = threading.Lock()
-        state = {"done": 0, "stopped": None}
+        state: dict[str, Any] = {"done": 0, "stopped": None}
 
         def run(index: int, batch: list[str]) -> None:
             _retry_after_listener.pause = limit.pause

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 from bot.core.approvals.outcomes import ApprovalEvent, ApprovalView, AwaitingApproval
 from bot.core.approvals.store import ApprovalStore
@@ -82,7 +83,7 @@ class Approvals:
         """Keys of the request's messages (one per channel or approver's DM) to update."""
         return Outbox(self.operations).keys(operation_id, REQUEST_KEY)
 
-    def closing(self, operation: Operation, event: str, **facts) -> list:
+    def closing(self, operation: Operation, event: str, **facts: Any) -> list:
         """What ending the request owes (event approval_rejected, _expired or _withdrawn):
         its messages updated, the requester told, the thread's story."""
         return self.owed(event, operation, targets=self.targets(operation.id), **facts)
@@ -238,7 +239,9 @@ class Approvals:
 
     # -- internals ----------------------------------------------------------------------------
 
-    def _decidable(self, operation_id: str, user_id: str, verb: str) -> Operation | Refused:
+    def _decidable(
+        self, operation_id: str, user_id: str, verb: str
+    ) -> Operation | ApprovalEvent | Refused:
         """The awaiting operation this user may decide on now, or why not."""
         operation = self.operations.get(operation_id) if operation_id else None
         if operation is None or not operation.library_id:
@@ -262,6 +265,7 @@ class Approvals:
             )
         if operation.state != State.AWAITING_APPROVAL:
             return Refused(self._closed(operation, user_id))
+        assert operation.confirmed_at is not None  # set on the way to AWAITING_APPROVAL
         if self.now() - operation.confirmed_at > timedelta(seconds=self.ttl):
             expired = self.operations.transition(
                 operation.id,

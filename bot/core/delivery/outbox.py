@@ -143,7 +143,7 @@ def insert_owed(conn: Connection, entries: Iterable[Owed], now: datetime | None 
 def _db_now(conn: Connection) -> datetime:
     """Lease times come from the database's clock where instances may run on several hosts."""
     if conn.dialect.name == "postgresql":
-        value = conn.execute(text("SELECT now()")).scalar_one()
+        value: datetime = conn.execute(text("SELECT now()")).scalar_one()
         return value.astimezone(UTC)
     return datetime.now(UTC)  # SQLite: one file, one host, one clock
 

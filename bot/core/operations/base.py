@@ -92,6 +92,7 @@ class UseCase:
         entry = self.journal.begin(operation.id, token, kind, number, ids)
         if entry is None:
             return None
+        assert operation.library_id is not None  # only a planned operation sends batches
         call = self.uplynk.add_assets if kind == "add" else self.uplynk.remove_assets
         batch = call(operation.library_id, ids).batches[0]  # len(ids) <= batch_size: one call
         self.journal.finish(entry, journal_state(batch))

@@ -169,11 +169,12 @@ class Planning(UseCase):
         else:
             # The pick is a compare-and-set: of two quick clicks, only the first one's preview
             # is stored (and shown); the other is refused.
-            operation = self.store.update(
+            picked = self.store.update(
                 existing.id, require={"library_id": None, "state": State.PENDING}, **preview
             )
-            if operation is None:
+            if picked is None:
                 return Refused(PICKED_ALREADY)
+            operation = picked
         if not new:
             # Nothing to add: the preview is the whole answer; the operation is closed.
             operation = self.store.transition(operation.id, State.PENDING, State.DONE) or operation

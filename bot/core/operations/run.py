@@ -43,6 +43,7 @@ class Running(UseCase):
         admin clicked)."""
         if self.policy.is_admin(user_id):
             return None
+        assert operation.library_id is not None  # clicked on a planned operation
         decision = self.policy.check(
             operation.user_id, operation.library_id, operation.channel_id, self.groups_of
         )
@@ -207,6 +208,7 @@ class Running(UseCase):
         token: str,
         event: dict | None = None,
     ) -> Executed:
+        assert operation.library_id is not None  # only a planned operation runs
         added = list(operation.added_ids)
         outcome = dict(operation.outcome)
         for asset_id in operation.present_ids:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from typing import Any
 
 from bot.core.operation import Operation, State
 from bot.core.operations.base import SUPERSEDED, UseCase, new_token
@@ -72,6 +73,7 @@ class Undoing(UseCase):
             return self._remove(claimed, token)
 
     def _remove(self, operation: Operation, token: str) -> Undone | Refused:
+        assert operation.library_id is not None  # only a planned operation is undone
         removed = list(operation.removed_ids)
         outcome = dict(operation.outcome)
         errors: list[str] = []
@@ -104,7 +106,7 @@ class Undoing(UseCase):
                 return Refused(f"This undo stopped: {SUPERSEDED}.")
         already = set(removed)
         left = [a for a in operation.added_ids if a not in already]
-        fields = {
+        fields: dict[str, Any] = {
             "require": {"run_token": token},
             "run_token": None,
             "removed_ids": removed,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from slack_bolt.context.respond import Respond as WebhookRespond
 
@@ -18,7 +19,9 @@ from bot.slack.wiring import Services
 log = logging.getLogger(__name__)
 
 
-def request_approval(services: Services, respond: replies.Respond, awaiting: AwaitingApproval):
+def request_approval(
+    services: Services, respond: replies.Respond, awaiting: AwaitingApproval
+) -> None:
     """Tell the requester what they are waiting for. The request itself (to the approval
     channel or each approver's DM) and the thread's event were queued in the outbox with the
     state change, and are delivered from there (docs/SPEC.md §12)."""
@@ -73,6 +76,7 @@ def _answer(services: Services, respond: replies.Respond, result: ApprovalEvent 
         else:
             replies.ephemeral(respond, blocks.info("Your approval is recorded; it is running."))
         return
+    assert result.run is not None  # "ready" carries the operation to run
     _run(services, result.run)
 
 
@@ -103,7 +107,7 @@ def _requester(services: Services, operation: Operation, fallback: bool) -> Call
     current = services.store.get(operation.id)
     url = current.response_url if current else None
 
-    def send(**message) -> None:
+    def send(**message: Any) -> None:
         if url:
             answer = WebhookRespond(response_url=url)(**message)
             if answer.status_code == 200:

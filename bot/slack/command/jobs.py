@@ -50,7 +50,11 @@ def send_history(
 
 @replies.safely
 def plan(
-    services: Services, respond: replies.Respond, who: Requester, command: AddCommand, url
+    services: Services,
+    respond: replies.Respond,
+    who: Requester,
+    command: AddCommand,
+    url: str | None,
 ) -> None:
     result = services.workflow.plan(who, command, url)
     _answer_plan(respond, result, command.duplicates)
@@ -63,7 +67,12 @@ def pick_library(services: Services, respond: replies.Respond, value: str, user_
     _answer_plan(respond, result, (), replace=True)
 
 
-def _answer_plan(respond: replies.Respond, result, duplicates, replace: bool = False) -> None:
+def _answer_plan(
+    respond: replies.Respond,
+    result: Planned | NeedsPick | Refused,
+    duplicates: tuple[str, ...],
+    replace: bool = False,
+) -> None:
     if isinstance(result, Refused):
         replies.ephemeral(respond, blocks.error(result.message), replace)
     elif isinstance(result, NeedsPick):
@@ -95,10 +104,11 @@ def confirm(services: Services, respond: replies.Respond, operation_id: str, use
     if isinstance(confirmed, Refused):
         replies.ephemeral(respond, blocks.error(confirmed.message))
         return
-    if getattr(respond, "response_url", None):
+    response_url = getattr(respond, "response_url", None)
+    if response_url:
         # The summary's way into a channel the bot is not in (docs/SPEC.md §12), kept with the row
         # so that whichever instance delivers the summary can use it.
-        services.store.update(operation_id, response_url=respond.response_url)
+        services.store.update(operation_id, response_url=response_url)
     if isinstance(confirmed, AwaitingApproval):
         approval_jobs.request_approval(services, respond, confirmed)
         return

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from slack_bolt import Ack, BoltContext, Respond
 
 from bot.core.outcomes import Requester
@@ -32,10 +34,12 @@ def on_command(ack: Ack, command: dict, respond: Respond, context: BoltContext) 
         services.submit(jobs.send_history, respond, user_id, parsed)
 
 
-def button(job):
+def button(job: Callable[..., None]) -> Callable[..., None]:
     """A listener for a button whose value names an operation."""
 
-    def listener(ack: Ack, body: dict, action: dict, respond: Respond, context: BoltContext):
+    def listener(
+        ack: Ack, body: dict, action: dict, respond: Respond, context: BoltContext
+    ) -> None:
         ack()
         context["services"].submit(job, respond, action.get("value") or "", body["user"]["id"])
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Set
 from typing import Any
 
 from bot.core.approvals.outcomes import ApprovalView
@@ -198,7 +198,7 @@ def message(kind: str, message: blocks.Message, **fields: Any) -> Owed:
 
 
 def approval_recipients(
-    view: ApprovalView, members_of: Callable[[str], set[str]], admins: Iterable[str]
+    view: ApprovalView, members_of: Callable[[str], Set[str]], admins: Iterable[str]
 ) -> list[str]:
     """Whom to DM an approval request when no approval channel is set: the named approvers,
     else the members of the approver groups, else the admins (never the requester)."""

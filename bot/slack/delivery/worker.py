@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeGuard
 
 import requests
 from slack_sdk import WebClient
@@ -262,12 +262,15 @@ class DeliveryWorker:
             if entry.kind == "update" and target is not None:
                 answer = self.client.chat_update(channel=target[0], ts=target[1], **message)
             elif entry.kind == "ephemeral":
+                # Owed gives an ephemeral entry its channel and user ("": Slack refuses it).
                 answer = self.client.chat_postEphemeral(
-                    channel=entry.channel, user=entry.user_id, **message
+                    channel=entry.channel or "", user=entry.user_id or "", **message
                 )
             else:
-                extra = {"thread_ts": thread_ts} if thread_ts else {}
-                answer = self.client.chat_postMessage(channel=entry.channel, **extra, **message)
+                extra: dict[str, Any] = {"thread_ts": thread_ts} if thread_ts else {}
+                answer = self.client.chat_postMessage(
+                    channel=entry.channel or "", **extra, **message
+                )
         except SlackApiError:
             raise
         except urllib.error.URLError as exc:
@@ -284,7 +287,12 @@ class DeliveryWorker:
     def _target(self, entry: Entry, operation: Operation | None) -> tuple[str, str] | None:
         """(channel, ts) of the message an update changes: the one its target entry posted
         (the lane delivered that entry first), or the operation's recorded thread parent."""
-        if entry.target == NOTIFY and operation and operation.notify_ts:
+        if (
+            entry.target == NOTIFY
+            and operation
+            and operation.notify_ts
+            and operation.notify_channel  # recorded together with notify_ts (RECORDED)
+        ):
             return operation.notify_channel, operation.notify_ts
         return self.outbox.posted(entry.operation_id, entry.target or "")
 
@@ -342,6 +350,7 @@ class DeliveryWorker:
     ) -> None:
         """Not in the channel: post through the command's response_url (docs/SPEC.md §12)."""
         body = {"response_type": "in_channel", "replace_original": False, **message}
+        assert entry.fallback_url is not None  # _slack_error falls back only with one
         try:
             answer = self._http.post(entry.fallback_url, json=body, timeout=HTTP_TIMEOUT)
         except requests.ConnectionError as exc:
@@ -396,7 +405,7 @@ class DeliveryWorker:
         metrics.DELIVERIES.labels(result).inc()
 
 
-def _has_thread(operation: Operation | None, channel: str | None) -> bool:
+def _has_thread(operation: Operation | None, channel: str | None) -> TypeGuard[Operation]:
     return bool(operation and operation.notify_ts and operation.notify_channel == channel)
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
 from bot.core.operation import State
-from bot.core.outcomes import Planned, Refused, Requester
+from bot.core.outcomes import NeedsPick, Planned, Refused, Requester
 from bot.core.parsing import find_asset_ids
 from bot.slack import blocks
 from bot.slack.approvals.blocks import needs_approval
@@ -57,7 +58,9 @@ class Handoff:
             return self._view
 
 
-def open_form(services: Services, trigger_id: str, who: Requester, message_text: str | None):
+def open_form(
+    services: Services, trigger_id: str, who: Requester, message_text: str | None
+) -> None:
     """views.open first (the trigger id lasts 3 s); the type-ahead list is fetched after it."""
     draft = None
     try:
@@ -103,7 +106,12 @@ def plan(
         log.info("views.update of %s failed: %s", view_id, exc.response.get("error"))
 
 
-def _planned_view(services: Services, draft_id: str, result, duplicates) -> dict:
+def _planned_view(
+    services: Services,
+    draft_id: str,
+    result: Planned | NeedsPick | Refused,
+    duplicates: tuple[str, ...],
+) -> dict:
     if isinstance(result, Planned):
         approval = needs_approval(result.approval) if result.approval else None
         return views.preview(
@@ -132,8 +140,8 @@ class EphemeralRespond:
         self.channel_id = channel_id
         self.user_id = user_id
 
-    def __call__(self, text: str = "", blocks: list | None = None, **_ignored) -> None:
-        message = {"text": text, "blocks": blocks or []}
+    def __call__(self, text: str = "", blocks: list | None = None, **_ignored: Any) -> None:
+        message: dict[str, Any] = {"text": text, "blocks": blocks or []}
         try:
             if self.channel_id:
                 self.client.chat_postEphemeral(
