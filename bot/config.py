@@ -45,6 +45,9 @@ class Settings:
     uplynk_concurrency: int = 1
     log_format: str = "text"
     grace_seconds: int = 30
+    post_rate: float = 1.0
+    delivery_backoff: float = 1.0
+    uplynk_timeout: float = 30.0
 
 
 # Settings field -> environment variable.
@@ -74,6 +77,9 @@ ENV_NAMES = {
     "uplynk_concurrency": "UPLYNK_CONCURRENCY",
     "log_format": "LOG_FORMAT",
     "grace_seconds": "ADDTOLIB_GRACE_SECONDS",
+    "post_rate": "ADDTOLIB_POST_RATE",
+    "delivery_backoff": "ADDTOLIB_DELIVERY_BACKOFF",
+    "uplynk_timeout": "UPLYNK_TIMEOUT",
 }
 
 # What each run mode cannot start without.
@@ -105,11 +111,12 @@ def load_settings(
         raw = env.get(name, "").strip()
         if not raw:
             continue
-        if field.type == "int":
+        if field.type in ("int", "float"):
+            kind, word = (int, "a whole number") if field.type == "int" else (float, "a number")
             try:
-                number = int(raw)
+                number = kind(raw)
             except ValueError:
-                raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+                raise ConfigError(f"{name} must be {word}, got {raw!r}") from None
             if number <= 0:
                 raise ConfigError(f"{name} must be greater than zero, got {number}")
             values[field.name] = number

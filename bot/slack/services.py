@@ -23,6 +23,7 @@ from bot.core.workflow import Workflow
 from bot.slack.delivery import DeliveryWorker, delivery_client
 from bot.slack.notify import Notifier
 from bot.slack.owed import Owing, Renderer, approval_recipients
+from bot.slack.pacing import Pacer
 from bot.uplynk.client import UplynkClient
 
 log = logging.getLogger(__name__)
@@ -173,6 +174,8 @@ def build_services(settings: Settings, policy: Policy | None = None) -> Services
             approval_view=workflow.approvals.view,
         ),
         timeout=settings.delivery_timeout,
+        pacer=Pacer(rate=settings.post_rate),
+        backoff_base=settings.delivery_backoff,
     )
     ui_pool = ThreadPoolExecutor(max_workers=UI_THREADS, thread_name_prefix="addtolib-ui")
     return Services(
