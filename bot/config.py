@@ -48,6 +48,7 @@ class Settings:
     post_rate: float = 1.0
     delivery_backoff: float = 1.0
     uplynk_timeout: float = 30.0
+    request_timeout: float = 10.0
 
 
 # Settings field -> environment variable.
@@ -80,6 +81,7 @@ ENV_NAMES = {
     "post_rate": "ADDTOLIB_POST_RATE",
     "delivery_backoff": "ADDTOLIB_DELIVERY_BACKOFF",
     "uplynk_timeout": "UPLYNK_TIMEOUT",
+    "request_timeout": "ADDTOLIB_REQUEST_TIMEOUT",
 }
 
 # What each run mode cannot start without.

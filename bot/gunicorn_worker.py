@@ -10,7 +10,10 @@ from functools import partial
 
 from gunicorn.workers.gthread import ThreadWorker
 
-#: A connection that has not sent a whole request within this many seconds is dropped.
+from bot.config import load_settings
+
+#: A connection that has not sent a whole request within this many seconds is dropped
+#: (the default of ADDTOLIB_REQUEST_TIMEOUT, bot.config).
 REQUEST_READ_TIMEOUT = 10.0
 #: Read at most this much ahead; a larger request goes to a thread, which refuses it (413).
 MAX_PREREAD = 1024 * 1024 + 64 * 1024
@@ -48,13 +51,15 @@ class PrereadThreadWorker(ThreadWorker):
     and stop take all 16 threads, and /healthz and Slack's requests wait forever. Here the
     main loop's poller reads each request (non-blocking) until it is whole, and only then
     gives it to a thread; a connection that has not sent a whole request within
-    REQUEST_READ_TIMEOUT seconds is closed. Plain HTTP only: behind TLS, use stock gthread
+    ADDTOLIB_REQUEST_TIMEOUT seconds is closed. Plain HTTP only: behind TLS, use stock gthread
     and let the terminating proxy buffer requests.
     """
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.reading_conns: deque = deque()
+        # ADDTOLIB_REQUEST_TIMEOUT (default REQUEST_READ_TIMEOUT), as the app reads it.
+        self.request_timeout = load_settings().request_timeout
 
     def enqueue_req(self, conn) -> None:
         if self.cfg.is_ssl or getattr(conn, "preread_done", False):
@@ -64,7 +69,7 @@ class PrereadThreadWorker(ThreadWorker):
         # A kept-alive connection may hold the start of its next request already.
         buffered = conn.parser.unreader.take_buffered() if conn.parser else b""
         conn.preread = bytearray(buffered)
-        conn.preread_deadline = time.monotonic() + REQUEST_READ_TIMEOUT
+        conn.preread_deadline = time.monotonic() + self.request_timeout
         if buffered and request_complete(bytes(buffered)):
             self._hand_over(conn)
             return

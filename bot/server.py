@@ -56,6 +56,7 @@ def start_http(settings: Settings, port: int) -> None:
             make_wsgi_app(app, ready=services.not_ready),
             port=port,
             before_stop=lambda: services.drain(settings.grace_seconds),
+            request_timeout=settings.request_timeout,
         )
     finally:
         services.close()

@@ -246,7 +246,7 @@ class QuietRequestHandler(WSGIRequestHandler):
             super().handle()
         except TimeoutError:
             log.info(
-                "dropped a connection from %s: no whole request within %.0f s",
+                "dropped a connection from %s: no whole request within %g s",
                 self.client_address[0],
                 self.request_timeout,
             )
@@ -264,11 +264,17 @@ class QuietRequestHandler(WSGIRequestHandler):
 
 
 def make_threaded_server(
-    wsgi_app: WSGIApp, host: str = "0.0.0.0", port: int = 3000
+    wsgi_app: WSGIApp,
+    host: str = "0.0.0.0",
+    port: int = 3000,
+    request_timeout: float = REQUEST_READ_TIMEOUT,
 ) -> ThreadingWSGIServer:
     """A bound, not yet serving, threaded WSGI server (port 0 picks a free port)."""
+    handler = QuietRequestHandler
+    if request_timeout != handler.request_timeout:
+        handler = type("QuietRequestHandler", (handler,), {"request_timeout": request_timeout})
     return make_server(
-        host, port, wsgi_app, server_class=ThreadingWSGIServer, handler_class=QuietRequestHandler
+        host, port, wsgi_app, server_class=ThreadingWSGIServer, handler_class=handler
     )
 
 
@@ -279,6 +285,7 @@ def serve(
     *,
     on_ready: Callable[[ThreadingWSGIServer], None] | None = None,
     before_stop: Callable[[], None] | None = None,
+    request_timeout: float = REQUEST_READ_TIMEOUT,
 ) -> None:
     """Serve ``wsgi_app`` until SIGTERM/SIGINT (or ``server.shutdown()`` from another thread).
 
@@ -286,7 +293,7 @@ def serve(
     receives the bound server before serving starts (tests use it to learn the port).
     ``before_stop`` runs on a signal while the server still answers (draining), then it stops.
     """
-    server = make_threaded_server(wsgi_app, host, port)
+    server = make_threaded_server(wsgi_app, host, port, request_timeout)
     bound_host, bound_port = server.server_address[:2]
     log.info("listening on http://%s:%d (POST %s)", bound_host, bound_port, EVENTS_PATH)
 

@@ -26,7 +26,6 @@ from tests.fixtures_bot import (
 )
 from tests.ops_support import add, adds, opened_store, operation, removes, wait_until
 
-
 # Time as a parameter: a batch cut off by a crash may be answered as late as one Uplynk request
 # can take (connect 3.05 s + UPLYNK_TIMEOUT), so a resumed run waits that long for it first.
 # 3 s instead of production's 30 keeps the wait real and the test short.
