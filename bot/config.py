@@ -36,7 +36,7 @@ class Settings:
     undo_window: int = 86400
     usergroup_ttl: int = 300
     workers: int = 32
-    lease_seconds: int = 60
+    lease_seconds: float = 60
     delivery_timeout: int = 3600
     port: int = 3000
     log_level: str = "INFO"
@@ -48,6 +48,7 @@ class Settings:
     post_rate: float = 1.0
     delivery_backoff: float = 1.0
     uplynk_timeout: float = 30.0
+    uplynk_backoff: float = 0.5
     request_timeout: float = 10.0
 
 
@@ -81,6 +82,7 @@ ENV_NAMES = {
     "post_rate": "ADDTOLIB_POST_RATE",
     "delivery_backoff": "ADDTOLIB_DELIVERY_BACKOFF",
     "uplynk_timeout": "UPLYNK_TIMEOUT",
+    "uplynk_backoff": "UPLYNK_BACKOFF",
     "request_timeout": "ADDTOLIB_REQUEST_TIMEOUT",
 }
 

@@ -253,15 +253,15 @@ def lease_age(bot: Bot, operation_id: str) -> float | None:
 def test_slow_interrupted_notices_never_hold_up_lease_renewals(start_bot) -> None:
     # Batches slower than the lease: only the heartbeat keeps this run's lease fresh.
     bot: Bot = start_bot(UPLYNK_BATCH_SIZE="50", ADDTOLIB_LEASE_SECONDS="2")
-    assets = bulk_assets(bot, 150)
-    bot.simulator.faults.set_latency("add", 3)
+    assets = bulk_assets(bot, 100)
+    bot.simulator.faults.set_latency("add", 2.5)
     _, running_id = bot.preview(f"{MARKETING} {' '.join(assets)}")
     bot.click("addtolib_confirm", running_id)
     wait_until(lambda: journal(bot, running_id), timeout=15, every=0.05)
 
     # Another instance's operation, abandoned by a crash, and a Slack that answers slowly:
     # the notices about it take seconds.
-    bot.slack.set_latency("chat.postMessage", 4)
+    bot.slack.set_latency("chat.postMessage", 3)
     with opened_store(bot) as store:
         abandoned = store.create(
             user_id=OTHER,
@@ -284,8 +284,8 @@ def test_slow_interrupted_notices_never_hold_up_lease_renewals(start_bot) -> Non
         age = lease_age(bot, running_id)
         if age is not None:
             ages.append(age)
-        time.sleep(0.1)
-    # While the notice was being sent (4 s and more), the running operation's lease was
+        time.sleep(0.05)
+    # While the notice was being sent (3 s and more), the running operation's lease was
     # renewed every lease/4 = 0.5 s; it never came near the 2 s lease.
     assert len(ages) > 20 and max(ages) < 1.5, max(ages)
     bot.slack.set_latency("chat.postMessage", 0)
