@@ -19,12 +19,12 @@ from tests.fixtures_bot import (
 from tests.test_e2e_approvals import APPROVALS, LEAD, SOURCE, current, has_buttons, summary
 from tests.test_e2e_approvals import start as start
 
-OUTAGE = 3  # seconds: long enough for every first attempt (and a retry or two) to meet it
+OUTAGE = 2  # seconds: long enough for every first attempt (and a retry or two) to meet it
 ASKED = 3
 # Time as a parameter: the bot and the stand-in's approval channel both at RATE posts a second,
 # retries BACKOFF s apart at first (production: one post a second, a second's back-off).
 RATE = 5.0
-BACKOFF = 0.2
+BACKOFF = 0.1
 
 
 def request_posts(bot: Bot, operation_id: str, ok: bool | None = True) -> list:
@@ -44,7 +44,7 @@ def test_requests_and_updates_owed_during_an_outage_arrive_once_each_in_order(
     start: Callable[..., Bot],
 ) -> None:
     bot = start(ADDTOLIB_POST_RATE=str(RATE), ADDTOLIB_DELIVERY_BACKOFF=str(BACKOFF))
-    bot.slack.limit_posts(rate=RATE, burst=1)  # the approval channel takes RATE posts a second
+    bot.slack.limit_posts(rate=RATE, burst=1, retry_after=1 / RATE)  # RATE posts a second
     previews = [
         (bot.preview(f"{AD_BREAKS} {asset}")[1], [asset])
         for asset in free_assets(bot.simulator, AD_BREAKS, ASKED)

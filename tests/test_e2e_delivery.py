@@ -95,7 +95,7 @@ def test_thirty_operations_at_once_under_the_per_channel_limit(
 ) -> None:
     bot = start_bot(**FAST)
     operation_ids = previews(bot, 30)
-    bot.slack.limit_posts(rate=RATE, burst=5)
+    bot.slack.limit_posts(rate=RATE, burst=5, retry_after=1 / RATE)
     confirm_at_once([bot], operation_ids)
     # Five of them are undone as soon as their summary is out: a second reply in the thread.
     undone = operation_ids[:5]
@@ -197,10 +197,12 @@ def test_a_permanent_error_is_recorded_and_not_retried(start_bot: Callable[..., 
 def test_two_instances_never_deliver_one_entry_twice(start_bot: Callable[..., Bot]) -> None:
     first, second = start_bot(**FAST), start_bot(**FAST)  # one database, two delivery workers
     operation_ids = previews(first, 12)
-    first.slack.limit_posts(rate=RATE, burst=5)  # 429s make both instances retry the same rows
+    first.slack.limit_posts(
+        rate=RATE, burst=5, retry_after=1 / RATE
+    )  # 429s make both instances retry the same rows
     confirm_at_once([first, second], operation_ids)
     first.slack.wait_until(lambda: all_delivered(first, operation_ids), timeout=60)
-    time.sleep(1.5)  # anything delivered twice would show up now (a 429 holds a channel 1 s)
+    time.sleep(0.5)  # anything delivered twice would show up now (a 429 holds 1/RATE s)
     check_threads(first, operation_ids)
     with opened_store(first) as store:
         entries = Outbox(store).entries()
