@@ -103,14 +103,29 @@ def test_thirty_operations_at_once_under_the_per_channel_limit(
         bot.summary(operation_id, timeout=60)
         bot.click("addtolib_undo", operation_id)
 
-    def finished() -> bool:
-        return all_delivered(bot, operation_ids) and all(
-            any("undid this" in text_of(c) for c in notify_posts(bot) if op_thread(c, o))
-            for o in undone
-        )
+    parents: dict[str, str] = {}  # operation id -> its thread's ts, once the bot recorded it
+
+    def parent_ts(operation_id: str) -> str | None:
+        if operation_id not in parents and (ts := operation(bot, operation_id).notify_ts):
+            parents[operation_id] = ts
+        return parents.get(operation_id)
 
     def op_thread(call: SlackCall, operation_id: str) -> bool:
-        return call.payload.get("thread_ts") == operation(bot, operation_id).notify_ts
+        return call.payload.get("thread_ts") == parent_ts(operation_id)
+
+    def finished() -> bool:
+        # Runs under the stand-in's lock, on every call it records: at most one read of the
+        # store per undone operation, or the stand-in would stall the bot's posts.
+        if not all_delivered(bot, operation_ids):
+            return False
+        posts = notify_posts(bot)
+        for operation_id in undone:
+            ts = parent_ts(operation_id)
+            if not ts or not any(
+                c.payload.get("thread_ts") == ts and "undid this" in text_of(c) for c in posts
+            ):
+                return False
+        return True
 
     # The notification channel carries 65 posts at RATE a second: about 3 s; 60 s is generous.
     bot.slack.wait_until(finished, timeout=60)
