@@ -56,17 +56,17 @@ def channel_summaries(bot: Bot, operation_id: str):
 def test_a_run_whose_lease_expires_while_batches_are_slow_then_the_resume_adds_once(
     start_bot,
 ) -> None:
-    # The first instance renews its lease rarely (60 s lease); the second, with a 0.5 s lease,
+    # The first instance renews its lease rarely (60 s lease); the second, with a 1 s lease,
     # finds the row untouched while a slow batch is in flight and takes it back: the first
     # run is presumed dead but is only slow.
     first: Bot = start_bot(UPLYNK_BATCH_SIZE="50", ADDTOLIB_LEASE_SECONDS="60")
     assets = bulk_assets(first, 300)  # 6 batches
-    first.simulator.faults.set_latency("add", 1.0)  # twice the second's lease
+    first.simulator.faults.set_latency("add", 1.5)
     _, operation_id = first.preview(f"{MARKETING} {' '.join(assets)}")
     _, first_key = first.click("addtolib_confirm", operation_id)
     wait_until(lambda: len(journal(first, operation_id)) >= 2, timeout=30, every=0.1)
 
-    second = start_bot(UPLYNK_BATCH_SIZE="50", ADDTOLIB_LEASE_SECONDS="0.5")
+    second = start_bot(UPLYNK_BATCH_SIZE="50", ADDTOLIB_LEASE_SECONDS="1")
     # The second instance takes the operation back and resumes it with nobody clicking.
     dm = second.slack.wait_for(
         lambda c: c.method == "chat.postMessage" and c.channel == USER and "resumed" in dump(c),
