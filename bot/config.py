@@ -39,7 +39,7 @@ class Settings:
     undo_window: int = 86400
     usergroup_ttl: int = 300
     workers: int = 32
-    lease_seconds: int = 60
+    lease_seconds: float = 60
     delivery_timeout: int = 3600
     port: int = 3000
     log_level: str = "INFO"
@@ -50,9 +50,13 @@ class Settings:
     grace_seconds: int = 30
     library_fresh: float = 5.0
     library_wait: float = 2.0
-    request_timeout: int = 10
+    request_timeout: float = 10.0
     web_concurrency: int = 1
     web_threads: int = 16
+    post_rate: float = 1.0
+    delivery_backoff: float = 1.0
+    uplynk_timeout: float = 30.0
+    uplynk_backoff: float = 0.5
 
 
 # Settings field -> environment variable.
@@ -87,6 +91,10 @@ ENV_NAMES = {
     "request_timeout": "ADDTOLIB_REQUEST_TIMEOUT",
     "web_concurrency": "WEB_CONCURRENCY",
     "web_threads": "WEB_THREADS",
+    "post_rate": "ADDTOLIB_POST_RATE",
+    "delivery_backoff": "ADDTOLIB_DELIVERY_BACKOFF",
+    "uplynk_timeout": "UPLYNK_TIMEOUT",
+    "uplynk_backoff": "UPLYNK_BACKOFF",
 }
 
 # What each run mode cannot start without.
@@ -118,11 +126,12 @@ def load_settings(
         raw = env.get(name, "").strip()
         if not raw:
             continue
-        if field.type == "int":
+        if field.type in ("int", "float"):
+            kind, word = (int, "a whole number") if field.type == "int" else (float, "a number")
             try:
-                number = int(raw)
+                number = kind(raw)
             except ValueError:
-                raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+                raise ConfigError(f"{name} must be {word}, got {raw!r}") from None
             if number <= 0:
                 raise ConfigError(f"{name} must be greater than zero, got {number}")
             values[field.name] = number

@@ -92,7 +92,7 @@ def removes(bot: Bot) -> list[list[str]]:
     return [r.query["ids"].split(",") for r in bot.simulator.requests if r.call == "remove"]
 
 
-def wait_until(condition: Callable[[], object], timeout: float = 15, every: float = 0.005):
+def wait_until(condition: Callable[[], object], timeout: float = 15, every: float = 0.02):
     """Poll `condition` (for state outside the Slack stand-in, e.g. the simulator's requests)."""
     deadline = time.monotonic() + timeout
     while not (result := condition()):

@@ -19,8 +19,12 @@ from tests.fixtures_bot import (
 from tests.test_e2e_approvals import APPROVALS, LEAD, SOURCE, current, has_buttons, summary
 from tests.test_e2e_approvals import start as start
 
-OUTAGE = 6  # seconds: long enough for every first attempt (and a retry or two) to meet it
+OUTAGE = 2  # seconds: long enough for every first attempt (and a retry or two) to meet it
 ASKED = 3
+# Time as a parameter: the bot and the stand-in's approval channel both at RATE posts a second,
+# retries BACKOFF s apart at first (production: one post a second, a second's back-off).
+RATE = 5.0
+BACKOFF = 0.1
 
 
 def request_posts(bot: Bot, operation_id: str, ok: bool | None = True) -> list:
@@ -39,8 +43,8 @@ def updates_of(bot: Bot, ts: str) -> list:
 def test_requests_and_updates_owed_during_an_outage_arrive_once_each_in_order(
     start: Callable[..., Bot],
 ) -> None:
-    bot = start()
-    bot.slack.limit_posts(rate=1.0, burst=1)  # the approval channel takes a post a second
+    bot = start(ADDTOLIB_POST_RATE=str(RATE), ADDTOLIB_DELIVERY_BACKOFF=str(BACKOFF))
+    bot.slack.limit_posts(rate=RATE, burst=1, retry_after=1 / RATE)  # RATE posts a second
     previews = [
         (bot.preview(f"{AD_BREAKS} {asset}")[1], [asset])
         for asset in free_assets(bot.simulator, AD_BREAKS, ASKED)
@@ -61,8 +65,8 @@ def test_requests_and_updates_owed_during_an_outage_arrive_once_each_in_order(
 
     for operation_id, key, assets in asked:
         # After the request's update in the operation's lane. Deliveries that met the outage
-        # back off (up to 30 s between tries) and then go at Slack's pace of a post a second.
-        summary(bot, operation_id, timeout=90)
+        # back off (up to 30 BACKOFF between tries) and then go at the channel's pace.
+        summary(bot, operation_id, timeout=60)
         assert stored(bot, operation_id).state == "done"
         assert set(assets) <= bot.simulator.catalogue.library_assets(AD_BREAKS)
         assert "Added 1 asset" in text_of(bot.reply(key, "Added 1 asset"))

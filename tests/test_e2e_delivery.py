@@ -17,6 +17,12 @@ from tests.fixtures_bot import MARKETING, NOTIFY, Bot, dump, text_of
 from tests.ops_support import notify_posts, opened_store, operation, wait_until
 
 CHANNEL = "C0GENERAL"  # where the tests' commands come from, so where summaries go
+# Time as a parameter: the bot paces posts at RATE a second and the stand-in holds every
+# channel to the same RATE, so "under the per-channel limit" runs the real code 20x faster
+# than Slack's one post a second; retries start after BACKOFF s instead of one second.
+RATE = 20.0
+BACKOFF = 0.1
+FAST = {"ADDTOLIB_POST_RATE": str(RATE), "ADDTOLIB_DELIVERY_BACKOFF": str(BACKOFF)}
 
 
 def previews(bot: Bot, count: int) -> list[str]:
@@ -87,33 +93,51 @@ def no_queue_left(bot: Bot) -> None:
 def test_thirty_operations_at_once_under_the_per_channel_limit(
     start_bot: Callable[..., Bot],
 ) -> None:
-    bot = start_bot()
+    bot = start_bot(**FAST)
     operation_ids = previews(bot, 30)
-    bot.slack.limit_posts(rate=1.0, burst=5)
+    bot.slack.limit_posts(rate=RATE, burst=5, retry_after=1 / RATE)
     confirm_at_once([bot], operation_ids)
     # Five of them are undone as soon as their summary is out: a second reply in the thread.
     undone = operation_ids[:5]
     for operation_id in undone:
-        bot.summary(operation_id, timeout=120)
+        bot.summary(operation_id, timeout=60)
         bot.click("addtolib_undo", operation_id)
 
-    def finished() -> bool:
-        return all_delivered(bot, operation_ids) and all(
-            any("undid this" in text_of(c) for c in notify_posts(bot) if op_thread(c, o))
-            for o in undone
-        )
+    parents: dict[str, str] = {}  # operation id -> its thread's ts, once the bot recorded it
+
+    def parent_ts(operation_id: str) -> str | None:
+        if operation_id not in parents and (ts := operation(bot, operation_id).notify_ts):
+            parents[operation_id] = ts
+        return parents.get(operation_id)
 
     def op_thread(call: SlackCall, operation_id: str) -> bool:
-        return call.payload.get("thread_ts") == operation(bot, operation_id).notify_ts
+        return call.payload.get("thread_ts") == parent_ts(operation_id)
 
-    # The notification channel carries 65 posts at one a second: about 65 s; 240 s is generous.
-    bot.slack.wait_until(finished, timeout=240)
+    def finished() -> bool:
+        # Runs under the stand-in's lock, on every call it records: at most one read of the
+        # store per undone operation, or the stand-in would stall the bot's posts.
+        if not all_delivered(bot, operation_ids):
+            return False
+        posts = notify_posts(bot)
+        for operation_id in undone:
+            ts = parent_ts(operation_id)
+            if not ts or not any(
+                c.payload.get("thread_ts") == ts and "undid this" in text_of(c) for c in posts
+            ):
+                return False
+        return True
+
+    # The notification channel carries 65 posts at RATE a second: about 3 s; 60 s is generous.
+    bot.slack.wait_until(finished, timeout=60)
     check_threads(bot, operation_ids)
     for operation_id in undone:  # in order: the details, then the undo
         thread = [c for c in notify_posts(bot) if op_thread(c, operation_id)]
         assert [("undid this" in text_of(c)) for c in thread] == [False, True]
     wait_until(lambda: outbox_depth(bot) == 0)
     no_queue_left(bot)
+
+
+OUTAGE = 3  # seconds: every first attempt and several retries (BACKOFF apart, doubling) meet it
 
 
 def outbox_depth(bot: Bot) -> int:
@@ -124,17 +148,17 @@ def outbox_depth(bot: Bot) -> int:
 def test_posts_owed_during_a_slack_outage_are_delivered_after_it(
     start_bot: Callable[..., Bot],
 ) -> None:
-    bot = start_bot()
+    bot = start_bot(**FAST)
     operation_ids = previews(bot, 5)
-    bot.slack.outage(20)
+    bot.slack.outage(OUTAGE)
     down_since = time.monotonic()
     confirm_at_once([bot], operation_ids)
     wait_until(lambda: all(operation(bot, o).state == "done" for o in operation_ids))
     _, key = bot.command("history")
     assert "notification queued" in text_of(bot.reply(key, "operations"))
 
-    bot.slack.wait_until(lambda: all_delivered(bot, operation_ids), timeout=120)
-    assert time.monotonic() - down_since >= 20
+    bot.slack.wait_until(lambda: all_delivered(bot, operation_ids), timeout=60)
+    assert time.monotonic() - down_since >= OUTAGE
     refused = [c for c in bot.slack.calls_of("chat.postMessage") if c.error]
     assert refused and {c.error for c in refused} == {"service_unavailable"}
     check_threads(bot, operation_ids)
@@ -162,13 +186,14 @@ def test_a_new_server_delivers_what_a_stopped_one_left_in_the_outbox(
     no_queue_left(second)
 
 
-def test_a_permanent_error_is_recorded_and_not_retried(bot: Bot) -> None:
+def test_a_permanent_error_is_recorded_and_not_retried(start_bot: Callable[..., Bot]) -> None:
+    bot = start_bot(**FAST)
     (operation_id,) = previews(bot, 1)
     bot.slack.fail("chat.postMessage", "invalid_blocks", channel=CHANNEL)
     bot.click("addtolib_confirm", operation_id)
     # The thread still gets its posts: a failed summary does not block the operation's lane.
     bot.slack.wait_until(lambda: details(bot, operation_id), timeout=30)
-    time.sleep(3)  # a retry would have come by now (the first backoff is about a second)
+    time.sleep(10 * BACKOFF)  # a retry would have come by now (the first backoff is BACKOFF)
     tried = [c for c in bot.slack.calls_of("chat.postMessage") if c.channel == CHANNEL]
     assert [c.error for c in tried] == ["invalid_blocks"]
     with opened_store(bot) as store:
@@ -185,12 +210,14 @@ def test_a_permanent_error_is_recorded_and_not_retried(bot: Bot) -> None:
 
 
 def test_two_instances_never_deliver_one_entry_twice(start_bot: Callable[..., Bot]) -> None:
-    first, second = start_bot(), start_bot()  # one database, two delivery workers
+    first, second = start_bot(**FAST), start_bot(**FAST)  # one database, two delivery workers
     operation_ids = previews(first, 12)
-    first.slack.limit_posts(rate=1.0, burst=5)  # 429s make both instances retry the same rows
+    first.slack.limit_posts(
+        rate=RATE, burst=5, retry_after=1 / RATE
+    )  # 429s make both instances retry the same rows
     confirm_at_once([first, second], operation_ids)
-    first.slack.wait_until(lambda: all_delivered(first, operation_ids), timeout=120)
-    time.sleep(2)  # anything delivered twice would show up now
+    first.slack.wait_until(lambda: all_delivered(first, operation_ids), timeout=60)
+    time.sleep(0.5)  # anything delivered twice would show up now (a 429 holds 1/RATE s)
     check_threads(first, operation_ids)
     with opened_store(first) as store:
         entries = Outbox(store).entries()

@@ -26,6 +26,11 @@ from tests.fixtures_bot import (
 )
 from tests.ops_support import add, adds, opened_store, operation, removes, wait_until
 
+# Time as a parameter: a batch cut off by a crash may be answered as late as one Uplynk request
+# can take (connect 3.05 s + UPLYNK_TIMEOUT), so a resumed run waits that long for it first.
+# 3 s instead of production's 30 keeps the wait real and the test short.
+SHORT_REQUESTS = {"UPLYNK_TIMEOUT": "3"}
+
 
 def bulk_assets(bot: Bot, count: int) -> list[str]:
     """`count` new assets in no library."""
@@ -94,7 +99,7 @@ def test_a_run_whose_lease_expires_while_batches_are_slow_then_the_resume_adds_o
 
 
 def test_resume_does_not_claim_what_someone_else_added_and_undo_leaves_it(start_bot) -> None:
-    env = {"UPLYNK_BATCH_SIZE": "100", "ADDTOLIB_LEASE_SECONDS": "2"}
+    env = {"UPLYNK_BATCH_SIZE": "100", "ADDTOLIB_LEASE_SECONDS": "2", **SHORT_REQUESTS}
     alice: Bot = start_bot(**env)
     assets = bulk_assets(alice, 800)
     alice.simulator.faults.set_latency("add", 0.3)
@@ -107,7 +112,7 @@ def test_resume_does_not_claim_what_someone_else_added_and_undo_leaves_it(start_
     assert bobs not in sent_by_first_run
 
     # Bob adds it through an instance whose long lease leaves Alice's job alone meanwhile.
-    bob_bot = start_bot(UPLYNK_BATCH_SIZE="100", ADDTOLIB_LEASE_SECONDS="600")
+    bob_bot = start_bot(UPLYNK_BATCH_SIZE="100", ADDTOLIB_LEASE_SECONDS="600", **SHORT_REQUESTS)
     bob_operation, _ = add(bob_bot, f"{MARKETING} {bobs}", user_id=OTHER)
     assert operation(bob_bot, bob_operation).added_ids == [bobs]
     bob_bot.process.stop()
@@ -198,7 +203,7 @@ def test_two_concurrent_picks_give_one_preview_and_one_refusal(bot: Bot) -> None
 
 
 def test_an_undo_cut_off_by_a_crash_is_finished_by_undo_again(start_bot) -> None:
-    env = {"UPLYNK_BATCH_SIZE": "100", "ADDTOLIB_LEASE_SECONDS": "2"}
+    env = {"UPLYNK_BATCH_SIZE": "100", "ADDTOLIB_LEASE_SECONDS": "2", **SHORT_REQUESTS}
     first: Bot = start_bot(**env)
     assets = bulk_assets(first, 600)
     operation_id, _ = add(first, f"{MARKETING} {' '.join(assets)}")
@@ -222,7 +227,7 @@ def test_an_undo_cut_off_by_a_crash_is_finished_by_undo_again(start_bot) -> None
     removes_before = len(removes(second))
     _, key = second.click("addtolib_undo", operation_id, channel_id=f"D{USER}")
     # A DELETE cut off in flight may still be answered by a run that only looks dead: the
-    # resumed undo waits for it up to one request's timeout (33 s) from when it was sent.
+    # resumed undo waits for it up to one request's timeout (6.05 s here) from when it was sent.
     second.reply(key, "*Undone*", timeout=60)
     final = operation(second, operation_id)
     assert final.state == "undone" and sorted(final.removed_ids) == sorted(assets)
@@ -248,15 +253,15 @@ def lease_age(bot: Bot, operation_id: str) -> float | None:
 def test_slow_interrupted_notices_never_hold_up_lease_renewals(start_bot) -> None:
     # Batches slower than the lease: only the heartbeat keeps this run's lease fresh.
     bot: Bot = start_bot(UPLYNK_BATCH_SIZE="50", ADDTOLIB_LEASE_SECONDS="2")
-    assets = bulk_assets(bot, 150)
-    bot.simulator.faults.set_latency("add", 3)
+    assets = bulk_assets(bot, 100)
+    bot.simulator.faults.set_latency("add", 2.5)
     _, running_id = bot.preview(f"{MARKETING} {' '.join(assets)}")
     bot.click("addtolib_confirm", running_id)
     wait_until(lambda: journal(bot, running_id), timeout=15, every=0.05)
 
     # Another instance's operation, abandoned by a crash, and a Slack that answers slowly:
     # the notices about it take seconds.
-    bot.slack.set_latency("chat.postMessage", 4)
+    bot.slack.set_latency("chat.postMessage", 3)
     with opened_store(bot) as store:
         abandoned = store.create(
             user_id=OTHER,
@@ -279,8 +284,8 @@ def test_slow_interrupted_notices_never_hold_up_lease_renewals(start_bot) -> Non
         age = lease_age(bot, running_id)
         if age is not None:
             ages.append(age)
-        time.sleep(0.1)
-    # While the notice was being sent (4 s and more), the running operation's lease was
+        time.sleep(0.05)
+    # While the notice was being sent (3 s and more), the running operation's lease was
     # renewed every lease/4 = 0.5 s; it never came near the 2 s lease.
     assert len(ages) > 20 and max(ages) < 1.5, max(ages)
     bot.slack.set_latency("chat.postMessage", 0)

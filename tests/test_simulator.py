@@ -344,6 +344,9 @@ def run_simulator(tmp_path, *args, env=None, dotenv=None):
         text=True,
         cwd=tmp_path,
         env={**clean, "PYTHONPATH": str(ROOT), **(env or {})},
+        # Ctrl-C must reach it even when this run was started in the background, where a
+        # shell starts every process with SIGINT ignored.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     lines = []
     while not lines or not lines[-1].startswith("(Marketing Library id:"):

@@ -23,6 +23,7 @@ from bot.core.policy_holder import PolicyHolder
 from bot.core.store import OperationStore
 from bot.core.workflow import Workflow
 from bot.slack.delivery.owing import Owing, approval_recipients
+from bot.slack.delivery.pacing import Pacer
 from bot.slack.delivery.rendering import Renderer
 from bot.slack.delivery.worker import DeliveryWorker, delivery_client
 from bot.slack.notify import Notifier
@@ -176,6 +177,8 @@ def build_services(settings: Settings, policy: Policy | PolicyHolder | None = No
             approval_view=workflow.approvals.view,
         ),
         timeout=settings.delivery_timeout,
+        pacer=Pacer(rate=settings.post_rate),
+        backoff_base=settings.delivery_backoff,
     )
     ui_pool = ThreadPoolExecutor(max_workers=UI_THREADS, thread_name_prefix="addtolib-ui")
     return Services(

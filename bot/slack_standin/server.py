@@ -108,6 +108,7 @@ class SlackStandIn:
         self._response_uses: dict[str, int] = {}
         self._ts_counter = 0
         self._post_limit: tuple[float, float] | None = None  # (rate a second, burst)
+        self.retry_after = 1.0  # seconds, the Retry-After header of every 429
         self._buckets: dict[str, tuple[float, float]] = {}  # channel -> (tokens, at)
         self._outage_until = 0.0
         self.views = Views()  # modals: trigger ids, views.open/update/push
@@ -199,12 +200,15 @@ class SlackStandIn:
         with self._cond:
             self._latency[method] = seconds
 
-    def limit_posts(self, rate: float | None = 1.0, burst: int = 5) -> None:
+    def limit_posts(
+        self, rate: float | None = 1.0, burst: int = 5, retry_after: float = 1.0
+    ) -> None:
         """Hold chat.postMessage to Slack's per-channel limit: `rate` a second per channel with
-        bursts of `burst`; beyond it HTTP 429 ``ratelimited`` with ``Retry-After: 1``.
-        ``rate=None`` lifts the limit."""
+        bursts of `burst`; beyond it HTTP 429 ``ratelimited`` with ``Retry-After: 1`` (or
+        `retry_after`, for tests that scale Slack's time down). ``rate=None`` lifts the limit."""
         with self._cond:
             self._post_limit = None if rate is None else (float(rate), float(burst))
+            self.retry_after = retry_after
             self._buckets.clear()
 
     def outage(self, seconds: float) -> None:
@@ -704,7 +708,7 @@ class _Handler(BaseHTTPRequestHandler):
         if auth.lower().startswith("bearer "):
             token = auth[7:].strip()
         status, body = self.standin._api(method, payload, token)
-        headers = {"Retry-After": "1"} if status == 429 else None
+        headers = {"Retry-After": f"{self.standin.retry_after:g}"} if status == 429 else None
         self._send_json(status, body, headers)
 
 

@@ -177,6 +177,8 @@ class UplynkClient:
             settings.uplynk_api_key,
             batch_size=settings.uplynk_batch_size,
             concurrency=settings.uplynk_concurrency,
+            timeout=(3.05, settings.uplynk_timeout),
+            backoff_factor=settings.uplynk_backoff,
             # Every job thread may have its batches (or its preview's two look-ups) in flight
             # at once, and the modal's threads theirs (bot.slack.wiring.UI_THREADS).
             pool_size=settings.workers * max(settings.uplynk_concurrency, 2) + 32,

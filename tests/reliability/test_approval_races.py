@@ -46,7 +46,9 @@ def test_eight_concurrent_approves_on_two_instances_run_once(start) -> None:
         operation_id,
         [("addtolib_approve", (LEAD, ADMIN)[n % 2]) for n in range(CLICKS)],
     )
-    [request] = first.slack.wait_until(lambda: requests_in(first, APPROVALS, operation_id))
+    [request] = first.slack.wait_until(
+        lambda: requests_in(first, APPROVALS, operation_id), timeout=30
+    )
     summary(first, operation_id)
     assert stored(first, operation_id).state == "done"
     assert [p.body for p in patches(first.simulator)] == [{"asset_ids": assets}]

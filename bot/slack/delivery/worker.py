@@ -58,9 +58,9 @@ def delivery_client(token: str | None, base_url: str) -> WebClient:
     return client
 
 
-def backoff(attempts: int) -> float:
-    """Capped exponential backoff with jitter: 1, 2, 4, ... 30 s."""
-    delay = min(BACKOFF_CAP, BACKOFF_BASE * 2 ** max(0, attempts - 1))
+def backoff(attempts: int, base: float = BACKOFF_BASE) -> float:
+    """Capped exponential backoff with jitter: 1, 2, 4, ... 30 s (times `base`)."""
+    delay = base * min(BACKOFF_CAP, 2 ** max(0, attempts - 1))
     return delay * random.uniform(0.8, 1.2)
 
 
@@ -75,6 +75,7 @@ class DeliveryWorker:
         *,
         timeout: float = 3600,
         pacer: Pacer | None = None,
+        backoff_base: float = BACKOFF_BASE,
         threads: int = 4,
         poll: float = 1.0,
         on_failure: Callable[[Entry, Operation | None, str], list[Owed]] = problem_notice,
@@ -85,6 +86,7 @@ class DeliveryWorker:
         self.render = render
         self.timeout = timeout
         self.pacer = pacer or Pacer()
+        self.backoff_base = backoff_base
         self.threads = threads
         self.poll = poll
         self.on_failure = on_failure
@@ -379,7 +381,11 @@ class DeliveryWorker:
 
     def _retry(self, entry: Entry, reason: str, *, lost: bool = False) -> None:
         state = self.outbox.retry_later(
-            entry, backoff(entry.attempts), reason, lost=lost, deadline=self.timeout
+            entry,
+            backoff(entry.attempts, self.backoff_base),
+            reason,
+            lost=lost,
+            deadline=self.timeout,
         )
         if state == "failed":
             self._count("failed")
