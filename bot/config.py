@@ -97,6 +97,9 @@ ENV_NAMES = {
     "uplynk_backoff": "UPLYNK_BACKOFF",
 }
 
+# Seconds where 0 means "always" (look Uplynk up on every keystroke, do not wait for it).
+MAY_BE_ZERO = frozenset({"library_fresh", "library_wait"})
+
 # What each run mode cannot start without.
 REQUIRED = {
     "serve": ("slack_bot_token", "slack_signing_secret", "uplynk_user_id", "uplynk_api_key"),
@@ -126,17 +129,17 @@ def load_settings(
         raw = env.get(name, "").strip()
         if not raw:
             continue
-        if field.type in ("int", "float"):
+        if field.name in MAY_BE_ZERO:
+            values[field.name] = _seconds(name, raw)
+        elif field.type in ("int", "float"):
             kind, word = (int, "a whole number") if field.type == "int" else (float, "a number")
             try:
                 number = kind(raw)
             except ValueError:
                 raise ConfigError(f"{name} must be {word}, got {raw!r}") from None
-            if number <= 0:
+            if not 0 < number < float("inf"):
                 raise ConfigError(f"{name} must be greater than zero, got {number}")
             values[field.name] = number
-        elif field.type == "float":
-            values[field.name] = _seconds(name, raw)
         else:
             values[field.name] = raw
     settings = Settings(**values)
