@@ -52,6 +52,7 @@ class Settings:
     request_timeout: int = 10
     web_concurrency: int = 1
     web_threads: int = 16
+    home_refresh_seconds: float = 10.0
 
 
 # Settings field -> environment variable.
@@ -86,6 +87,7 @@ ENV_NAMES = {
     "request_timeout": "ADDTOLIB_REQUEST_TIMEOUT",
     "web_concurrency": "WEB_CONCURRENCY",
     "web_threads": "WEB_THREADS",
+    "home_refresh_seconds": "ADDTOLIB_HOME_REFRESH_SECONDS",
 }
 
 # What each run mode cannot start without.

@@ -304,8 +304,18 @@ def summary(
                 f"{id_list(left, titles=titles)}. Undo removes the rest."
             )
         )
+    buttons = undo_retry_buttons(operation)
+    if buttons:
+        blocks.append(ActionsBlock(elements=buttons))
+    added = plural(len(operation.added_ids), "asset")
+    text = f"{name(raw or 'Library')}: {added} added by <@{operation.user_id}>"
+    return make_message(text, blocks)
+
+
+def undo_retry_buttons(operation: Operation) -> list[ButtonElement]:
+    """`Undo` and `Retry` where they apply (the summary's, and the App Home's)."""
     buttons = []
-    if operation.state in (State.DONE, State.PARTIAL) and left:
+    if operation.state in (State.DONE, State.PARTIAL) and left_to_undo(operation):
         buttons.append(button("Undo", UNDO, operation.id))
     if (
         operation.state in (State.PARTIAL, State.FAILED, State.INTERRUPTED)
@@ -313,11 +323,7 @@ def summary(
     ):
         failed = len(operation.failed_ids) or len(operation.new_ids) - len(operation.added_ids)
         buttons.append(button(f"Retry {plural(failed, 'asset')}", RETRY, operation.id, "primary"))
-    if buttons:
-        blocks.append(ActionsBlock(elements=buttons))
-    added = plural(len(operation.added_ids), "asset")
-    text = f"{name(raw or 'Library')}: {added} added by <@{operation.user_id}>"
-    return make_message(text, blocks)
+    return buttons
 
 
 def restarting(operation: Operation) -> Message:
