@@ -150,8 +150,13 @@ def test_opening_the_home_publishes_it_within_3_s_with_the_users_operations(star
 def test_undo_from_home_removes_exactly_what_was_added(start) -> None:
     bot = start()
     before = set(bot.simulator.catalogue.library_assets(MARKETING))
-    operation_id, assets = run_one(bot, MARKETING, 3)
+    assert before, "the demo Marketing Library holds assets already"
+    present = sorted(before)[0]  # asked for again: already there, so never removed by undo
+    assets = free_assets(bot.simulator, MARKETING, 3)
+    _, operation_id = bot.preview(f"{MARKETING} {' '.join(assets)} {present}")
+    bot.click("addtolib_confirm", operation_id)
     wait_state(bot, operation_id, "done")
+    assert stored(bot, operation_id).present_ids == [present]
     assert bot.simulator.catalogue.library_assets(MARKETING) == before | set(assets)
 
     open_home(bot, USER)

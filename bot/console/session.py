@@ -7,7 +7,7 @@ import json
 import re
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -239,14 +239,15 @@ class Session:
         self._trigger = payload["trigger_id"] = self.standin.new_trigger()
         return payload
 
-    def _signed(self, body: str, kind: str = "form") -> dict[str, str]:
+    def _signed(self, body: str, kind: str = "form") -> dict[str, str | Sequence[str]]:
         timestamp = str(int(time.time()))
+        signature = self.verifier.generate_signature(timestamp=timestamp, body=body)
         return {
             "content-type": "application/json"
             if kind == "json"
             else "application/x-www-form-urlencoded",
             "x-slack-request-timestamp": timestamp,
-            "x-slack-signature": self.verifier.generate_signature(timestamp=timestamp, body=body),
+            "x-slack-signature": signature or "",
         }
 
     def _dispatch(self, body: str, key: str) -> list[Shown | Note]:

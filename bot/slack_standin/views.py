@@ -258,6 +258,7 @@ class Views:
             return {"ok": False, "error": "invalid_arguments"}
         try:
             validate_home(view)
+            assert isinstance(view, dict)  # validate_home checked it
         except ViewError as exc:
             return {
                 "ok": False,
