@@ -154,6 +154,7 @@ outbox = Table(
     Index("ix_outbox_state_due", "state", "due_at"),
     Index("ix_outbox_lane", "lane", "id"),
     Index("ix_outbox_operation", "operation_id"),
+    Index("ix_outbox_home", "kind", "user_id"),  # a user's Home publishes (bot.core.home)
 )
 
 

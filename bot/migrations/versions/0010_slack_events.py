@@ -1,4 +1,4 @@
-"""Slack events seen: each event_id is handled once, Slack's retries included (App Home).
+"""Slack events seen (each event_id handled once, retries included); outbox by user (App Home).
 
 Revision ID: 0010
 Revises: 0006
@@ -21,8 +21,11 @@ def upgrade() -> None:
         sa.Column("seen_at", sa.DateTime(timezone=True), nullable=False),
     )
     op.create_index("ix_slack_events_seen_at", "slack_events", ["seen_at"])
+    # The App Home's publishes are looked up by user (one queued per user, paced).
+    op.create_index("ix_outbox_home", "outbox", ["kind", "user_id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_outbox_home", table_name="outbox")
     op.drop_index("ix_slack_events_seen_at", table_name="slack_events")
     op.drop_table("slack_events")
