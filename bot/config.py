@@ -57,6 +57,7 @@ class Settings:
     delivery_backoff: float = 1.0
     uplynk_timeout: float = 30.0
     uplynk_backoff: float = 0.5
+    home_refresh_seconds: float = 10.0
 
 
 # Settings field -> environment variable.
@@ -95,6 +96,7 @@ ENV_NAMES = {
     "delivery_backoff": "ADDTOLIB_DELIVERY_BACKOFF",
     "uplynk_timeout": "UPLYNK_TIMEOUT",
     "uplynk_backoff": "UPLYNK_BACKOFF",
+    "home_refresh_seconds": "ADDTOLIB_HOME_REFRESH_SECONDS",
 }
 
 # Seconds where 0 means "always" (look Uplynk up on every keystroke, do not wait for it).

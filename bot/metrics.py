@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -87,8 +88,18 @@ def uplynk_limit_changed(before: int, after: int) -> None:
 
 
 def uplynk_call(call: str, status: str, seconds: float) -> None:
+    global _last_uplynk
     UPLYNK_CALLS.labels(call, status).inc()
     UPLYNK_LATENCY.labels(call).observe(seconds)
+    _last_uplynk = (call, status, time.time())
+
+
+#: (call, status, unix time) of this process's last Uplynk call, for the admins' App Home.
+_last_uplynk: tuple[str, str, float] | None = None
+
+
+def last_uplynk_call() -> tuple[str, str, float] | None:
+    return _last_uplynk
 
 
 def exposition() -> tuple[bytes, str]:

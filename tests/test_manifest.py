@@ -38,6 +38,7 @@ METHOD_SCOPES: dict[str, set[str]] = {
     "conversations.info": {"channels:read", "groups:read"},
     "usergroups.users.list": {"usergroups:read"},
     "views.open": set(),
+    "views.publish": set(),
     "views.update": set(),
 }
 # conversations.info needs every one of these, so that public and private channels both work.
@@ -123,3 +124,14 @@ def test_the_bot_scopes_cover_every_method_the_code_calls() -> None:
             assert needed & scopes, (method, needed)
     # Slash commands, and posting in public channels the bot was not invited to (SPEC 6).
     assert {"commands", "chat:write.public"} <= scopes
+
+
+def test_the_home_tab_is_on_and_app_home_opened_reaches_the_events_url() -> None:
+    app = manifest()
+    assert app["features"]["app_home"]["home_tab_enabled"] is True
+    events = app["settings"]["event_subscriptions"]
+    assert events["request_url"].endswith("/slack/events")
+    assert "app_home_opened" in events["bot_events"]
+    source = "\n".join(path.read_text() for path in (BOT / "slack").rglob("*.py"))
+    for event in events["bot_events"]:
+        assert f'"{event}"' in source, f"no listener for {event}"

@@ -33,6 +33,7 @@ HELP = f"""Console words:
   bulk N [LIBRARY]     /addtolib LIBRARY (default "{BULK_LIBRARY}") with N simulator clips
   shortcut             the global shortcut: the modal as a form (library, assets, channel)
   shortcut message T   the message shortcut on a message whose text is T
+  home                 open the app's Home tab (what waits for you, your recent operations)
   demo                 the demo libraries and assets
   quit                 leave (Ctrl-D too)"""
 
@@ -170,6 +171,12 @@ class Console:
             self.screen.info(f"Only /addtolib is installed here, not {word}.")
         elif button := BUTTON.fullmatch(line):
             self.show(self.session.press(int(button.group(1))))
+            self.settle()
+            opened = self.session.opened_by_click()  # the Home's `Add assets`
+            if opened is not None:
+                ModalForm(self).fill(opened)
+        elif word == "home":
+            self.show(self.session.home())
             self.settle()
         elif word in ("quit", "exit", "q"):
             return False

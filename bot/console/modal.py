@@ -30,7 +30,10 @@ class ModalForm:
         if word and word != "message":
             self.screen.info(f"Usage: {USAGE}")
             return
-        view = self.modal.open(text if word == "message" else None)
+        self.fill(self.modal.open(text if word == "message" else None))
+
+    def fill(self, view: dict[str, Any] | None) -> None:
+        """Play an opened modal: its inputs, the preview, confirm or close."""
         if view is None:
             self.screen.info("(the modal did not open: Slack refused views.open; see the log)")
             return

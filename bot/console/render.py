@@ -283,6 +283,9 @@ def place(channel: str, session: Session) -> str:
 
 def label(shown: Shown, session: Session, last: Shown | None) -> str:
     """Who sees a message, and what it replaced: "only you can see this · replaces …"."""
+    if shown.where == "home":
+        whose = "your" if shown.owner == session.user else f"@{shown.owner}'s"
+        return f"{whose} App Home" + (" · published again" if shown.replaces else "")
     channel = place(shown.channel, session)
     if shown.where == "ephemeral":
         who = "you" if shown.owner == session.user else f"@{shown.owner}"

@@ -7,7 +7,7 @@ import json
 import re
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 from urllib.parse import urlencode
@@ -17,6 +17,7 @@ from slack_sdk.signature import SignatureVerifier
 
 from bot.slack.wiring import Services
 from bot.slack_standin import BOT_ID, BOT_USER_ID, SlackCall, SlackStandIn
+from bot.slack_standin.events import app_home_opened, event_callback
 
 TEAM_ID = "T0DEMO"
 TEAM_DOMAIN = "demo"
@@ -25,6 +26,7 @@ VERIFICATION_TOKEN = "console-verification-token"
 COMMAND = "/addtolib"
 PROGRESS = re.compile(r"[▓░]+ (\d+)/(\d+)")
 MESSAGE_METHODS = ("response_url", "chat.postMessage", "chat.postEphemeral", "chat.update")
+HOME_METHOD = "views.publish"
 
 
 @dataclass(eq=False)
@@ -32,7 +34,7 @@ class Shown:
     """A message as the console shows it, and where it lives in "Slack"."""
 
     payload: dict[str, Any]  # text, blocks, ...
-    where: str  # "ephemeral", "channel", "thread" or "dm"
+    where: str  # "ephemeral", "channel", "thread", "dm" or "home" (the App Home tab)
     channel: str
     ts: str
     owner: str | None = None  # who sees an ephemeral message
@@ -108,6 +110,8 @@ class Session:
         self._origins: dict[str, _Origin] = {}
         self._by_ts: dict[tuple[str, str], Shown] = {}
         self._seen = 0  # from the start: what the start-up sweep reported shows too
+        self._home: Shown | None = None  # the App Home as last published for the user
+        self._trigger: str | None = None  # the last Home click's trigger id (Add assets)
 
     # -- input -----------------------------------------------------------------------------
 
@@ -131,6 +135,20 @@ class Session:
         }
         return self._dispatch(urlencode(fields), key)
 
+    def home(self) -> list[Shown | Note]:
+        """Open the app's Home tab: Slack's app_home_opened event, signed, as the Events API
+        sends it (the bot publishes the Home with views.publish; poll() shows it)."""
+        body = json.dumps(event_callback(app_home_opened(self.user)))
+        response = self.app.dispatch(BoltRequest(body=body, headers=self._signed(body, "json")))
+        if response.status != 200:
+            return [Note(f"Slack got HTTP {response.status} from the app: {response.body}")]
+        return []
+
+    def opened_by_click(self) -> dict[str, Any] | None:
+        """The modal the last Home click opened (its `Add assets`), once."""
+        trigger, self._trigger = self._trigger, None
+        return self.standin.views.opened_by(trigger) if trigger else None
+
     def press(self, number: int) -> list[Shown | Note]:
         """Click button `number` as the current user (a block_actions payload)."""
         button = self.buttons.get(number)
@@ -138,6 +156,11 @@ class Session:
             return [Note(f"There is no button [{number}].")]
         notes: list[Shown | Note] = []
         shown = button.message
+        if shown.where == "home":
+            if shown.owner != self.user:
+                notes.append(Note(f"That is @{shown.owner}'s Home; clicking it as you anyway."))
+            payload = self._home_actions(button)
+            return notes + self._dispatch(urlencode({"payload": json.dumps(payload)}), "")
         if shown.gone:
             notes.append(
                 Note(
@@ -205,13 +228,30 @@ class Session:
             }
         return payload
 
-    def _dispatch(self, body: str, key: str) -> list[Shown | Note]:
+    def _home_actions(self, button: Button) -> dict[str, Any]:
+        """A click on the Home, as Slack sends it: the view, no response_url, a trigger id."""
+        payload = self._block_actions(button, "")
+        del payload["response_url"], payload["channel"]
+        payload.pop("message", None)
+        view = button.message.payload.get("view") or {}
+        payload["container"] = {"type": "view", "view_id": view.get("id", "")}
+        payload["view"] = view
+        self._trigger = payload["trigger_id"] = self.standin.new_trigger()
+        return payload
+
+    def _signed(self, body: str, kind: str = "form") -> dict[str, str | Sequence[str]]:
         timestamp = str(int(time.time()))
-        headers: dict[str, Any] = {
-            "content-type": "application/x-www-form-urlencoded",
+        signature = self.verifier.generate_signature(timestamp=timestamp, body=body)
+        return {
+            "content-type": "application/json"
+            if kind == "json"
+            else "application/x-www-form-urlencoded",
             "x-slack-request-timestamp": timestamp,
-            "x-slack-signature": self.verifier.generate_signature(timestamp=timestamp, body=body),
+            "x-slack-signature": signature or "",
         }
+
+    def _dispatch(self, body: str, key: str) -> list[Shown | Note]:
+        headers = self._signed(body)
         response = self.app.dispatch(BoltRequest(body=body, headers=headers))
         if response.status != 200:
             return [Note(f"Slack got HTTP {response.status} from the app: {response.body}")]
@@ -246,6 +286,8 @@ class Session:
         return events
 
     def _event(self, call: SlackCall) -> Shown | Progress | Note | None:
+        if call.method == HOME_METHOD:
+            return self._published(call)
         if call.method not in MESSAGE_METHODS and call.method != "chat.delete":
             return None
         where = f"#{self.channel_name(call.channel)}" if call.channel else "response_url"
@@ -322,6 +364,21 @@ class Session:
             old.gone = True
             shown.thread_ts, shown.owner = old.thread_ts, old.owner
         self._by_ts[(shown.channel, shown.ts)] = shown
+        return self._numbered(shown)
+
+    def _published(self, call: SlackCall) -> Shown | Note | None:
+        """The current user's App Home, as the bot published it (others' are not shown)."""
+        user = call.payload.get("user_id")
+        if user != self.user:
+            return None
+        if call.rejected:
+            return Note(f"Slack refused views.publish (your Home): {call.error}")
+        view = self.standin.views.home(user) or call.payload.get("view") or {}
+        payload = {"text": "App Home", "blocks": view.get("blocks") or [], "view": view}
+        shown = Shown(payload, "home", "home", view.get("id", ""), owner=user, replaces=self._home)
+        if self._home is not None:
+            self._home.gone = True
+        self._home = shown
         return self._numbered(shown)
 
     def _numbered(self, shown: Shown) -> Shown:

@@ -495,6 +495,10 @@ class UsergroupCache:
                 self._members[group_id] = (expiry, users)
             return users
 
+    def known_members(self, group_id: str) -> frozenset[str]:
+        """The members as cached now, asking Slack nothing (empty when not cached)."""
+        return self._cached(group_id) or frozenset()
+
     def _cached(self, group_id: str) -> frozenset[str] | None:
         with self._lock:
             entry = self._members.get(group_id)

@@ -27,6 +27,7 @@ __all__ = [
     "metadata",
     "operations",
     "outbox",
+    "slack_events",
 ]
 
 
@@ -153,6 +154,7 @@ outbox = Table(
     Index("ix_outbox_state_due", "state", "due_at"),
     Index("ix_outbox_lane", "lane", "id"),
     Index("ix_outbox_operation", "operation_id"),
+    Index("ix_outbox_home", "kind", "user_id"),  # a user's Home publishes (bot.core.home)
 )
 
 
@@ -176,4 +178,13 @@ approvals = Table(
     Column("approver", String(64), nullable=False),
     Column("approved_at", UTCDateTime, nullable=False),
     PrimaryKeyConstraint("operation_id", "approver", name="pk_approvals"),
+)
+
+# One row per Slack event handled (docs/SPEC.md §14): the primary key makes a second delivery of
+# one event_id (Slack's retry of a delivery it thinks failed) a no-op. Pruned after a day.
+slack_events = Table(
+    "slack_events",
+    metadata,
+    Column("event_id", String(64), primary_key=True),
+    Column("seen_at", UTCDateTime, nullable=False, index=True),
 )

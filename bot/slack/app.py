@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from slack_bolt import App, BoltContext, BoltRequest, BoltResponse, Respond
 
@@ -11,6 +12,8 @@ from bot.slack import blocks, payload_shapes
 from bot.slack.approvals import blocks as approval_blocks
 from bot.slack.approvals import listeners as approval_listeners
 from bot.slack.command import listeners
+from bot.slack.home import blocks as home_blocks
+from bot.slack.home import listeners as home_listeners
 from bot.slack.modal import listeners as modal_listeners
 from bot.slack.modal import views
 from bot.slack.wiring import Services
@@ -42,6 +45,10 @@ def build_app(services: Services) -> App:
         # are immediate and the original is already being handled, so acting again would plan
         # a second operation or answer a click twice: acknowledge the retry and do nothing.
         # Bolt's signature check runs before this middleware, so a forged retry still gets 401.
+        # Events are the exception: a retry after a failed first delivery is the only copy, so
+        # they are handled once per event_id instead (once_per_event, docs/SPEC.md §14).
+        if is_event(request.body):
+            return next()
         if is_retry(request.headers.get("x-slack-retry-num")):
             return BoltResponse(status=200, body="")
         return next()
@@ -54,6 +61,8 @@ def build_app(services: Services) -> App:
         # commands or clicks; a 503 shows the user only "dispatch_failed").
         if not services.draining.is_set():
             return next()
+        if is_event(request.body):  # not handled here: Slack retries it, another instance takes it
+            return BoltResponse(status=503, body="")
         if respond is not None and request.body.get("type") == "block_actions":
             services.pool.submit(respond, text=blocks.RESTARTING, replace_original=False)
         if request.body.get("type") in views.INTERACTIONS:
@@ -66,6 +75,27 @@ def build_app(services: Services) -> App:
             body=json.dumps({"response_type": "ephemeral", "text": blocks.RESTARTING}),
             headers={"content-type": "application/json"},
         )
+
+    @app.middleware
+    def once_per_event(
+        request: BoltRequest, next: Callable[[], BoltResponse | None]
+    ) -> BoltResponse | None:
+        # The event id's row is the compare-and-set: the first delivery of an event to reach any
+        # instance is handled, a second (Slack's retry of one it thinks lost) is acknowledged.
+        event_id = request.body.get("event_id") if is_event(request.body) else None
+        seen = services.seen_events
+        if not isinstance(event_id, str) or not event_id or seen is None:
+            return next()
+        if not seen.first(event_id):
+            return BoltResponse(status=200, body="")
+        try:
+            response = next()
+        except Exception:
+            seen.forget(event_id)  # nothing was done: let Slack's retry be handled
+            raise
+        if response is not None and response.status >= 500:
+            seen.forget(event_id)
+        return response
 
     @app.middleware
     def provide_services(context: BoltContext, next: Callable[[], object]) -> None:
@@ -87,7 +117,14 @@ def build_app(services: Services) -> App:
     app.view_submission(views.PREVIEW)(modal_listeners.on_preview_submitted)
     app.view_closed(views.FORM)(modal_listeners.on_closed)
     app.view_closed(views.PREVIEW)(modal_listeners.on_closed)
+    app.event("app_home_opened")(home_listeners.on_home_opened)
+    app.action(home_blocks.ADD)(home_listeners.on_add)
     return app
+
+
+def is_event(body: dict[str, Any]) -> bool:
+    """An Events API delivery (over HTTP or a Socket Mode `events_api` envelope)."""
+    return body.get("type") == "event_callback"
 
 
 def is_retry(values: Sequence[str] | str | None) -> bool:

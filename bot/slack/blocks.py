@@ -313,8 +313,18 @@ def summary(
                 f"{id_list(left, titles=titles)}. Undo removes the rest."
             )
         )
-    buttons = []
-    if operation.state in (State.DONE, State.PARTIAL) and left:
+    buttons = undo_retry_buttons(operation)
+    if buttons:
+        blocks.append(ActionsBlock(elements=buttons))
+    added = plural(len(operation.added_ids), "asset")
+    text = f"{name(raw or 'Library')}: {added} added by <@{operation.user_id}>"
+    return make_message(text, blocks)
+
+
+def undo_retry_buttons(operation: Operation) -> list[ButtonElement]:
+    """`Undo` and `Retry` where they apply (the summary's, and the App Home's)."""
+    buttons: list[ButtonElement] = []
+    if operation.state in (State.DONE, State.PARTIAL) and left_to_undo(operation):
         buttons.append(button("Undo", UNDO, operation.id))
     if (
         operation.state in (State.PARTIAL, State.FAILED, State.INTERRUPTED)
@@ -323,11 +333,7 @@ def summary(
         retryable = len(operation.failed_ids) or len(operation.new_ids) - len(operation.added_ids)
         label = f"Retry {plural(retryable, 'asset')}"
         buttons.append(button(label, RETRY, operation.id, "primary"))
-    if buttons:
-        blocks.append(ActionsBlock(elements=buttons))
-    added = plural(len(operation.added_ids), "asset")
-    text = f"{name(raw or 'Library')}: {added} added by <@{operation.user_id}>"
-    return make_message(text, blocks)
+    return buttons
 
 
 def restarting(operation: Operation) -> Message:

@@ -103,8 +103,16 @@ def _block_actions(body: dict, found: list[str]) -> None:
         found.append("actions[0].action_id")
     elif not _optional_text(first.get("value")):
         found.append("actions[0].value")
-    # Our buttons live in messages only, and every job answers through the response_url.
-    if not _url(body.get("response_url")):
+    # A button in a message: every job answers through the response_url. One on the App
+    # Home (a view) comes without one; its jobs answer on the Home and by direct message.
+    container, view = body.get("container"), body.get("view")
+    on_home = (
+        isinstance(container, dict)
+        and container.get("type") == "view"
+        and isinstance(view, dict)
+        and view.get("type") == "home"
+    )
+    if not on_home and not _url(body.get("response_url")):
         found.append("response_url")
 
 

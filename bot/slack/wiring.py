@@ -17,15 +17,19 @@ from bot import metrics
 from bot.config import Settings
 from bot.core.delivery.outbox import Outbox
 from bot.core.heartbeat import Heartbeat
+from bot.core.home import HomeQuery, home_refresh
 from bot.core.library_directory import LibraryDirectory
+from bot.core.operation import Operation
 from bot.core.policy import Policy, UsergroupCache
 from bot.core.policy_holder import PolicyHolder
+from bot.core.seen_events import SeenEvents
 from bot.core.store import OperationStore
 from bot.core.workflow import Workflow
 from bot.slack.delivery.owing import Owing, approval_recipients
 from bot.slack.delivery.pacing import Pacer
 from bot.slack.delivery.rendering import Renderer
 from bot.slack.delivery.worker import DeliveryWorker, delivery_client
+from bot.slack.home.publish import HomeRenderer
 from bot.slack.notify import Notifier
 from bot.uplynk.client import UplynkClient
 
@@ -56,6 +60,12 @@ class Services:
     ui_pool: ThreadPoolExecutor | None = None
     directory: LibraryDirectory | None = None
     draining: threading.Event = field(default_factory=threading.Event)
+    seen_events: SeenEvents | None = None  # each Slack event_id handled once (docs/SPEC.md §14)
+
+    def refresh_home(self, *user_ids: str) -> None:
+        """Publish these users' App Homes again (paced, coalesced: bot.core.home)."""
+        if self.outbox is not None:
+            self.outbox.add(home_refresh(user_ids, self.settings.home_refresh_seconds))
 
     def groups_of(self, user_id: str) -> set[str]:
         return self.usergroups.groups_of(user_id)
@@ -153,6 +163,8 @@ def build_services(settings: Settings, policy: Policy | PolicyHolder | None = No
         approval_channel=settings.approval_channel,
         approvers=lambda view: approval_recipients(view, usergroups.members, policy.admins),
         asked=lambda operation: workflow.approvals.store.get(operation.id) is not None,
+        home_every=settings.home_refresh_seconds,
+        home_watchers=lambda operation: deciders(policy, usergroups, operation),
     )
     workflow = Workflow(
         store,
@@ -168,6 +180,26 @@ def build_services(settings: Settings, policy: Policy | PolicyHolder | None = No
         lookup_threads=settings.workers + UI_THREADS,
     )
     outbox = Outbox(store)
+    ui_pool = ThreadPoolExecutor(max_workers=UI_THREADS, thread_name_prefix="addtolib-ui")
+    directory = LibraryDirectory(
+        uplynk.find_libraries,
+        ui_pool,
+        fresh=settings.library_fresh,
+        wait=settings.library_wait,
+    )
+    notifier = Notifier(client, store, settings.notify_channel)
+    home = HomeRenderer(
+        HomeQuery(
+            store,
+            policy,
+            usergroups.groups_of,
+            workflow.approvals.approvers_of,
+            outbox,
+            metrics.last_uplynk_call,
+        ),
+        notifier,
+        directory,
+    )
     delivery = DeliveryWorker(
         outbox,
         delivery_client(settings.slack_bot_token, settings.slack_api_url),
@@ -175,20 +207,16 @@ def build_services(settings: Settings, policy: Policy | PolicyHolder | None = No
             uplynk,
             lambda op: workflow.approvals.approvers_of([op]).get(op.id, []),
             approval_view=workflow.approvals.view,
+            home=home,
         ),
         timeout=settings.delivery_timeout,
         pacer=Pacer(rate=settings.post_rate),
         backoff_base=settings.delivery_backoff,
     )
-    ui_pool = ThreadPoolExecutor(max_workers=UI_THREADS, thread_name_prefix="addtolib-ui")
     return Services(
         ui_pool=ui_pool,
-        directory=LibraryDirectory(
-            uplynk.find_libraries,
-            ui_pool,
-            fresh=settings.library_fresh,
-            wait=settings.library_wait,
-        ),
+        directory=directory,
+        seen_events=SeenEvents(store),
         settings=settings,
         client=client,
         store=store,
@@ -196,8 +224,23 @@ def build_services(settings: Settings, policy: Policy | PolicyHolder | None = No
         policy=policy,
         usergroups=usergroups,
         workflow=workflow,
-        notifier=Notifier(client, store, settings.notify_channel),
+        notifier=notifier,
         pool=ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="addtolib-job"),
         outbox=outbox,
         delivery=delivery,
     )
+
+
+def deciders(
+    policy: Policy | PolicyHolder, usergroups: UsergroupCache, operation: Operation
+) -> list[str]:
+    """Who may decide the operation's approval request, for their App Homes: the approvers the
+    policy names, the cached members of its approver groups (asking Slack nothing: this runs
+    inside the transaction that records the event), and the admins."""
+    rules = policy.protections_for(operation.library_id)
+    users = set(policy.admins) | {u for rule in rules for u in rule.approvers}
+    for rule in rules:
+        for group in rule.approver_usergroups:
+            users |= usergroups.known_members(group)
+    users.discard(operation.user_id)
+    return sorted(users)

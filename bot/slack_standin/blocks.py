@@ -24,17 +24,18 @@ class BlocksError(ValueError):
     """Blocks Slack would refuse (``invalid_blocks``)."""
 
 
-def validate_blocks(blocks: Any) -> None:
+def validate_blocks(blocks: Any, limit: int = MAX_BLOCKS) -> None:
     """Raise BlocksError when Slack would answer ``invalid_blocks``.
 
     Lengths are those of the text as sent: an escaped `&lt;` counts four characters.
+    `limit`: 50 blocks in a message; a Home tab view holds 100 (views.py).
     """
     if blocks is None:
         return
     if not isinstance(blocks, list):
         raise BlocksError("blocks must be a list")
-    if len(blocks) > MAX_BLOCKS:
-        raise BlocksError(f"{len(blocks)} blocks, Slack allows {MAX_BLOCKS}")
+    if len(blocks) > limit:
+        raise BlocksError(f"{len(blocks)} blocks, Slack allows {limit}")
     for i, block in enumerate(blocks):
         if not isinstance(block, dict) or not block.get("type"):
             raise BlocksError(f"block {i} has no type")

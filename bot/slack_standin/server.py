@@ -570,6 +570,9 @@ class SlackStandIn:
     def _m_views_update(self, payload: dict[str, Any]) -> tuple[dict[str, Any], None]:
         return self.views.update(payload), None
 
+    def _m_views_publish(self, payload: dict[str, Any]) -> tuple[dict[str, Any], None]:
+        return self.views.publish(payload), None
+
 
 _METHODS: dict[str, Callable[[SlackStandIn, dict[str, Any]], tuple[dict[str, Any], Any]]] = {
     "auth.test": SlackStandIn._m_auth_test,
@@ -584,6 +587,7 @@ _METHODS: dict[str, Callable[[SlackStandIn, dict[str, Any]], tuple[dict[str, Any
     "views.open": SlackStandIn._m_views_open,
     "views.push": SlackStandIn._m_views_push,
     "views.update": SlackStandIn._m_views_update,
+    "views.publish": SlackStandIn._m_views_publish,
 }
 
 

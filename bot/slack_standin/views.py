@@ -9,6 +9,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from bot.slack_standin.blocks import BlocksError, validate_blocks
+
 #: Block Kit's modal limits (docs.slack.dev/reference/views/modal-views and element pages).
 TRIGGER_TTL = 3.0
 MAX_VIEW_BLOCKS = 100
@@ -40,6 +42,11 @@ INPUT_ELEMENTS = frozenset(
         "datepicker",
     }
 )
+
+
+#: A Home tab view: `type` "home", at most 100 blocks, private_metadata 3000 and callback_id
+#: 255 characters (docs.slack.dev/reference/views/home-tab-views, "Home tab view object fields").
+MAX_HOME_BLOCKS = 100
 
 
 class ViewError(ValueError):
@@ -129,6 +136,27 @@ def validate_view(view: Any) -> dict[str, Any]:
     return view
 
 
+def validate_home(view: Any) -> None:
+    """Raise ViewError when Slack would refuse this Home tab view (views.publish)."""
+    if not isinstance(view, dict) or view.get("type") != "home":
+        raise ViewError("views.publish needs a view of type 'home'")
+    if len(view.get("private_metadata") or "") > MAX_PRIVATE_METADATA:
+        raise ViewError(f"private_metadata of {len(view['private_metadata'])} chars")
+    if len(view.get("callback_id") or "") > MAX_CALLBACK_ID:
+        raise ViewError("callback_id too long")
+    blocks = view.get("blocks")
+    if not isinstance(blocks, list):
+        raise ViewError("a Home view needs a list of blocks")
+    try:
+        validate_blocks(blocks, limit=MAX_HOME_BLOCKS)
+    except BlocksError as exc:
+        raise ViewError(str(exc)) from exc
+    for i, block in enumerate(blocks):
+        if block.get("type") == "input":
+            raise ViewError(f"block {i}: a Home tab holds no input blocks")
+        _text(block, f"block {i}")
+
+
 def validate_options(options: Any) -> None:
     """Raise ViewError when Slack would refuse an options (block_suggestion) answer."""
     if not isinstance(options, list) or len(options) > MAX_OPTIONS:
@@ -150,6 +178,7 @@ class Views:
         self._views: dict[str, dict[str, Any]] = {}
         self._ids = itertools.count(1)
         self._opened: dict[str, str] = {}  # trigger id -> the view it opened
+        self._homes: dict[str, dict[str, Any]] = {}  # user id -> their published Home
 
     def new_trigger(self) -> str:
         """A trigger id as Slack puts in an interaction payload: valid 3 s, once."""
@@ -223,6 +252,33 @@ class Views:
             self._views[view_id] = stored
             self._opened[payload["trigger_id"]] = view_id
         return {"ok": True, "view": dict(stored)}
+
+    def publish(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """views.publish: a valid Home view for a user, kept as that user's Home."""
+        view, user = payload.get("view"), payload.get("user_id")
+        if not isinstance(user, str) or not user:
+            return {"ok": False, "error": "invalid_arguments"}
+        try:
+            validate_home(view)
+            assert isinstance(view, dict)  # validate_home checked it
+        except ViewError as exc:
+            return {
+                "ok": False,
+                "error": "invalid_arguments",
+                "response_metadata": {"messages": [str(exc)]},
+            }
+        with self._lock:
+            old = self._homes.get(user)
+            view_id = old["id"] if old else f"V{next(self._ids):08d}"
+            stored = self._stored(view_id, view)
+            self._homes[user] = stored
+        return {"ok": True, "view": dict(stored)}
+
+    def home(self, user: str) -> dict[str, Any] | None:
+        """The Home view last published for `user`."""
+        with self._lock:
+            found = self._homes.get(user)
+        return dict(found) if found else None
 
     def update(self, payload: dict[str, Any]) -> dict[str, Any]:
         """views.update by view_id (or external_id), honouring hash when given."""

@@ -19,6 +19,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 
+from bot.core.delivery.home_entries import insert_home
 from bot.core.tables import operations, outbox
 
 if TYPE_CHECKING:
@@ -27,8 +28,9 @@ if TYPE_CHECKING:
 __all__ = ["KINDS", "Entry", "Outbox", "OutboxStats", "Owed", "insert_owed", "outbox"]
 
 #: post: chat.postMessage in a channel; dm: chat.postMessage to a user id; update: chat.update
-#: of a message an earlier entry posted; ephemeral: chat.postEphemeral to one user.
-KINDS = ("post", "dm", "update", "ephemeral")
+#: of a message an earlier entry posted; ephemeral: chat.postEphemeral to one user; home:
+#: views.publish of user_id's App Home (bot.core.delivery.home_entries: one queued per user).
+KINDS = ("post", "dm", "update", "ephemeral", "home")
 OPEN = ("queued", "sending")
 DONE = ("sent", "skipped", "failed")
 #: An answer lost in transit allows one repeat of the post; a second loss ends it.
@@ -61,8 +63,8 @@ class Owed:
             raise ValueError(f"unknown outbox kind {self.kind!r}")
         if self.kind == "update" and not self.target:
             raise ValueError("an update names the key of the message it updates (target)")
-        if self.kind == "ephemeral" and not self.user_id:
-            raise ValueError("an ephemeral message needs user_id")
+        if self.kind in ("ephemeral", "home") and not self.user_id:
+            raise ValueError(f"an entry of kind {self.kind} needs user_id")
 
 
 @dataclass(frozen=True)
@@ -135,9 +137,14 @@ def insert_owed(conn: Connection, entries: Iterable[Owed], now: datetime | None 
         }
         for e in entries
     ]
+    inserted = 0
     for row in rows:  # one at a time: ids grow in the order given, which is the lane's order
+        if row["kind"] == "home":
+            inserted += insert_home(conn, row, now)
+            continue
         conn.execute(outbox.insert().values(**row))
-    return len(rows)
+        inserted += 1
+    return inserted
 
 
 def _db_now(conn: Connection) -> datetime:

@@ -10,6 +10,7 @@ from bot.core.outcomes import Requester
 from bot.core.parsing import AddCommand, HelpCommand, ParseError, parse_command
 from bot.slack import blocks
 from bot.slack.command import jobs
+from bot.slack.home import jobs as home_jobs
 
 
 def on_command(ack: Ack, command: dict, respond: Respond, context: BoltContext) -> None:
@@ -41,7 +42,12 @@ def button(job: Callable[..., None]) -> Callable[..., None]:
         ack: Ack, body: dict, action: dict, respond: Respond, context: BoltContext
     ) -> None:
         ack()
-        context["services"].submit(job, respond, action.get("value") or "", body["user"]["id"])
+        services, user_id = context["services"], body["user"]["id"]
+        value = action.get("value") or ""
+        if home_jobs.is_home_click(body):  # the same decision, answered on the Home
+            services.submit(home_jobs.clicked, job, value, user_id)
+            return
+        services.submit(job, respond, value, user_id)
 
     listener.__name__ = f"on_{job.__name__}"
     return listener

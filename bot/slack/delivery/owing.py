@@ -9,6 +9,7 @@ from typing import Any
 from bot.core.approvals.outcomes import ApprovalView
 from bot.core.approvals.rules import REQUEST_KEY
 from bot.core.delivery.outbox import Entry, Owed
+from bot.core.home import home_refresh
 from bot.core.operation import Operation
 from bot.slack import blocks
 from bot.slack.approvals import blocks as approval_blocks
@@ -35,13 +36,28 @@ class Owing:
         approval_channel: str | None = None,
         approvers: Callable[[ApprovalView], list[str]] | None = None,
         asked: Callable[[Operation], bool] | None = None,
+        home_every: float | None = None,
+        home_watchers: Callable[[Operation], list[str]] | None = None,
     ):
         self.notify_channel = notify_channel
         self.approval_channel = approval_channel
         self.approvers = approvers or (lambda view: [])
         self.asked = asked or (lambda operation: False)
+        self.home_every = home_every
+        self.home_watchers = home_watchers or (lambda operation: [])
 
     def __call__(self, event: str, operation: Operation, **facts: Any) -> list[Owed]:
+        entries = self._events(event, operation, **facts)
+        if self.home_every is None:
+            return entries
+        # What changed shows on the requester's App Home, and an approval request on the
+        # Homes of those who may decide it (docs/SPEC.md §14): published again, paced.
+        users = [operation.user_id]
+        if event.startswith("approval_"):
+            users += self.home_watchers(operation)
+        return entries + home_refresh(users, self.home_every)
+
+    def _events(self, event: str, operation: Operation, **facts: Any) -> list[Owed]:
         if event.startswith("approval_"):
             return self._approval(event, operation, facts)
         if event == "executed":

@@ -31,8 +31,10 @@ class Renderer:
         uplynk: UplynkClient | None,
         approvers_of: Callable[[Operation], list[str]] | None = None,
         approval_view: Callable[[Operation], ApprovalView] | None = None,
+        home: Callable[[str], dict[str, Any]] | None = None,
     ):
         self.uplynk = uplynk
+        self.home = home  # user id -> the App Home view (bot.slack.home.publish.HomeRenderer)
         self.approvers_of = approvers_of or (lambda operation: [])
         self.approval_view = approval_view
         self._libraries: dict[str, tuple[float, Library]] = {}
@@ -46,6 +48,10 @@ class Renderer:
             return dict(args["message"])
         if template == "event":
             return blocks.notify_event(args["text"]).kwargs()
+        if template == "home":
+            if self.home is None or not entry.user_id:
+                raise LookupError("no App Home to render")
+            return {"view": self.home(entry.user_id)}
         if operation is None:
             raise LookupError(f"operation {entry.operation_id} of outbox entry {entry.id} is gone")
         if template == "summary":

@@ -261,7 +261,9 @@ class DeliveryWorker:
         target: tuple[str, str] | None,
     ) -> dict[str, Any]:
         try:
-            if entry.kind == "update" and target is not None:
+            if entry.kind == "home":
+                answer = self.client.views_publish(user_id=entry.user_id or "", **message)
+            elif entry.kind == "update" and target is not None:
                 answer = self.client.chat_update(channel=target[0], ts=target[1], **message)
             elif entry.kind == "ephemeral":
                 # Owed gives an ephemeral entry its channel and user ("": Slack refuses it).
