@@ -52,6 +52,10 @@ class Settings:
     request_timeout: int = 10
     web_concurrency: int = 1
     web_threads: int = 16
+    schedule_grace: int = 3600
+    schedule_horizon: int = 90 * 86400
+    schedule_poll: float = 1.0
+    zone_ttl: int = 3600
 
 
 # Settings field -> environment variable.
@@ -86,6 +90,10 @@ ENV_NAMES = {
     "request_timeout": "ADDTOLIB_REQUEST_TIMEOUT",
     "web_concurrency": "WEB_CONCURRENCY",
     "web_threads": "WEB_THREADS",
+    "schedule_grace": "ADDTOLIB_SCHEDULE_GRACE",
+    "schedule_horizon": "ADDTOLIB_SCHEDULE_HORIZON",
+    "schedule_poll": "ADDTOLIB_SCHEDULE_POLL",
+    "zone_ttl": "ADDTOLIB_TZ_TTL",
 }
 
 # What each run mode cannot start without.

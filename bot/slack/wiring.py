@@ -18,6 +18,7 @@ from bot.core.delivery.outbox import Outbox
 from bot.core.library_directory import LibraryDirectory
 from bot.core.policy import Policy, UsergroupCache
 from bot.core.policy_holder import PolicyHolder
+from bot.core.schedule.zones import UserZones
 from bot.core.store import OperationStore
 from bot.core.workflow import Workflow
 from bot.slack.delivery.owing import Owing, approval_recipients
@@ -45,6 +46,7 @@ class Services:
     notifier: Notifier
     pool: ThreadPoolExecutor
     heartbeat: object | None = None  # bot.core.heartbeat.Heartbeat, once a server starts it
+    scheduler: object | None = None  # bot.core.schedule.runner.ScheduleRunner, likewise
     outbox: Outbox | None = None
     delivery: DeliveryWorker | None = None  # started by bot.server.start_delivery
     inflight: set[Future] = field(default_factory=set)
@@ -90,6 +92,8 @@ class Services:
         self.workflow.stop_new_batches()
         if self.heartbeat is not None:
             self.heartbeat.stop_sweeping()
+        if self.scheduler is not None:  # what comes due now is for another instance
+            self.scheduler.stop()
 
     def drain(self, grace: float) -> bool:
         """stop_taking_work(), then wait up to `grace` seconds for the jobs in flight."""
@@ -110,6 +114,8 @@ class Services:
             self.policy.stop()
         if self.heartbeat is not None:
             self.heartbeat.stop()
+        if self.scheduler is not None:
+            self.scheduler.stop()
         self.pool.shutdown(wait=False, cancel_futures=True)
         if self.delivery is not None:
             self.delivery.stop()
@@ -132,6 +138,12 @@ def slack_client(settings: Settings) -> WebClient:
     client = WebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url)
     client.retry_handlers.append(RateLimitErrorRetryHandler(max_retry_count=2))
     return client
+
+
+def _slack_zone(client: WebClient, user_id: str) -> str | None:
+    """The user's time zone as Slack knows it (users.info -> user.tz, an IANA name)."""
+    user = client.users_info(user=user_id).get("user") or {}
+    return user.get("tz") or None
 
 
 def build_services(settings: Settings, policy: Policy | None = None) -> Services:
@@ -163,6 +175,9 @@ def build_services(settings: Settings, policy: Policy | None = None) -> Services
         batch_grace=max(settings.lease_seconds, sum(uplynk.timeout)),
         approval_ttl=settings.approval_ttl,
         lookup_threads=settings.workers + UI_THREADS,
+        zone_of=UserZones(lambda user: _slack_zone(client, user), ttl=settings.zone_ttl),
+        schedule_grace=settings.schedule_grace,
+        schedule_horizon=settings.schedule_horizon,
     )
     outbox = Outbox(store)
     delivery = DeliveryWorker(

@@ -38,7 +38,8 @@ class ApprovalEvent:
     """An Approve, Deny or expiry that changed an approval request.
 
     kind: "approved" (recorded; more approvals needed, or another click runs it), "ready"
-    (enough approvals: `run` is the confirmed operation to execute), "rejected" or "expired".
+    (enough approvals: `run` is the confirmed operation to execute), "scheduled" (enough
+    approvals before a scheduled add's time: it runs at the time), "rejected" or "expired".
     """
 
     kind: str

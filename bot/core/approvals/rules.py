@@ -116,11 +116,20 @@ class Approvals:
         missing = self.policy.approvals_missing(operation.library_id, recorded, self.groups_of)
         if missing > 0:
             return ApprovalEvent("approved", self.view(operation), user_id)
+        # docs/SPEC.md §15: approved before its time, a scheduled add waits for the time;
+        # approved after it, it runs now.
+        waits = operation.run_at is not None and operation.run_at > self.now()
         ready = self.operations.transition(
             operation.id,
             State.AWAITING_APPROVAL,
-            State.CONFIRMED,
-            enqueue=self.owed("approval_ready", operation, approved_by=recorded, targets=targets),
+            State.SCHEDULED if waits else State.CONFIRMED,
+            enqueue=self.owed(
+                "approval_ready",
+                operation,
+                approved_by=recorded,
+                targets=targets,
+                run_at=operation.run_at if waits else None,
+            ),
             confirmed_at=operation.confirmed_at,
         )
         if ready is None:
@@ -129,6 +138,8 @@ class Approvals:
                 return Refused(self._closed(current, user_id))
             # Another approver's click completed the approvals and runs it.
             return ApprovalEvent("approved", self.view(current), user_id)
+        if waits:
+            return ApprovalEvent("scheduled", self.view(ready), user_id)
         return ApprovalEvent("ready", self.view(ready), user_id, run=ready)
 
     def deny(self, operation_id: str, user_id: str) -> ApprovalEvent | Refused:

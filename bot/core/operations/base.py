@@ -56,6 +56,10 @@ class UseCase:
     _savers: ThreadPoolExecutor
     _lookups: ThreadPoolExecutor
     _stopping: threading.Event
+    # Defined by the use cases that Workflow joins (Scheduling, Running), used across them.
+    when: Callable[..., object]
+    schedule: Callable[..., object]
+    execute: Callable[..., object]
 
     # -- helpers of more than one use case ---------------------------------------------------
 

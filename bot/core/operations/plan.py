@@ -29,6 +29,12 @@ class Planning(UseCase):
         """Resolve the library, check permission, look up the assets and store a preview."""
         if not self._may_add_anywhere(who):
             return self._deny(who, command.asset_ids, None, None, self._blanket_refusal(who))
+        schedule: dict = {}
+        if command.when is not None:  # docs/SPEC.md §15: a refused time changes nothing
+            timing = self.when(who, command.when)
+            if isinstance(timing, Refused):
+                return timing
+            schedule = {"run_at": timing[0], "run_zone": timing[1]}
         # The assets are looked up while the library is resolved: one Uplynk round trip.
         lookup = self._look_up(command.asset_ids)
         try:
@@ -45,9 +51,12 @@ class Planning(UseCase):
                 library_name=command.library.name,
                 requested_ids=list(command.asset_ids),
                 response_url=response_url,
+                **schedule,
             )
             return NeedsPick(operation, command.library.name or "", found)
-        return self._preview(who, found, list(command.asset_ids), response_url, lookup=lookup)
+        return self._preview(
+            who, found, list(command.asset_ids), response_url, lookup=lookup, schedule=schedule
+        )
 
     def pick_library(
         self, operation_id: str, library_id: str, user_id: str
@@ -124,6 +133,7 @@ class Planning(UseCase):
         existing: Operation | None = None,
         *,
         lookup: Future | None = None,
+        schedule: dict | None = None,
     ) -> Planned | Refused:
         decision = self.policy.check(who.user_id, library.id, who.channel_id, self.groups_of)
         if not decision.allowed:
@@ -164,6 +174,7 @@ class Planning(UseCase):
                 requested_ids=asset_ids,
                 response_url=response_url,
                 **preview,
+                **(schedule or {}),
             )
         else:
             # The pick is a compare-and-set: of two quick clicks, only the first one's preview
