@@ -13,6 +13,7 @@ import requests
 
 from bot.slack_standin import SlackCall
 from tests.fixtures_bot import (
+    AD_BREAKS,
     ADMIN,
     MARKETING,
     NOTIFY,
@@ -292,3 +293,71 @@ def test_an_asset_added_by_someone_else_before_the_time_is_skipped(
 
 def dump_request(request) -> str:
     return f"{request.query} {request.body} {request.params}"
+
+
+LEAD = "U0LEAD"
+PROTECTED = f"""
+admins = ["{ADMIN}"]
+
+[[allow]]
+libraries = ["{MARKETING}", "{AD_BREAKS}"]
+users = ["{USER}"]
+
+[[protect]]
+libraries = ["{AD_BREAKS}"]
+approvers = ["{LEAD}"]
+"""
+
+
+@pytest.fixture
+def protected(start_bot: Callable[..., Bot], tmp_path: Path) -> Bot:
+    path = tmp_path / "protect.toml"
+    path.write_text(PROTECTED)
+    return start_bot(ADDTOLIB_POLICY=str(path), ADDTOLIB_APPROVAL_CHANNEL="C0APPROVALS", **FAST)
+
+
+def summary_of(bot: Bot, operation_id: str, timeout: float = 20) -> SlackCall:
+    """The Library summary (not the approval request, not the thread)."""
+    return bot.slack.wait_for(
+        lambda c: (
+            c.method == "chat.postMessage"
+            and c.channel not in (NOTIFY, "C0APPROVALS")
+            and operation_id in dump(c)
+        ),
+        timeout=timeout,
+    )
+
+
+def test_a_protected_add_approved_before_its_time_runs_at_the_time(protected: Bot) -> None:
+    bot = protected
+    assets = free_assets(bot.simulator, AD_BREAKS, 2)
+    at = moment(AHEAD + 4)
+    operation_id, key, preview = schedule(bot, f"{AD_BREAKS} {' '.join(assets)} at {typed(at)} UTC")
+    assert "Schedule: add 2 assets" in text_of(preview)
+    bot.reply(key, "Waiting for approval")
+    _, approve_key = bot.click("addtolib_approve", operation_id, user_id=LEAD)
+    answer = text_of(bot.reply(approve_key, "Your approval is recorded"))
+    assert f"<!date^{int(at.timestamp())}^" in answer
+    approved_at = time.time()
+    assert approved_at < at.timestamp(), "approved too late for this test"
+    assert stored(bot, operation_id).state == "scheduled"
+    summary_of(bot, operation_id, timeout=AHEAD + 30)
+    adds = patches(bot.simulator)
+    assert len(adds) == 1
+    assert at.timestamp() <= adds[0].at <= at.timestamp() + 5
+    assert stored(bot, operation_id).state == "done"
+
+
+def test_a_protected_add_approved_after_its_time_runs_at_approval(protected: Bot) -> None:
+    bot = protected
+    assets = free_assets(bot.simulator, AD_BREAKS, 1)
+    at = moment()
+    operation_id, key, _ = schedule(bot, f"{AD_BREAKS} {assets[0]} at {typed(at)} UTC")
+    bot.reply(key, "Waiting for approval")
+    wait_past(bot, at, margin=1)
+    assert not patches(bot.simulator)
+    assert stored(bot, operation_id).state == "awaiting_approval"
+    bot.click("addtolib_approve", operation_id, user_id=LEAD)
+    summary_of(bot, operation_id)
+    assert len(patches(bot.simulator)) == 1
+    assert stored(bot, operation_id).state == "done"
