@@ -361,3 +361,32 @@ def test_a_protected_add_approved_after_its_time_runs_at_approval(protected: Bot
     summary_of(bot, operation_id)
     assert len(patches(bot.simulator)) == 1
     assert stored(bot, operation_id).state == "done"
+
+
+def test_the_modal_schedules_with_its_when_block(start_bot: Callable[..., Bot]) -> None:
+    from tests.test_e2e_modal import open_form, preview_of, submit, text_of_view
+
+    bot = start_bot(**FAST)
+    form = open_form(bot)
+    when = [b for b in form["blocks"] if b.get("block_id") == "when"]
+    assert when and when[0]["optional"] and when[0]["element"]["type"] == "datetimepicker"
+    assets = free_assets(bot.simulator, MARKETING, 1)
+    past = int(time.time()) - 60
+    answer = submit(bot, form, library=MARKETING, assets=assets[0], channel="C0SUM", when=past)
+    assert answer["response_action"] == "errors" and "in the past" in answer["errors"]["when"]
+    at = moment()
+    preview = preview_of(
+        bot, form, library=MARKETING, assets=assets[0], channel="C0SUM", when=int(at.timestamp())
+    )
+    assert preview["submit"]["text"] == "Schedule 1 asset"
+    assert f"<!date^{int(at.timestamp())}^" in text_of_view(preview)
+    operation_id = preview["private_metadata"]
+    assert submit(bot, preview) == {"response_action": "clear"}
+    bot.slack.wait_for(
+        lambda c: c.method == "chat.postEphemeral" and "Scheduled" in dump(c), timeout=20
+    )
+    assert stored(bot, operation_id).state == "scheduled"
+    assert not patches(bot.simulator)
+    bot.summary(operation_id, timeout=AHEAD + 20)
+    adds = patches(bot.simulator)
+    assert len(adds) == 1 and adds[0].at >= at.timestamp()

@@ -56,6 +56,8 @@ class UseCase:
     _savers: ThreadPoolExecutor
     _lookups: ThreadPoolExecutor
     _stopping: threading.Event
+    schedule_horizon: int
+    zone_of: Callable[[str], str | None]
     # Defined by the use cases that Workflow joins (Scheduling, Running), used across them.
     when: Callable[..., object]
     schedule: Callable[..., object]

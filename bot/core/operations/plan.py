@@ -5,12 +5,13 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 from concurrent.futures import Future
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from bot.core.operation import Operation, State
 from bot.core.operations.base import UseCase
 from bot.core.outcomes import NeedsPick, Planned, Refused, Requester
 from bot.core.parsing import AddCommand, LibraryRef
+from bot.core.schedule.when import check_window
 from bot.core.text import escape_mrkdwn
 from bot.uplynk.errors import UplynkError, UplynkNotFound
 from bot.uplynk.models import Library
@@ -110,6 +111,7 @@ class Planning(UseCase):
         library_id: str,
         channel_id: str,
         more_ids: list[str] | tuple[str, ...] = (),
+        run_at: datetime | None = None,
     ) -> Planned | NeedsPick | Refused:
         """Plan a draft once its form is submitted: its ids plus `more_ids`, summary to
         `channel_id` (the permission check uses that channel)."""
@@ -121,7 +123,13 @@ class Planning(UseCase):
         if operation.state != State.PENDING:
             return Refused(f"This form is {operation.state}; open it again.")
         requested = list(dict.fromkeys([*operation.requested_ids, *more_ids]))
-        self.store.update(draft_id, requested_ids=requested, channel_id=channel_id)
+        schedule: dict = {}
+        if run_at is not None:  # the modal's `when` (docs/SPEC.md §15)
+            reason = check_window(run_at, self.now(), self.schedule_horizon)
+            if reason:
+                return Refused(reason)
+            schedule = {"run_at": run_at, "run_zone": self.zone_of(user_id)}
+        self.store.update(draft_id, requested_ids=requested, channel_id=channel_id, **schedule)
         return self.pick_library(draft_id, library_id, user_id)
 
     def _preview(
