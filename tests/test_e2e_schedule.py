@@ -117,7 +117,7 @@ def test_hh_mm_is_read_in_the_requesters_zone(start_bot: Callable[..., Bot]) -> 
         bot, f"{MARKETING} {assets[0]} at {typed(at, 'Asia/Kolkata', date=False)}"
     )
     assert stored(bot, operation_id).run_at == at
-    assert "(Asia/Kolkata)" in text_of(preview)
+    assert "Asia/Kolkata)" in text_of(preview)
     bot.reply(key, "Scheduled")
     # The same wall-clock time typed by a user in UTC names another instant.
     other_assets = free_assets(bot.simulator, MARKETING, 2)[1:]

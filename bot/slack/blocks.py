@@ -244,7 +244,7 @@ def scheduled(operation: Operation) -> Message:
     """The confirmation once an add is scheduled: when, and Cancel until the run starts."""
     shown = name(operation.library_name or operation.library_id)
     count = plural(len(operation.new_ids), "asset")
-    text = f":alarm_clock: Scheduled: {count} will be added to *{shown}* {run_time(operation)}."
+    text = f":alarm_clock: Scheduled for {run_time(operation)}: {count} will be added to *{shown}*."
     return make_message(
         f"Scheduled: {count} to {shown}",
         [

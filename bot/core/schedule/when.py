@@ -138,10 +138,10 @@ def check_window(run_at: datetime, now: datetime, horizon_seconds: int) -> str |
 
 
 def local_text(moment: datetime, zone_name: str | None) -> str:
-    """`2026-12-24 09:00 (Europe/Paris)`: the time as the requester reads it."""
+    """`2026-12-24 09:00 Europe/Paris`: the time as the requester reads it."""
     local = moment.astimezone(zone(zone_name))
     shown = local.strftime("%Y-%m-%d %H:%M:%S" if local.second else "%Y-%m-%d %H:%M")
-    return f"{shown} ({zone_name or 'UTC'})"
+    return f"{shown} {zone_name or 'UTC'}"
 
 
 def _ago(delta: timedelta) -> str:
