@@ -42,6 +42,7 @@ class Scheduling(UseCase):
 
     def schedule(self, operation: Operation, user_id: str) -> Operation | Refused:
         """confirm() of a scheduled add: pending -> scheduled; the thread opens now."""
+        assert operation.run_at is not None  # confirm() comes here only with a time
         reason = check_window(operation.run_at, self.now(), self.schedule_horizon)
         if reason:
             self.store.transition(operation.id, State.PENDING, State.EXPIRED)
@@ -74,7 +75,7 @@ class Scheduling(UseCase):
     ) -> Executed | Refused:
         """Run a claimed scheduled add: the requester's permission is checked again first."""
         decision = self.policy.check(
-            operation.user_id, operation.library_id, operation.channel_id, self.groups_of
+            operation.user_id, operation.library_id or "", operation.channel_id, self.groups_of
         )
         if not decision.allowed:
             denied = self.store.transition(

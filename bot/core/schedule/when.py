@@ -74,8 +74,8 @@ def parse_when(keyword: str, text: str) -> When:
         raise WhenError(f"{shown} is not a time I can read. Use {AT_HINT}.")
     try:
         day = date.fromisoformat(match["date"]) if match["date"] else None
-        parts = [int(p) for p in match["time"].split(":")]
-        clock = time(*parts)
+        parts = [int(p) for p in match["time"].split(":")] + [0]
+        clock = time(parts[0], parts[1], parts[2])
     except ValueError:
         raise WhenError(f"{shown} is not a real date or time. Use {AT_HINT}.") from None
     return When(text=f"at {clause}", day=day, clock=clock, offset=_offset(match["zone"], shown))
