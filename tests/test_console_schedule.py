@@ -19,7 +19,7 @@ def test_schedule_then_wait_runs_it_and_history_shows_its_time(console) -> None:
     assert "the clock moved on" in ran
     summary = ran.split("── #console (everyone) ──", 1)[1]
     assert "# Marketing Library" in summary and NEW_A in summary and NEW_B in summary
-    assert "Ran at its scheduled time." in ran
+    assert "Ran as scheduled (for 20" in ran
     history = console.step("/addtolib history")
     assert "· done · scheduled for " in history and "(started " in history
     assert "Nothing is scheduled" in console.step("wait")

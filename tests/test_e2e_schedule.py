@@ -92,7 +92,7 @@ def test_runs_on_time_once_with_summary_and_thread_reply(start_bot: Callable[...
         lambda c: (
             c.channel == NOTIFY
             and c.payload.get("thread_ts") == parent.ts
-            and "Ran at its scheduled time" in dump(c)
+            and "Ran as scheduled (for <!date^" in dump(c)
         ),
         timeout=20,
     )

@@ -147,6 +147,9 @@ def _split_when(rest: str) -> tuple[str, When | None]:
     Only the assets' part is searched: the library (first word, or quoted) is already taken,
     and neither word is a hex id, so `at` is never read as part of a name or an id.
     """
+    lowered = rest.lower()  # the common case, no keyword at all, in one pass in C
+    if not any(keyword in lowered for keyword in KEYWORDS):
+        return rest, None
     for token in _TOKEN.finditer(rest):
         keyword = token.group()
         if keyword.lower() in KEYWORDS:

@@ -44,7 +44,8 @@ class Owing:
         if event.startswith("schedule"):
             return self._schedule(event, operation, facts)
         if event == "executed":
-            ran = ["Ran at its scheduled time."] if operation.run_at else []
+            when = blocks.slack_date(operation.run_at) if operation.run_at else ""
+            ran = [f"Ran as scheduled (for {when})."] if operation.run_at else []
             entries = self._summary(operation) + self.thread(operation, *ran, details=True)
             return entries + self._parent_updated(operation, force=bool(operation.run_at))
         if event == "retried":
