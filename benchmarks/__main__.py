@@ -25,6 +25,7 @@ BENCHMARKS = (
     "preview",
     "delivery",
     "socket_ack",
+    "schedule",
 )
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -58,6 +58,10 @@ class Settings:
     uplynk_timeout: float = 30.0
     uplynk_backoff: float = 0.5
     home_refresh_seconds: float = 10.0
+    schedule_grace: int = 3600
+    schedule_horizon: int = 90 * 86400
+    schedule_poll: float = 1.0
+    zone_ttl: int = 3600
 
 
 # Settings field -> environment variable.
@@ -97,6 +101,10 @@ ENV_NAMES = {
     "uplynk_timeout": "UPLYNK_TIMEOUT",
     "uplynk_backoff": "UPLYNK_BACKOFF",
     "home_refresh_seconds": "ADDTOLIB_HOME_REFRESH_SECONDS",
+    "schedule_grace": "ADDTOLIB_SCHEDULE_GRACE",
+    "schedule_horizon": "ADDTOLIB_SCHEDULE_HORIZON",
+    "schedule_poll": "ADDTOLIB_SCHEDULE_POLL",
+    "zone_ttl": "ADDTOLIB_TZ_TTL",
 }
 
 # Seconds where 0 means "always" (look Uplynk up on every keystroke, do not wait for it).

@@ -64,6 +64,12 @@ UPLYNK_LIMIT = Gauge(
     "The adaptive limit on add batches in flight, as last set",
     multiprocess_mode="max",
 )
+SCHEDULED = Counter("addtolib_scheduled", "Adds scheduled for a later time (docs/SPEC.md §15)")
+SCHEDULE_LATENESS = Histogram(
+    "addtolib_schedule_lateness_seconds",
+    "How late a scheduled add started (claimed) after its time, by the database's clock",
+    buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 3600),
+)
 DELIVERIES = Counter(
     "addtolib_slack_deliveries",
     "Outbox deliveries to Slack by result (sent, fallback, retried, ratelimited, skipped, failed)",

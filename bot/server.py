@@ -12,12 +12,14 @@ from slack_bolt import App
 
 from bot.config import Settings
 from bot.core.heartbeat import Heartbeat
+from bot.core.schedule.runner import ScheduleRunner
 from bot.core.store import OperationStore
 from bot.redaction import configure_logging
 from bot.slack import payload_shapes
 from bot.slack.app import build_app
 from bot.slack.approvals.jobs import report_expired
 from bot.slack.command.jobs import report_interrupted
+from bot.slack.schedule.jobs import run_due
 from bot.slack.wiring import Services, build_services
 
 log = logging.getLogger(__name__)
@@ -29,7 +31,18 @@ def start_app(settings: Settings) -> tuple[App, Services]:
     services = build_services(settings)
     start_heartbeat(services)
     start_delivery(services)
+    start_schedule(services)
     return build_app(services), services
+
+
+def start_schedule(services: Services) -> None:
+    """Start scheduled adds at their time (docs/SPEC.md §15); the first look is at once, so a
+    time missed while no instance ran is handled at start-up."""
+    services.scheduler = ScheduleRunner(
+        services.workflow,
+        services.settings.schedule_poll,
+        on_due=lambda operations: run_due(services, operations),
+    ).start()
 
 
 def start_delivery(services: Services) -> None:

@@ -360,13 +360,18 @@ class SlackSender:
 
     @staticmethod
     def form_values(
-        library: str | None = None, assets: str | None = None, channel: str | None = None
+        library: str | None = None,
+        assets: str | None = None,
+        channel: str | None = None,
+        when: int | None = None,
     ) -> dict[str, Any]:
-        """``view.state.values`` of the addtolib form as Slack reports it on submission."""
+        """``view.state.values`` of the addtolib form as Slack reports it on submission
+        (`when`: the datetimepicker's UNIX time, SPEC 15)."""
         option = None
         if library is not None:
             option = {"text": {"type": "plain_text", "text": library}, "value": library}
         return {
+            "when": {"when": {"type": "datetimepicker", "selected_date_time": when}},
             "library": {"library": {"type": "external_select", "selected_option": option}},
             "assets": {"assets": {"type": "plain_text_input", "value": assets}},
             "channel": {

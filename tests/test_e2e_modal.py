@@ -78,7 +78,7 @@ def test_global_shortcut_opens_the_form_and_types_ahead_fast_with_a_slow_uplynk(
     assert view["callback_id"] == "addtolib_modal"
     assert view["notify_on_close"] is True
     inputs = {b["block_id"]: b["element"] for b in view["blocks"] if b["type"] == "input"}
-    assert set(inputs) == {"library", "assets", "channel"}
+    assert set(inputs) == {"library", "assets", "channel", "when"}  # when: SPEC 15
     assert inputs["library"]["type"] == "external_select"
     assert inputs["library"]["action_id"] == "library"
     assert inputs["library"]["min_query_length"] == 0

@@ -37,6 +37,7 @@ METHOD_SCOPES: dict[str, set[str]] = {
     # The notify and approval channels may be public or private (`check` looks at both).
     "conversations.info": {"channels:read", "groups:read"},
     "usergroups.users.list": {"usergroups:read"},
+    "users.info": {"users:read"},  # the requester's time zone (SPEC 15)
     "views.open": set(),
     "views.publish": set(),
     "views.update": set(),

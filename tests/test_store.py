@@ -48,7 +48,14 @@ def race(n: int, fn) -> list:
 def test_states_constants():
     assert "interrupted" in STATES
     assert set(STATES) >= TERMINAL
-    assert set(ACTIVE) == {"pending", "awaiting_approval", "confirmed", "running", "undoing"}
+    assert set(ACTIVE) == {
+        "pending",
+        "awaiting_approval",
+        "scheduled",
+        "confirmed",
+        "running",
+        "undoing",
+    }
     assert not TERMINAL & ACTIVE
 
 

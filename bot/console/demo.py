@@ -11,9 +11,10 @@ from dataclasses import dataclass, field, replace
 from slack_bolt import App
 
 from bot.config import ENV_NAMES, Settings, load_settings
+from bot.console.clock import ConsoleClock
 from bot.core.policy import Policy
 from bot.redaction import configure_logging
-from bot.server import start_delivery, start_heartbeat
+from bot.server import start_delivery, start_heartbeat, start_schedule
 from bot.simulator import DEMO_LIBRARY_IDS, UplynkSimulator
 from bot.simulator.catalogue import demo_id
 from bot.slack.app import build_app
@@ -76,6 +77,7 @@ class World:
     simulator: UplynkSimulator | None
     policy_note: str
     bulk_ids: list[str] = field(default_factory=list)
+    clock: ConsoleClock = field(default_factory=ConsoleClock)
 
     def close(self) -> None:
         self.services.close()
@@ -133,10 +135,13 @@ def open_world(
         configure_logging(settings, level=logging.INFO if verbose else logging.ERROR)
         services = build_services(settings, policy=policy)
         cleanup.callback(services.close)
+        clock = ConsoleClock()  # `wait` moves it forward (docs/SPEC.md §15)
+        clock.use_in(services)
         # Report what a killed session left running before the first prompt.
         start_heartbeat(services, sweep_now=True)
         start_delivery(services)
+        start_schedule(services)
         app = build_app(services)
         cleanup.pop_all()  # started: World.close() stops them from now on
     bulk = bulk_asset_ids() if simulator is not None else []
-    return World(settings, services, app, standin, simulator, policy_note, bulk)
+    return World(settings, services, app, standin, simulator, policy_note, bulk, clock)

@@ -19,6 +19,7 @@ from bot.console.demo import (
 from bot.console.modal import ModalForm
 from bot.console.render import PlainScreen, RichScreen, Screen
 from bot.console.session import Note, Progress, Session, Shown
+from bot.core.schedule.when import WhenError, parse_when
 from bot.simulator import DEMO_ASSET_IDS, DEMO_LIBRARY_IDS
 
 USER_ID = re.compile(r"[UW][A-Z0-9]{2,}")
@@ -34,6 +35,8 @@ HELP = f"""Console words:
   shortcut             the global shortcut: the modal as a form (library, assets, channel)
   shortcut message T   the message shortcut on a message whose text is T
   home                 open the app's Home tab (what waits for you, your recent operations)
+  wait [90m]           move the clock on (90m, 2h, 3d), or to the next scheduled add, and
+                       watch what comes due run (/addtolib LIBRARY ASSETS at 09:00 / in 2h)
   demo                 the demo libraries and assets
   quit                 leave (Ctrl-D too)"""
 
@@ -192,6 +195,8 @@ class Console:
             ModalForm(self).run(rest)
         elif word == "demo":
             self.screen.info(self.demo())
+        elif word == "wait":
+            self.wait(rest)
         elif word == "addtolib":
             self.screen.info(f"Slash commands start with a slash: /addtolib {rest}")
         elif word == "history":
@@ -255,6 +260,35 @@ class Console:
         library = " ".join(words[1:]) or BULK_LIBRARY
         self.screen.info(f'(sending /addtolib "{library}" with {len(ids)} simulator clip ids)')
         self.send(f'"{library}" ' + " ".join(ids))
+
+    def wait(self, rest: str) -> None:
+        """Move the console's clock on (docs/SPEC.md §15) and run what came due."""
+        services, clock = self.world.services, self.world.clock
+        if rest:
+            try:
+                after = parse_when("in", rest).after
+            except WhenError:
+                after = None
+            if after is None:
+                self.screen.info(
+                    "wait 90m, wait 2h, wait 3d, or wait alone for the next scheduled add."
+                )
+                return
+            seconds = after.total_seconds()
+        else:
+            due = services.workflow.schedules.next_due_in(clock.ahead())
+            if due is None:
+                self.screen.info("Nothing is scheduled.")
+                return
+            seconds = max(0.0, due.total_seconds())
+        clock.skip(seconds)
+        self.screen.info(
+            f"(the clock moved on {round(seconds)} s: it is now "
+            f"{clock.now():%Y-%m-%d %H:%M:%S} UTC here)"
+        )
+        if services.scheduler is not None:
+            services.scheduler.look()  # what came due is claimed and handed to the work pool
+        self.settle()
 
     def demo(self) -> str:
         if self.world.simulator is None:

@@ -13,9 +13,8 @@ from bot.core.operation import Operation, State
 from bot.core.store import OperationStore
 from bot.core.tables import operations
 
-#: Operations waiting for a time of their own (docs/SPEC.md §15). Scheduled adds put their
-#: state here; until they do, the Home's "Scheduled" section never shows.
-SCHEDULED_STATES: frozenset[str] = frozenset()
+#: Operations waiting for a time of their own (docs/SPEC.md §15).
+SCHEDULED_STATES: frozenset[str] = frozenset({State.SCHEDULED.value})
 #: How many of each list the Home shows (docs/SPEC.md §14: the last 10 operations).
 RECENT = 10
 #: Approval requests waiting for one approver are few; this bounds the query, not the count.

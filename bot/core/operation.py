@@ -45,6 +45,7 @@ class State(StrEnum):
     INTERRUPTED = "interrupted"
     REJECTED = "rejected"
     UNDOING = "undoing"
+    SCHEDULED = "scheduled"  # confirmed, waiting for its time (docs/SPEC.md §15)
 
 
 #: Every state an operation can be in. The normal path is
@@ -80,6 +81,7 @@ TRANSITIONS: dict[State, frozenset[State]] = {
     State.PENDING: frozenset(
         {
             State.AWAITING_APPROVAL,  # confirm on a protected library (docs/SPEC.md §7)
+            State.SCHEDULED,  # confirm of a scheduled add (docs/SPEC.md §15)
             State.CONFIRMED,
             State.CANCELLED,
             State.DENIED,  # permission withdrawn since the preview, or refused at the pick
@@ -90,13 +92,18 @@ TRANSITIONS: dict[State, frozenset[State]] = {
     State.AWAITING_APPROVAL: frozenset(
         {
             State.CONFIRMED,
+            State.SCHEDULED,  # approved before its time: it waits for the time
             State.REJECTED,
             State.EXPIRED,
             State.CANCELLED,
             State.DENIED,  # approved, but the requester lost their [[allow]] (docs/SPEC.md §7)
         }
     ),
-    State.CONFIRMED: frozenset({State.RUNNING, State.INTERRUPTED}),
+    # docs/SPEC.md §15: claimed at its time (-> confirmed, then running as any run), cancelled
+    # before it, or expired when its time was missed by more than the grace.
+    State.SCHEDULED: frozenset({State.CONFIRMED, State.CANCELLED, State.EXPIRED}),
+    # denied: a scheduled run whose requester lost the right by its time.
+    State.CONFIRMED: frozenset({State.RUNNING, State.INTERRUPTED, State.DENIED}),
     State.RUNNING: frozenset({State.DONE, State.PARTIAL, State.FAILED, State.INTERRUPTED}),
     # Retry (a click) and resume (after a restart) run the rest.
     State.PARTIAL: frozenset({State.RUNNING, State.UNDOING, State.UNDONE}),
@@ -141,7 +148,16 @@ LIST_COLUMNS = frozenset(
 )
 DICT_COLUMNS = frozenset({"outcome", "asset_titles"})
 TIME_COLUMNS = frozenset(
-    {"created_at", "updated_at", "confirmed_at", "finished_at", "undone_at", "lease_at"}
+    {
+        "created_at",
+        "updated_at",
+        "confirmed_at",
+        "finished_at",
+        "undone_at",
+        "lease_at",
+        "run_at",
+        "started_at",
+    }
 )
 
 
@@ -184,6 +200,9 @@ class Operation:
     lease_at: datetime | None = None
     undo_from: str | None = None
     asset_titles: dict[str, str] = field(default_factory=dict)
+    run_at: datetime | None = None
+    run_zone: str | None = None
+    started_at: datetime | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Operation:

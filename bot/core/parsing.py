@@ -7,6 +7,7 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from bot.core.schedule.when import KEYWORDS, When, WhenError, parse_when
 from bot.core.text import escape_mrkdwn
 
 __all__ = [
@@ -27,6 +28,9 @@ USAGE = (
     "• `/addtolib LIBRARY ASSET [ASSET ...]`: add assets to a library. LIBRARY is a library id"
     " or its name (quote a name with spaces); assets are ids or links to them, separated by"
     " spaces, commas, semicolons or new lines.\n"
+    "• `/addtolib LIBRARY ASSET [ASSET ...] at 2026-12-24 09:00` (or `at 09:00`, `in 2h`):"
+    " add them at that time, read in your Slack time zone unless followed by `UTC` or an"
+    " offset such as `+01:00`.\n"
     "• `/addtolib help`: this message, and the libraries you may add to.\n"
     "• `/addtolib history [LIBRARY]`: your recent operations.\n"
     "*Examples*\n"
@@ -115,6 +119,7 @@ class AddCommand:
     library: LibraryRef
     asset_ids: tuple[str, ...]
     duplicates: tuple[str, ...] = ()
+    when: When | None = None  # `at <time>` / `in <duration>` (docs/SPEC.md §15)
 
 
 Command = HelpCommand | HistoryCommand | AddCommand
@@ -131,8 +136,33 @@ def parse_command(text: str, max_assets: int = 5000) -> Command:
     if first_word.lower() == "history":
         return _parse_history(text[len(first_word) :])
     library, rest = _parse_library(text)
+    rest, when = _split_when(rest)
     asset_ids, duplicates = _parse_assets(rest, library, max_assets)
-    return AddCommand(library=library, asset_ids=asset_ids, duplicates=duplicates)
+    return AddCommand(library=library, asset_ids=asset_ids, duplicates=duplicates, when=when)
+
+
+def _split_when(rest: str) -> tuple[str, When | None]:
+    """Split the words after the library at the first `at` / `in` (docs/SPEC.md §15).
+
+    Only the assets' part is searched: the library (first word, or quoted) is already taken,
+    and neither word is a hex id, so `at` is never read as part of a name or an id.
+    """
+    lowered = rest.lower()  # the common case, no keyword at all, in one pass in C
+    if not any(keyword in lowered for keyword in KEYWORDS):
+        return rest, None
+    for token in _TOKEN.finditer(rest):
+        keyword = token.group()
+        if keyword.lower() in KEYWORDS:
+            clause = _strip(rest[token.end() :])
+            if not clause:
+                raise ParseError(
+                    f"`{keyword}` needs a time after it, e.g. `at 09:00` or `in 2h`. {_USAGE_HINT}"
+                )
+            try:
+                return rest[: token.start()], parse_when(keyword, clause)
+            except WhenError as exc:
+                raise ParseError(exc.message) from None
+    return rest, None
 
 
 _LEADING_SEPARATORS = re.compile(f"[{_SEP_CHARS}]+")

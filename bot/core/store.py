@@ -130,7 +130,8 @@ def db_now(dialect_name: str, minus_seconds: float = 0) -> Any:
     in time order and read back as datetimes.
     """
     if dialect_name == "sqlite":
-        modifier = f"-{float(minus_seconds):.6f} seconds"  # a float we format: no injection
+        # A float we format (no injection); negative: a clock ahead (the console's, §15).
+        modifier = f"{-float(minus_seconds):+.6f} seconds"
         expr: ColumnElement[Any] = literal_column(
             f"(strftime('%Y-%m-%d %H:%M:%f', 'now', '{modifier}') || '000')"
         )

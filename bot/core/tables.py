@@ -102,7 +102,13 @@ operations = Table(
     Column("undo_from", String(16), nullable=True),
     # Asset id -> its Uplynk title (desc), from the preview's look-up (docs/SPEC.md §3.3).
     Column("asset_titles", JSON, nullable=True),
+    # A scheduled add (docs/SPEC.md §15): when it runs, the requester's zone it was read in
+    # (for messages), and when its run was claimed (the database's clock; lateness).
+    Column("run_at", UTCDateTime, nullable=True),
+    Column("run_zone", String(64), nullable=True),
+    Column("started_at", UTCDateTime, nullable=True),
     Index("ix_operations_user_created", "user_id", "created_at"),
+    Index("ix_operations_state_run_at", "state", "run_at"),
     Index("ix_operations_library_created", "library_id", "created_at"),
 )
 

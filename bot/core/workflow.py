@@ -13,15 +13,17 @@ from bot.core.journal import BatchJournal
 from bot.core.operation import Operation, State
 from bot.core.operations.plan import Planning
 from bot.core.operations.run import Running
+from bot.core.operations.scheduled import Scheduling
 from bot.core.operations.undo import Undoing
 from bot.core.policy import Policy
+from bot.core.schedule.store import ScheduleStore
 from bot.core.store import OperationStore
 from bot.uplynk.client import UplynkClient
 
 LIBRARY_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
-class Workflow(Planning, Running, Undoing):
+class Workflow(Planning, Running, Undoing, Scheduling):
     """Plain-code implementation of docs/SPEC.md §3; every state change is a compare-and-set."""
 
     def __init__(
@@ -37,6 +39,10 @@ class Workflow(Planning, Running, Undoing):
         batch_grace: float = 60.0,
         approval_ttl: int = 86400,
         lookup_threads: int = 16,
+        zone_of: Callable[[str], str | None] | None = None,
+        schedule_grace: int = 3600,
+        schedule_horizon: int = 90 * 86400,
+        clock_ahead: Callable[[], float] | None = None,
     ):
         self.store = store
         self.uplynk = uplynk
@@ -63,6 +69,13 @@ class Workflow(Planning, Running, Undoing):
             max_workers=lookup_threads, thread_name_prefix="addtolib-lookup"
         )
         self.approvals = Approvals(store, policy, groups_of, self.owed, now, approval_ttl)
+        # Scheduled adds (docs/SPEC.md §15): the requester's Slack time zone, the grace for a
+        # missed time, how far ahead, and how far the clock is ahead of the database's.
+        self.zone_of = zone_of or (lambda user_id: None)
+        self.schedule_grace = schedule_grace
+        self.schedule_horizon = schedule_horizon
+        self.clock_ahead = clock_ahead or (lambda: 0.0)
+        self.schedules = ScheduleStore(store)
         # Set on SIGTERM: running operations stop after their current batch (stop_new_batches).
         self._stopping = threading.Event()
 

@@ -18,6 +18,7 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.core.operation import Operation, State
+from bot.core.schedule.when import local_text
 from bot.core.text import escape_mrkdwn, fit, shorten
 from bot.uplynk.models import Library
 
@@ -106,7 +107,7 @@ def plural(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
 
 
-def slack_date(value: str | datetime | None) -> str:
+def slack_date(value: str | datetime | None, seconds: bool = False) -> str:
     """Render a date with Slack's date formatting (readers see it in their own time zone)."""
     if value is None:
         return "unknown"
@@ -117,8 +118,9 @@ def slack_date(value: str | datetime | None) -> str:
             return name(value, 100)  # Uplynk's text, not a date we understand
     else:
         moment = value
-    fallback = moment.strftime("%Y-%m-%d %H:%M UTC")
-    return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} at {{time}}|{fallback}>"
+    fallback = moment.strftime("%Y-%m-%d %H:%M:%S UTC" if seconds else "%Y-%m-%d %H:%M UTC")
+    clock = "{time_secs}" if seconds else "{time}"
+    return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} at {clock}|{fallback}>"
 
 
 def progress_bar(done: int, total: int, width: int = BAR_WIDTH) -> str:
@@ -184,6 +186,8 @@ def preview(
     if new:
         will_add += " " + id_list(new, titles=titles)
     lines = [f"*{name(library.desc)}* (`{escape(library.id)}`)", will_add]
+    if operation.run_at and new:
+        lines.append(f"• When: {run_time(operation)}")
     if present:
         lines.append(
             f"• Already in the library (skipped): {len(present)}: {id_list(present, titles=titles)}"
@@ -198,6 +202,8 @@ def preview(
     blocks: list[Block] = [section(text) for text in _packed(lines)]
     if new:
         label = "Request approval" if approval else f"Add {plural(len(new), 'asset')}"
+        if operation.run_at and not approval:
+            label = f"Schedule: add {plural(len(new), 'asset')}"
         blocks.append(
             ActionsBlock(
                 elements=[
@@ -235,6 +241,29 @@ def pick_library(operation: Operation, typed: str, candidates: list[Library]) ->
 def progress(done: int, total: int, library_name: str | None) -> Message:
     bar, shown = progress_bar(done, total), name(library_name)
     return make_message(f"Adding to {shown}: {bar}", [section(f"`{bar}` adding to *{shown}*")])
+
+
+def run_time(operation: Operation) -> str:
+    """When a scheduled add runs: Slack's date token (each reader's own zone) and the
+    requester's local time, as they typed it (docs/SPEC.md §15)."""
+    assert operation.run_at is not None  # only a scheduled add has a run time
+    when = slack_date(operation.run_at, seconds=bool(operation.run_at.second))
+    return f"{when} (your time: {escape(local_text(operation.run_at, operation.run_zone))})"
+
+
+def scheduled(operation: Operation) -> Message:
+    """The confirmation once an add is scheduled: when, and Cancel until the run starts."""
+    shown = name(operation.library_name or operation.library_id)
+    count = plural(len(operation.new_ids), "asset")
+    text = f":alarm_clock: Scheduled for {run_time(operation)}: {count} will be added to *{shown}*."
+    return make_message(
+        f"Scheduled: {count} to {shown}",
+        [
+            section(text),
+            context("Cancel works until the run starts (you or an admin)."),
+            ActionsBlock(elements=[button("Cancel", CANCEL, operation.id)]),
+        ],
+    )
 
 
 def cancelled(operation: Operation) -> Message:
@@ -397,6 +426,10 @@ def notify_parent(operation: Operation) -> Message:
         text = f"{who} added {added} of {plural(added + failed, 'asset')} to {where}"
     elif operation.state == State.FAILED:
         text = f"{who} tried to add {plural(len(operation.new_ids), 'asset')} to {where}: failed"
+    elif operation.run_at and operation.state in _SCHEDULE_ENDINGS:
+        when = slack_date(operation.run_at)
+        count = plural(len(operation.new_ids), "asset")
+        text = f"{who} scheduled {count} for {where} at {when}{_SCHEDULE_ENDINGS[operation.state]}"
     elif operation.state in (
         State.AWAITING_APPROVAL,
         State.REJECTED,
@@ -419,6 +452,15 @@ def notify_parent(operation: Operation) -> Message:
     else:  # running, interrupted: the thread starts before the outcome is known
         text = f"{who} is adding {plural(len(operation.new_ids), 'asset')} to {where}"
     return make_message(text, [section(text)])
+
+
+#: A scheduled add's thread parent, by state, before it runs (docs/SPEC.md §15).
+_SCHEDULE_ENDINGS = {
+    State.SCHEDULED: "",
+    State.CANCELLED: ": cancelled; nothing was added",
+    State.EXPIRED: ": expired; nothing was added",
+    State.DENIED: ": not run, permission withdrawn; nothing was added",
+}
 
 
 def notify_details(operation: Operation) -> Message:
@@ -485,6 +527,12 @@ def history(
         if op.rejected_by:
             verb = "withdrawn" if op.state == State.CANCELLED else "denied"  # by an admin
             line += f" · {verb} by <@{op.rejected_by}>"
+        if op.run_at:  # docs/SPEC.md §15
+            line += f" · {'runs' if op.state == State.SCHEDULED else 'scheduled for'} "
+            line += slack_date(op.run_at)
+            if op.started_at:
+                late = max(0.0, (op.started_at - op.run_at).total_seconds())
+                line += f" (started {late:.1f} s after)"
         if op.id in links:
             line += f" · <{links[op.id]}|thread>"
         if op.id in queued:

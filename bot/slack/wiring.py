@@ -22,6 +22,8 @@ from bot.core.library_directory import LibraryDirectory
 from bot.core.operation import Operation
 from bot.core.policy import Policy, UsergroupCache
 from bot.core.policy_holder import PolicyHolder
+from bot.core.schedule.runner import ScheduleRunner
+from bot.core.schedule.zones import UserZones
 from bot.core.seen_events import SeenEvents
 from bot.core.store import OperationStore
 from bot.core.workflow import Workflow
@@ -52,6 +54,7 @@ class Services:
     notifier: Notifier
     pool: ThreadPoolExecutor
     heartbeat: Heartbeat | None = None  # once a server starts it
+    scheduler: ScheduleRunner | None = None  # likewise
     outbox: Outbox | None = None
     delivery: DeliveryWorker | None = None  # started by bot.server.start_delivery
     inflight: set[Future] = field(default_factory=set)
@@ -103,6 +106,8 @@ class Services:
         self.workflow.stop_new_batches()
         if self.heartbeat is not None:
             self.heartbeat.stop_sweeping()
+        if self.scheduler is not None:  # what comes due now is for another instance
+            self.scheduler.stop()
 
     def drain(self, grace: float) -> bool:
         """stop_taking_work(), then wait up to `grace` seconds for the jobs in flight."""
@@ -123,6 +128,8 @@ class Services:
             self.policy.stop()
         if self.heartbeat is not None:
             self.heartbeat.stop()
+        if self.scheduler is not None:
+            self.scheduler.stop()
         self.pool.shutdown(wait=False, cancel_futures=True)
         if self.delivery is not None:
             self.delivery.stop()
@@ -145,6 +152,12 @@ def slack_client(settings: Settings) -> WebClient:
     client = WebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url)
     client.retry_handlers.append(RateLimitErrorRetryHandler(max_retry_count=2))
     return client
+
+
+def _slack_zone(client: WebClient, user_id: str) -> str | None:
+    """The user's time zone as Slack knows it (users.info -> user.tz, an IANA name)."""
+    user = client.users_info(user=user_id).get("user") or {}
+    return user.get("tz") or None
 
 
 def build_services(settings: Settings, policy: Policy | PolicyHolder | None = None) -> Services:
@@ -178,6 +191,9 @@ def build_services(settings: Settings, policy: Policy | PolicyHolder | None = No
         batch_grace=max(settings.lease_seconds, sum(uplynk.timeout)),
         approval_ttl=settings.approval_ttl,
         lookup_threads=settings.workers + UI_THREADS,
+        zone_of=UserZones(lambda user: _slack_zone(client, user), ttl=settings.zone_ttl),
+        schedule_grace=settings.schedule_grace,
+        schedule_horizon=settings.schedule_horizon,
     )
     outbox = Outbox(store)
     ui_pool = ThreadPoolExecutor(max_workers=UI_THREADS, thread_name_prefix="addtolib-ui")

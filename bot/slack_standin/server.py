@@ -12,9 +12,11 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.slack_standin.blocks import BlocksError, validate_blocks
 from bot.slack_standin.socket_mode import SocketModeStandIn
@@ -115,6 +117,8 @@ class SlackStandIn:
         self.socket_mode = SocketModeStandIn(host)  # off until socket_mode.enable(app_token)
         # conversations.info knows these channels only (channel id -> its "channel" object).
         self._channels: dict[str, dict[str, Any]] = {}
+        # users.info answers each user with this time zone (IANA name); others get "UTC".
+        self._zones: dict[str, str] = {}
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -249,6 +253,11 @@ class SlackStandIn:
                 "is_archived": False,
                 "is_member": is_member,
             }
+
+    def set_user_zone(self, user_id: str, tz: str) -> None:
+        """users.info will answer `tz` (an IANA name, e.g. "Asia/Kolkata") for this user."""
+        with self._cond:
+            self._zones[user_id] = tz
 
     def set_usergroup(self, usergroup: str, users: Iterable[str]) -> None:
         with self._cond:
@@ -561,6 +570,16 @@ class SlackStandIn:
             return {"ok": False, "error": "no_such_subteam"}, None
         return {"ok": True, "users": users}, None
 
+    def _m_users_info(self, payload: dict[str, Any]) -> tuple[dict[str, Any], None]:
+        user_id = str(payload.get("user") or "")
+        if not user_id.startswith(("U", "W")):
+            return {"ok": False, "error": "user_not_found"}, None
+        with self._cond:
+            tz = self._zones.get(user_id, "UTC")
+        offset = _zone_offset(tz)
+        user = {"id": user_id, "name": user_id.lower(), "tz": tz, "tz_offset": offset}
+        return {"ok": True, "user": user}, None
+
     def _m_views_open(self, payload: dict[str, Any]) -> tuple[dict[str, Any], None]:
         return self.views.open(payload), None
 
@@ -584,11 +603,21 @@ _METHODS: dict[str, Callable[[SlackStandIn, dict[str, Any]], tuple[dict[str, Any
     "conversations.info": SlackStandIn._m_conversations_info,
     "conversations.open": SlackStandIn._m_conversations_open,
     "usergroups.users.list": SlackStandIn._m_usergroups_users_list,
+    "users.info": SlackStandIn._m_users_info,
     "views.open": SlackStandIn._m_views_open,
     "views.push": SlackStandIn._m_views_push,
     "views.update": SlackStandIn._m_views_update,
     "views.publish": SlackStandIn._m_views_publish,
 }
+
+
+def _zone_offset(tz: str) -> int:
+    """Seconds east of UTC now in `tz`, as users.info's `tz_offset` (0 for an unknown zone)."""
+    try:
+        offset = datetime.now(ZoneInfo(tz)).utcoffset()
+    except (ZoneInfoNotFoundError, ValueError):
+        return 0
+    return int(offset.total_seconds()) if offset else 0
 
 
 def _decode_form(raw: str) -> dict[str, Any]:

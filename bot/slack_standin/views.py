@@ -40,6 +40,8 @@ INPUT_ELEMENTS = frozenset(
         "checkboxes",
         "radio_buttons",
         "datepicker",
+        "timepicker",
+        "datetimepicker",
     }
 )
 
@@ -80,6 +82,16 @@ def _element(element: Any, where: str) -> None:
             raise ViewError(f"{where}: min_length {shortest!r}")
         if len(element.get("initial_value") or "") > longest:
             raise ViewError(f"{where}: initial_value longer than {longest}")
+    if element["type"] == "datetimepicker":
+        # docs.slack.dev/reference/block-kit/block-elements/datetime-picker-element: no
+        # placeholder; initial_date_time is a UNIX time in seconds, 10 digits.
+        if "placeholder" in element:
+            raise ViewError(f"{where}: a datetimepicker has no placeholder")
+        initial = element.get("initial_date_time")
+        if initial is not None and (
+            not isinstance(initial, int) or isinstance(initial, bool) or len(str(initial)) != 10
+        ):
+            raise ViewError(f"{where}: initial_date_time must be a 10-digit UNIX time")
     external = element["type"] in ("external_select", "multi_external_select")
     if external and element.get("min_query_length", 3) < 0:
         raise ViewError(f"{where}: min_query_length below 0")

@@ -38,7 +38,8 @@ class ApprovalEvent:
     """An Approve, Deny or expiry that changed an approval request.
 
     kind: "approved" (recorded; more approvals needed, or another click runs it), "ready"
-    (enough approvals: `run` is the confirmed operation to execute), "revoked" (enough
+    (enough approvals: `run` is the confirmed operation to execute), "scheduled" (enough
+    approvals before a scheduled add's time: it runs at the time), "revoked" (enough
     approvals, but the requester lost their `[[allow]]`: denied, nothing runs), "rejected" or
     "expired".
     """

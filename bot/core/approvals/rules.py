@@ -113,6 +113,9 @@ class Approvals:
         if missing > 0:
             return ApprovalEvent("approved", self.view(operation), user_id)
         lost = self._requester_lost_right(operation)
+        # docs/SPEC.md §15: approved before its time, a scheduled add waits for the time;
+        # approved after it, it runs now.
+        waits = operation.run_at is not None and operation.run_at > self.now()
         if lost is not None:
             moved = self.operations.transition(
                 operation.id,
@@ -125,9 +128,13 @@ class Approvals:
             moved = self.operations.transition(
                 operation.id,
                 State.AWAITING_APPROVAL,
-                State.CONFIRMED,
+                State.SCHEDULED if waits else State.CONFIRMED,
                 enqueue=self.owed(
-                    "approval_ready", operation, approved_by=recorded, targets=targets
+                    "approval_ready",
+                    operation,
+                    approved_by=recorded,
+                    targets=targets,
+                    run_at=operation.run_at if waits else None,
                 ),
                 confirmed_at=operation.confirmed_at,
             )
@@ -139,6 +146,8 @@ class Approvals:
             return ApprovalEvent("approved", self.view(current), user_id)
         if moved.state == State.DENIED:
             return ApprovalEvent("revoked", self.view(moved), user_id)
+        if moved.state == State.SCHEDULED:
+            return ApprovalEvent("scheduled", self.view(moved), user_id)
         return ApprovalEvent("ready", self.view(moved), user_id, run=moved)
 
     def _record(self, operation: Operation, user_id: str, targets: list[str]) -> list[str] | str:

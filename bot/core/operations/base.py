@@ -13,7 +13,7 @@ from datetime import datetime
 from bot.core.approvals.rules import Approvals
 from bot.core.journal import BatchJournal
 from bot.core.operation import Operation
-from bot.core.outcomes import Refused
+from bot.core.outcomes import Executed, Refused
 from bot.core.policy import Policy
 from bot.core.store import OperationStore
 from bot.uplynk.client import UplynkClient
@@ -56,6 +56,12 @@ class UseCase:
     _savers: ThreadPoolExecutor
     _lookups: ThreadPoolExecutor
     _stopping: threading.Event
+    schedule_horizon: int
+    zone_of: Callable[[str], str | None]
+    # Defined by the use cases that Workflow joins (Scheduling, Running), used across them.
+    when: Callable[..., tuple[datetime, str | None] | Refused]
+    schedule: Callable[..., Operation | Refused]
+    execute: Callable[..., Executed]
 
     # -- helpers of more than one use case ---------------------------------------------------
 

@@ -5,13 +5,15 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 from concurrent.futures import Future
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from bot.core.approvals.outcomes import ApprovalView
 from bot.core.operation import Operation, State
 from bot.core.operations.base import UseCase
 from bot.core.outcomes import NeedsPick, Planned, Refused, Requester
 from bot.core.parsing import AddCommand, LibraryRef
+from bot.core.schedule.when import check_window
 from bot.core.text import escape_mrkdwn
 from bot.uplynk.errors import UplynkError, UplynkNotFound
 from bot.uplynk.models import Library
@@ -30,6 +32,12 @@ class Planning(UseCase):
         """Resolve the library, check permission, look up the assets and store a preview."""
         if not self._may_add_anywhere(who):
             return self._deny(who, command.asset_ids, None, None, self._blanket_refusal(who))
+        schedule: dict[str, Any] = {}
+        if command.when is not None:  # docs/SPEC.md §15: a refused time changes nothing
+            timing = self.when(who, command.when)
+            if isinstance(timing, Refused):
+                return timing
+            schedule = {"run_at": timing[0], "run_zone": timing[1]}
         # The assets are looked up while the library is resolved: one Uplynk round trip.
         lookup = self._look_up(command.asset_ids)
         try:
@@ -46,9 +54,12 @@ class Planning(UseCase):
                 library_name=command.library.name,
                 requested_ids=list(command.asset_ids),
                 response_url=response_url,
+                **schedule,
             )
             return NeedsPick(operation, command.library.name or "", found)
-        return self._preview(who, found, list(command.asset_ids), response_url, lookup=lookup)
+        return self._preview(
+            who, found, list(command.asset_ids), response_url, lookup=lookup, schedule=schedule
+        )
 
     def pick_library(
         self, operation_id: str, library_id: str, user_id: str
@@ -102,6 +113,7 @@ class Planning(UseCase):
         library_id: str,
         channel_id: str,
         more_ids: list[str] | tuple[str, ...] = (),
+        run_at: datetime | None = None,
     ) -> Planned | NeedsPick | Refused:
         """Plan a draft once its form is submitted: its ids plus `more_ids`, summary to
         `channel_id` (the permission check uses that channel)."""
@@ -113,7 +125,13 @@ class Planning(UseCase):
         if operation.state != State.PENDING:
             return Refused(f"This form is {operation.state}; open it again.")
         requested = list(dict.fromkeys([*operation.requested_ids, *more_ids]))
-        self.store.update(draft_id, requested_ids=requested, channel_id=channel_id)
+        schedule: dict[str, Any] = {}
+        if run_at is not None:  # the modal's `when` (docs/SPEC.md §15)
+            reason = check_window(run_at, self.now(), self.schedule_horizon)
+            if reason:
+                return Refused(reason)
+            schedule = {"run_at": run_at, "run_zone": self.zone_of(user_id)}
+        self.store.update(draft_id, requested_ids=requested, channel_id=channel_id, **schedule)
         return self.pick_library(draft_id, library_id, user_id)
 
     def _preview(
@@ -125,6 +143,7 @@ class Planning(UseCase):
         existing: Operation | None = None,
         *,
         lookup: Future | None = None,
+        schedule: dict | None = None,
     ) -> Planned | Refused:
         decision = self.policy.check(who.user_id, library.id, who.channel_id, self.groups_of)
         if not decision.allowed:
@@ -165,6 +184,7 @@ class Planning(UseCase):
                 requested_ids=asset_ids,
                 response_url=response_url,
                 **preview,
+                **(schedule or {}),
             )
         else:
             # The pick is a compare-and-set: of two quick clicks, only the first one's preview

@@ -79,6 +79,8 @@ class Running(UseCase):
             return Refused(f"Permission was withdrawn since the preview: {withdrawn}")
         if self.approvals.required(operation):
             return self.approvals.request(operation, user_id)
+        if operation.run_at is not None:  # docs/SPEC.md §15: it waits for its time
+            return self.schedule(operation, user_id)
         claimed = self.store.transition(
             operation.id,
             State.PENDING,
@@ -91,12 +93,19 @@ class Running(UseCase):
         return claimed
 
     def cancel(self, operation_id: str, user_id: str) -> Operation | Refused:
-        """Cancel a pending operation, or withdraw one awaiting approval."""
+        """Cancel a pending or scheduled operation, or withdraw one awaiting approval."""
         operation = self._load_for(operation_id, user_id, "cancel")
         if isinstance(operation, Refused):
             return operation
         if operation.state == State.AWAITING_APPROVAL:  # approvers were asked: tell them
             cancelled = self.approvals.withdraw(operation, user_id)
+        elif operation.state == State.SCHEDULED:  # until its run is claimed (docs/SPEC.md §15)
+            cancelled = self.store.transition(
+                operation.id,
+                State.SCHEDULED,
+                State.CANCELLED,
+                enqueue=self.owed("schedule_cancelled", operation, by=user_id),
+            )
         else:
             cancelled = self.store.transition(operation.id, State.PENDING, State.CANCELLED)
         if cancelled is None:

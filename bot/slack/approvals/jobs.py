@@ -68,6 +68,9 @@ def _answer(services: Services, respond: replies.Respond, result: ApprovalEvent 
                 "they have been told."
             ),
         )
+    if result.kind == "scheduled":  # docs/SPEC.md §15: it runs at its time, not now
+        when = blocks.slack_date(operation.run_at)
+        replies.ephemeral(respond, blocks.info(f"Your approval is recorded; it runs {when}."))
         return
     if result.kind == "approved":
         if operation.state == State.AWAITING_APPROVAL:

@@ -112,6 +112,9 @@ def confirm(services: Services, respond: replies.Respond, operation_id: str, use
     if isinstance(confirmed, AwaitingApproval):
         approval_jobs.request_approval(services, respond, confirmed)
         return
+    if confirmed.state == State.SCHEDULED:  # docs/SPEC.md §15: runs at its time
+        replies.ephemeral(respond, blocks.scheduled(confirmed), replace=True)
+        return
     name = confirmed.library_name or confirmed.library_id
     progress = replies.ProgressLine(respond, name, services.settings.uplynk_batch_size)
     executed = services.workflow.execute(confirmed, progress)

@@ -60,9 +60,13 @@ class Owing:
     def _events(self, event: str, operation: Operation, **facts: Any) -> list[Owed]:
         if event.startswith("approval_"):
             return self._approval(event, operation, facts)
+        if event.startswith("schedule"):
+            return self._schedule(event, operation, facts)
         if event == "executed":
-            entries = self._summary(operation) + self.thread(operation, details=True)
-            return entries + self._parent_updated(operation)
+            when = blocks.slack_date(operation.run_at) if operation.run_at else ""
+            ran = [f"Ran as scheduled (for {when})."] if operation.run_at else []
+            entries = self._summary(operation) + self.thread(operation, *ran, details=True)
+            return entries + self._parent_updated(operation, force=bool(operation.run_at))
         if event == "retried":
             text = f"<@{facts['by']}> retried: {_counts(facts)}"
             if facts.get("added_now"):
@@ -132,6 +136,8 @@ class Owing:
             return updates + self.thread(operation, text)
         if event == "approval_ready":
             text = f"Approved by {approval_blocks.people(facts['approved_by'])}: running"
+            if facts.get("run_at"):
+                text = text.replace("running", f"runs {blocks.slack_date(facts['run_at'])}")
             return updates + self.thread(operation, text)
         if event not in CLOSING:
             raise ValueError(f"unknown approval event {event!r}")
@@ -154,6 +160,38 @@ class Owing:
                 Owed("post", "approval_status", self.notify_channel, op_id, thread=NOTIFY)
             )
         return entries + self._parent_updated(operation, force=True)
+
+    def _schedule(self, event: str, operation: Operation, facts: dict[str, Any]) -> list[Owed]:
+        """docs/SPEC.md §15: the thread opens when an add is scheduled; a cancel, a missed time
+        or a permission lost by then end it, and the requester hears of the last two."""
+        when = blocks.slack_date(operation.run_at)
+        count = blocks.plural(len(operation.new_ids), "asset")
+        if event == "scheduled":
+            return self.thread(operation, f"<@{facts['by']}> scheduled {count} for {when}.")
+        if event == "schedule_cancelled":
+            text = f"<@{facts['by']}> cancelled this scheduled add; nothing was added."
+            return self.thread(operation, text) + self._parent_updated(operation, force=True)
+        if event == "schedule_missed":
+            text = (
+                f"Your scheduled add of {count} to *{blocks.name(operation.library_name)}* "
+                f"(for {when}) was missed: no instance of the bot was running then, and it is "
+                "now past ADDTOLIB_SCHEDULE_GRACE. Nothing was added; run the command again."
+            )
+            thread = "Missed its time (no instance was running); expired, nothing was added."
+        elif event == "schedule_denied":
+            reason = blocks.escape(facts.get("reason") or "")
+            text = (
+                f"Your scheduled add of {count} to *{blocks.name(operation.library_name)}* "
+                f"did not run at {when}: you may no longer add there ({reason}). "
+                "Nothing was added."
+            )
+            thread = f"Not run at its time: <@{operation.user_id}> may no longer add here."
+        else:
+            raise ValueError(f"unknown schedule event {event!r}")
+        dm = Owed(
+            "dm", "text", channel=operation.user_id, operation_id=operation.id, args={"text": text}
+        )
+        return [dm, *self.thread(operation, thread), *self._parent_updated(operation, force=True)]
 
     def _requests(self, view: ApprovalView) -> list[Owed]:
         op_id = view.operation.id

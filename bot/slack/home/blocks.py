@@ -91,7 +91,7 @@ def _scheduled(data: HomeData) -> list[Block]:
     for op in found.items:
         line = (
             f"{plural(len(op.new_ids), 'asset')} to {_library(op)} · `{op.state}` · "
-            f"planned {slack_date(op.created_at)}"
+            f"runs {slack_date(op.run_at or op.created_at)}"
         )
         out.append(_with_cancel(op, line, "Cancel"))
     return out + _more(found)

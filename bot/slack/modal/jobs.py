@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from datetime import datetime
 from typing import Any
 
 from slack_sdk.errors import SlackApiError
@@ -88,10 +89,13 @@ def plan(
     channel_id: str,
     more_ids: tuple[str, ...],
     duplicates: tuple[str, ...],
+    run_at: datetime | None = None,
 ) -> None:
     """Plan the submitted form, then hand the preview to the answer or update the view."""
     try:
-        result = services.workflow.plan_draft(draft_id, user_id, library_id, channel_id, more_ids)
+        result = services.workflow.plan_draft(
+            draft_id, user_id, library_id, channel_id, more_ids, run_at=run_at
+        )
         view = _planned_view(services, draft_id, result, duplicates)
     except UplynkError as exc:
         view = views.problem(draft_id, blocks.escape(exc.user_message))

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from slack_bolt import Ack, BoltContext
 
 from bot.core.outcomes import Requester
 from bot.core.parsing import ParseError, parse_asset_list
+from bot.core.schedule.when import check_window
 from bot.slack.modal import jobs as modal_jobs
 from bot.slack.modal import views
 
@@ -56,11 +59,12 @@ def on_form_submitted(ack: Ack, body: dict, view: dict, context: BoltContext) ->
         errors[views.ASSETS] = exc.message
     if not channel:
         errors[views.CHANNEL] = "Pick the conversation where the summary goes."
+    run_at = _when(values, services.settings.schedule_horizon, errors)
     if errors:
         ack(response_action="errors", errors=errors)
         return
     handoff = modal_jobs.Handoff()
-    args = (view["id"], draft_id, user_id, library, channel, more, duplicates)
+    args = (view["id"], draft_id, user_id, library, channel, more, duplicates, run_at)
     services.submit(modal_jobs.plan, handoff, *args)
     planned = handoff.take(PREVIEW_WAIT)
     if planned is None:
@@ -79,6 +83,22 @@ def on_closed(ack: Ack, body: dict, view: dict, context: BoltContext) -> None:
     operation_id = views.draft_id(view) if view.get("callback_id") == views.FORM else None
     operation_id = operation_id if operation_id is not None else view.get("private_metadata")
     context["services"].submit(modal_jobs.close, operation_id or "", body["user"]["id"])
+
+
+def _when(values: dict, horizon: int, errors: dict) -> datetime | None:
+    """The `when` block's time (docs/SPEC.md §15), or None; a refused one goes in errors."""
+    chosen = _value(values, views.WHEN).get("selected_date_time")
+    if chosen is None:
+        return None
+    try:
+        run_at = datetime.fromtimestamp(int(chosen), UTC)
+    except (TypeError, ValueError, OverflowError):
+        errors[views.WHEN] = "Pick a date and a time."
+        return None
+    reason = check_window(run_at, datetime.now(UTC), horizon)
+    if reason:
+        errors[views.WHEN] = reason
+    return run_at
 
 
 def _value(values: dict, block_id: str) -> dict:

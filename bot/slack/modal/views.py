@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 from bot.core.operation import Operation
 from bot.core.text import fit
-from bot.slack.blocks import asset_name, id_list, name, plural
+from bot.slack.blocks import asset_name, id_list, name, plural, run_time
 from bot.uplynk.models import Library
 
 SHORTCUT = "addtolib_shortcut"
@@ -17,6 +17,7 @@ PREVIEW = "addtolib_modal_confirm"
 LIBRARY = "library"
 ASSETS = "assets"
 CHANNEL = "channel"
+WHEN = "when"  # optional: a scheduled add (docs/SPEC.md §15)
 
 TITLE = "Add assets"
 #: Slack's limits for what goes in a modal (the stand-in enforces the same).
@@ -106,6 +107,18 @@ def form(draft: Operation, found: int, duplicates: int, from_message: bool) -> d
             },
         }
     )
+    blocks.append(
+        {
+            "type": "input",
+            "block_id": WHEN,
+            "optional": True,
+            "label": _plain("When (leave empty for now)"),
+            "hint": _plain("The add runs at this time, shown in your time zone."),
+            # docs.slack.dev/reference/block-kit/block-elements/datetime-picker-element: the
+            # submitted state holds `selected_date_time`, a UNIX time in seconds.
+            "element": {"type": "datetimepicker", "action_id": WHEN},
+        }
+    )
     return {
         "type": "modal",
         "callback_id": FORM,
@@ -146,6 +159,8 @@ def preview(
         f"*{name(library_name)}* (`{name(operation.library_id)}`)",
         f"• Will add: *{plural(len(new), 'asset')}*",
     ]
+    if operation.run_at and new:
+        lines.append(f"• When: {run_time(operation)}")
     blocks = [_section("\n".join(lines))]
     if new:
         blocks.append(_section(_titled(new, titles)))
@@ -168,6 +183,8 @@ def preview(
     if approval:
         blocks.append(_section(approval))
     label = "Request approval" if approval else f"Add {plural(len(new), 'asset')}"
+    if operation.run_at and not approval:
+        label = f"Schedule {plural(len(new), 'asset')}"
     return _preview_shell(operation.id, blocks, submit=label[:24])
 
 

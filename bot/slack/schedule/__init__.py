@@ -1,0 +1,1 @@
+"""Scheduled adds in Slack (docs/SPEC.md §15)."""
