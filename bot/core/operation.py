@@ -133,9 +133,17 @@ LIST_COLUMNS = frozenset(
         "errors",
     }
 )
-DICT_COLUMNS = frozenset({"outcome", "asset_titles"})
+DICT_COLUMNS = frozenset({"outcome", "asset_titles", "library_facts"})
 TIME_COLUMNS = frozenset(
-    {"created_at", "updated_at", "confirmed_at", "finished_at", "undone_at", "lease_at"}
+    {
+        "created_at",
+        "updated_at",
+        "confirmed_at",
+        "finished_at",
+        "undone_at",
+        "lease_at",
+        "summary_queued_at",
+    }
 )
 
 
@@ -178,6 +186,8 @@ class Operation:
     lease_at: datetime | None = None
     undo_from: str | None = None
     asset_titles: dict[str, str] = field(default_factory=dict)
+    library_facts: dict[str, Any] = field(default_factory=dict)
+    summary_queued_at: datetime | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Operation:
