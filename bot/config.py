@@ -52,6 +52,9 @@ class Settings:
     request_timeout: int = 10
     web_concurrency: int = 1
     web_threads: int = 16
+    outbox_lease: float = 120.0
+    retention_days: float = 30.0
+    prune_every: float = 3600.0
 
 
 # Settings field -> environment variable.
@@ -86,6 +89,9 @@ ENV_NAMES = {
     "request_timeout": "ADDTOLIB_REQUEST_TIMEOUT",
     "web_concurrency": "WEB_CONCURRENCY",
     "web_threads": "WEB_THREADS",
+    "outbox_lease": "ADDTOLIB_OUTBOX_LEASE",
+    "retention_days": "ADDTOLIB_RETENTION_DAYS",
+    "prune_every": "ADDTOLIB_PRUNE_EVERY",
 }
 
 # What each run mode cannot start without.
@@ -136,6 +142,9 @@ def load_settings(
             f"{ENV_NAMES['library_wait']} must be under {SLACK_ANSWER_WITHIN:g} seconds "
             f"(Slack's wait for the library menu), got {settings.library_wait:g}"
         )
+    for field_name in ("outbox_lease", "prune_every"):
+        if getattr(settings, field_name) <= 0:
+            raise ConfigError(f"{ENV_NAMES[field_name]} must be more than zero seconds")
     for field_name in require:
         if not getattr(settings, field_name):
             raise ConfigError(f"missing required environment variable {ENV_NAMES[field_name]}")

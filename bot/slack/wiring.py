@@ -164,16 +164,17 @@ def build_services(settings: Settings, policy: Policy | None = None) -> Services
         approval_ttl=settings.approval_ttl,
         lookup_threads=settings.workers + UI_THREADS,
     )
-    outbox = Outbox(store)
+    outbox = Outbox(store, lease_seconds=settings.outbox_lease)
     delivery = DeliveryWorker(
         outbox,
         delivery_client(settings.slack_bot_token, settings.slack_api_url),
         Renderer(
-            uplynk,
             lambda op: workflow.approvals.approvers_of([op]).get(op.id, []),
             approval_view=workflow.approvals.view,
         ),
         timeout=settings.delivery_timeout,
+        retention_days=settings.retention_days,
+        prune_every=settings.prune_every,
     )
     ui_pool = ThreadPoolExecutor(max_workers=UI_THREADS, thread_name_prefix="addtolib-ui")
     return Services(
