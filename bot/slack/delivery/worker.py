@@ -92,6 +92,8 @@ class DeliveryWorker:
         self.outbox = outbox
         self.store = outbox.store
         self.client = client
+        # response_url posts wait as long as Web API calls.
+        self.http_timeout = float(client.timeout or HTTP_TIMEOUT)
         self.render = render
         self.timeout = timeout
         self.pacer = pacer or Pacer()
@@ -376,7 +378,7 @@ class DeliveryWorker:
         body = {"response_type": "ephemeral", "replace_original": True, **message}
         self._fence(entry)
         try:
-            answer = self._http.post(url, json=body, timeout=HTTP_TIMEOUT)
+            answer = self._http.post(url, json=body, timeout=self.http_timeout)
         except requests.RequestException as exc:
             if _surely_unsent(exc) and not lost_there:
                 log.info(
@@ -435,7 +437,7 @@ class DeliveryWorker:
         body = {"response_type": "in_channel", "replace_original": False, **message}
         self._fence(entry)
         try:
-            answer = self._http.post(entry.fallback_url, json=body, timeout=HTTP_TIMEOUT)
+            answer = self._http.post(entry.fallback_url, json=body, timeout=self.http_timeout)
         except requests.RequestException as exc:
             if _surely_unsent(exc):
                 self._retry(entry, f"{error}; response_url unreachable: {type(exc).__name__}")
