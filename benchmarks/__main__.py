@@ -25,6 +25,7 @@ BENCHMARKS = (
     "preview",
     "delivery",
     "socket_ack",
+    "scale",
 )
 RESULTS = Path(__file__).resolve().parent / "results"
 

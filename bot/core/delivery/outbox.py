@@ -194,16 +194,24 @@ class Outbox:
             earlier.c.id < outbox.c.id,
             earlier.c.state.in_(OPEN),
         )
+        heads = or_(outbox.c.lane.is_(None), ~blocked)
         with self.store._connect(begin=False) as conn:
             now = _db_now(conn)
-            query = (
-                select(outbox)
-                .where(self._due(now), or_(outbox.c.lane.is_(None), ~blocked))
-                .order_by(outbox.c.due_at, outbox.c.id)
-                .limit(limit)
-            )
-            rows = conn.execute(query).mappings().all()
-        return [Entry.from_row(r) for r in rows]
+            # Two index ranges of ix_outbox_state_due, not one OR over the whole table.
+            queued = and_(outbox.c.state == "queued", outbox.c.due_at <= now)
+            expired = and_(outbox.c.state == "sending", outbox.c.lease_until < now)
+            rows = [
+                row
+                for due in (queued, expired)
+                for row in conn.execute(
+                    select(outbox)
+                    .where(due, heads)
+                    .order_by(outbox.c.due_at, outbox.c.id)
+                    .limit(limit)
+                ).mappings()
+            ]
+        rows.sort(key=lambda r: (r["due_at"], r["id"]))
+        return [Entry.from_row(r) for r in rows[:limit]]
 
     def claim(self, entry_id: int) -> Entry | None:
         """Take an entry for delivery with a lease; None if another sender has it or it is done.
