@@ -65,7 +65,8 @@ UPLYNK_LIMIT = Gauge(
 )
 DELIVERIES = Counter(
     "addtolib_slack_deliveries",
-    "Outbox deliveries to Slack by result (sent, fallback, retried, ratelimited, skipped, failed)",
+    "Outbox deliveries to Slack by result (sent, fallback, retried, ratelimited, skipped, failed, "
+    "taken_over)",
     ["result"],
 )
 

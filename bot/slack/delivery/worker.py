@@ -375,6 +375,8 @@ class DeliveryWorker:
         if not url:
             return False
         lost_there = bool(entry.lost) and (entry.error or "").startswith(RESPONSE_URL_LOST)
+        if entry.lost and not lost_there:
+            return False  # the direct message's answer was lost: repeat that, nothing else
         body = {"response_type": "ephemeral", "replace_original": True, **message}
         self._fence(entry)
         try:
