@@ -164,7 +164,8 @@ outbox = Table(
     # Set when the holder of the claim starts its Slack call: a claim taken over after that
     # may have posted (its answer is lost); one taken over before it had posted nothing.
     Column("calling_at", UTCDateTime, nullable=True),
-    Index("ix_outbox_state_due", "state", "due_at"),
+    # The due entries in delivery order (due_at, id): the claim reads the first ones only.
+    Index("ix_outbox_state_due", "state", "due_at", "id"),
     # The prune takes finished entries in updated_at order.
     Index("ix_outbox_state_updated", "state", "updated_at"),
     Index("ix_outbox_lane", "lane", "id"),

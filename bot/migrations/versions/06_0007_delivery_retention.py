@@ -41,9 +41,13 @@ def upgrade() -> None:
     op.create_index("ix_operations_state_time", "operations", ["state", "created_at"])
     op.create_index("ix_operation_batches_started", "operation_batches", ["started_at"])
     op.create_index("ix_outbox_state_updated", "outbox", ["state", "updated_at"])
+    op.drop_index("ix_outbox_state_due", table_name="outbox")
+    op.create_index("ix_outbox_state_due", "outbox", ["state", "due_at", "id"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_outbox_state_due", table_name="outbox")
+    op.create_index("ix_outbox_state_due", "outbox", ["state", "due_at"])
     op.drop_index("ix_outbox_state_updated", table_name="outbox")
     op.drop_index("ix_operation_batches_started", table_name="operation_batches")
     op.drop_index("ix_operations_state_time", table_name="operations")
