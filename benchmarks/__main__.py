@@ -26,6 +26,7 @@ BENCHMARKS = (
     "delivery",
     "socket_ack",
     "schedule",
+    "scale",
 )
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -62,6 +62,9 @@ class Settings:
     schedule_horizon: int = 90 * 86400
     schedule_poll: float = 1.0
     zone_ttl: int = 3600
+    outbox_lease: float = 120.0
+    retention_days: float = 30.0
+    prune_every: float = 3600.0
 
 
 # Settings field -> environment variable.
@@ -105,6 +108,9 @@ ENV_NAMES = {
     "schedule_horizon": "ADDTOLIB_SCHEDULE_HORIZON",
     "schedule_poll": "ADDTOLIB_SCHEDULE_POLL",
     "zone_ttl": "ADDTOLIB_TZ_TTL",
+    "outbox_lease": "ADDTOLIB_OUTBOX_LEASE",
+    "retention_days": "ADDTOLIB_RETENTION_DAYS",
+    "prune_every": "ADDTOLIB_PRUNE_EVERY",
 }
 
 # Seconds where 0 means "always" (look Uplynk up on every keystroke, do not wait for it).
@@ -159,6 +165,9 @@ def load_settings(
             f"{ENV_NAMES['library_wait']} must be under {SLACK_ANSWER_WITHIN:g} seconds "
             f"(Slack's wait for the library menu), got {settings.library_wait:g}"
         )
+    for field_name in ("outbox_lease", "prune_every"):
+        if getattr(settings, field_name) <= 0:
+            raise ConfigError(f"{ENV_NAMES[field_name]} must be more than zero seconds")
     for field_name in require:
         if not getattr(settings, field_name):
             raise ConfigError(f"missing required environment variable {ENV_NAMES[field_name]}")

@@ -72,7 +72,8 @@ SCHEDULE_LATENESS = Histogram(
 )
 DELIVERIES = Counter(
     "addtolib_slack_deliveries",
-    "Outbox deliveries to Slack by result (sent, fallback, retried, ratelimited, skipped, failed)",
+    "Outbox deliveries to Slack by result (sent, fallback, retried, ratelimited, skipped, failed, "
+    "taken_over)",
     ["result"],
 )
 

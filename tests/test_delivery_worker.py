@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 
 import pytest
@@ -85,6 +86,53 @@ def test_summary_refused_for_not_in_channel_goes_through_the_response_url(
     assert entry.state == "sent" and entry.result_ts is None
     (posted,) = slack.responses("fallback")
     assert posted.payload["response_type"] == "in_channel" and posted.text == "summary"
+
+
+def _notice(worker: DeliveryWorker, store: OperationStore, url: str) -> None:
+    """A notice owed on the requester's response_url while it lasts, by DM otherwise."""
+    op = store.create(user_id="U1", response_url=url)
+    args = {"text": "closed", "via_response_url": True}
+    worker.outbox.add([Owed("dm", "text", "U1", op.id, args=args)])
+
+
+def test_a_notice_lost_on_the_response_url_is_repeated_there_never_by_dm(
+    worker: DeliveryWorker, slack: SlackStandIn, store: OperationStore
+) -> None:
+    slack.set_latency("response_url", 1.2)  # it lands, but after the client gave up
+    _notice(worker, store, slack.response_url("notice"))
+    slack.wait_for("response_url", timeout=10)
+    slack.set_latency("response_url", 0)
+    entry = _final(worker.outbox, 1)
+    assert (entry.state, entry.lost) == ("sent", 1)
+    assert slack.calls_of("chat.postMessage") == []  # no direct message as well
+    answers = slack.responses("notice")
+    assert len(answers) == 2 and all(a.payload["replace_original"] for a in answers)
+
+
+def test_a_notice_lost_on_the_response_url_then_refused_there_is_not_sent_by_dm(
+    worker: DeliveryWorker, slack: SlackStandIn, store: OperationStore
+) -> None:
+    slack.set_latency("response_url", 1.2)
+    _notice(worker, store, slack.response_url("notice"))
+    slack.wait_for("response_url", timeout=10)
+    slack.set_latency("response_url", 0)
+    slack.fail("response_url", "expired_url")
+    entry = _final(worker.outbox, 1)
+    assert entry.state == "failed" and "lost" in entry.error, entry.error
+    assert slack.calls_of("chat.postMessage") == []
+
+
+def test_a_response_url_that_cannot_be_reached_leaves_the_notice_to_a_dm(
+    worker: DeliveryWorker, slack: SlackStandIn, store: OperationStore
+) -> None:
+    with socket.socket() as closed:  # a port nobody listens on: connection refused
+        closed.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{closed.getsockname()[1]}/gone"
+    _notice(worker, store, url)
+    entry = _final(worker.outbox, 1)
+    assert (entry.state, entry.lost) == ("sent", 0)
+    (dm,) = slack.calls_of("chat.postMessage")
+    assert dm.payload["channel"] == "U1" and dm.payload["text"] == "closed"
 
 
 def test_not_in_channel_without_a_fallback_is_permanent(

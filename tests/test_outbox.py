@@ -10,10 +10,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import update
 
-from bot.core.delivery.outbox import Outbox, Owed
+from bot.core.delivery.outbox import SUMMARY, Outbox, Owed
 from bot.core.store import OperationStore
 from bot.core.tables import outbox
 from bot.slack.delivery.pacing import Pacer
+from tests.ops_support import wait_until
 
 
 def _post(op_id: str | None, template: str = "event", **kw) -> Owed:
@@ -82,12 +83,52 @@ def test_an_expired_lease_is_retaken_once_and_counted_as_a_lost_answer(
     box = Outbox(store, lease_seconds=0.2)
     box.add([_post(None)])
     first = box.claim(box.candidates()[0].id)
-    time.sleep(0.3)  # the sender died mid-call
-    again = box.claim(first.id)
-    assert again is not None and again.lost == 1 and again.attempts == 2
+    assert box.calling(first)  # the sender died mid-call: its post may have landed
+    again = wait_until(lambda: box.claim(first.id), timeout=10)
+    assert again.lost == 1 and again.attempts == 2
     state = box.retry_later(again, 0, "timed out", lost=True, deadline=3600)
     assert state == "failed"  # a second lost answer: never a third copy
     assert "answer lost twice" in box.get(first.id).error
+
+
+def test_a_claim_taken_over_before_its_call_lost_nothing_and_its_holder_posts_nothing(
+    store: OperationStore,
+) -> None:
+    box = Outbox(store, lease_seconds=0.2)
+    box.add([_post(None)])
+    stale = box.claim(box.candidates()[0].id)  # its holder stalls before calling Slack
+    taken = wait_until(lambda: box.claim(stale.id), timeout=10)
+    assert taken.lost == 0 and taken.attempts == 2  # no call was made: nothing was lost
+    assert not box.calling(stale) and not box.renew(stale)  # the fence: the stale one posts nothing
+    assert not box.sent(stale, "C1", "1.1")  # nor records a result
+    assert box.calling(taken) and box.sent(taken, "C1", "2.2")
+    done = box.get(taken.id)
+    assert (done.state, done.result_ts, done.lost, done.calling_at) == ("sent", "2.2", 0, None)
+
+
+def test_a_renewed_claim_is_never_taken_over(store: OperationStore) -> None:
+    box = Outbox(store, lease_seconds=0.3)
+    box.add([_post(None)])
+    held = box.claim(box.candidates()[0].id)
+    assert box.calling(held)
+    deadline = time.monotonic() + 1.5  # five leases
+    while time.monotonic() < deadline:
+        assert box.renew(held)
+        assert box.claim(held.id) is None
+        time.sleep(0.05)  # the renewal's pace (a sixth of the lease), not a wait for an outcome
+    assert box.sent(held, "C1", "1.1") and box.get(held.id).lost == 0
+
+
+def test_queuing_a_summary_marks_the_operation(store: OperationStore) -> None:
+    op = store.create(user_id="U1")
+    assert op.summary_queued_at is None
+    store.transition(op.id, "pending", "confirmed", enqueue=[_post(op.id, key="x")])
+    assert store.get(op.id).summary_queued_at is None
+    store.update(op.id, enqueue=[_post(op.id, "summary", key=SUMMARY)])
+    marked = store.get(op.id).summary_queued_at
+    assert marked is not None
+    Outbox(store).add([_post(op.id, "summary", key=SUMMARY)])
+    assert store.get(op.id).summary_queued_at == marked  # the first one's time is kept
 
 
 def test_transient_failures_retry_until_the_delivery_timeout(store: OperationStore) -> None:

@@ -63,9 +63,10 @@ def test_schema_has_table_and_indexes(store):
     insp = inspect(store.engine)
     assert "operations" in insp.get_table_names()
     indexed = {tuple(ix["column_names"]) for ix in insp.get_indexes("operations")}
-    assert ("user_id", "created_at") in indexed
-    assert ("library_id", "created_at") in indexed
-    assert ("state",) in indexed
+    assert ("user_id", "created_at", "id") in indexed  # history pages, newest first
+    assert ("library_id", "created_at", "id") in indexed
+    assert ("created_at", "id") in indexed
+    assert ("state", "created_at") in indexed
     store.create_schema()  # idempotent
 
 

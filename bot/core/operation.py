@@ -146,7 +146,7 @@ LIST_COLUMNS = frozenset(
         "errors",
     }
 )
-DICT_COLUMNS = frozenset({"outcome", "asset_titles"})
+DICT_COLUMNS = frozenset({"outcome", "asset_titles", "library_facts"})
 TIME_COLUMNS = frozenset(
     {
         "created_at",
@@ -157,6 +157,7 @@ TIME_COLUMNS = frozenset(
         "lease_at",
         "run_at",
         "started_at",
+        "summary_queued_at",
     }
 )
 
@@ -203,6 +204,8 @@ class Operation:
     run_at: datetime | None = None
     run_zone: str | None = None
     started_at: datetime | None = None
+    library_facts: dict[str, Any] = field(default_factory=dict)
+    summary_queued_at: datetime | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Operation:

@@ -65,7 +65,7 @@ operations = Table(
     "operations",
     metadata,
     Column("id", String(32), primary_key=True),
-    Column("state", String(32), nullable=False, index=True),
+    Column("state", String(32), nullable=False),
     Column("team_id", String(64), nullable=True),
     Column("channel_id", String(64), nullable=True),
     Column("user_id", String(64), nullable=False),
@@ -107,9 +107,18 @@ operations = Table(
     Column("run_at", UTCDateTime, nullable=True),
     Column("run_zone", String(64), nullable=True),
     Column("started_at", UTCDateTime, nullable=True),
-    Index("ix_operations_user_created", "user_id", "created_at"),
+    # The library's facts the summary shows, from the preview's look-up: a queued summary is
+    # rendered from the database, never from Uplynk (docs/SPEC.md §16).
+    Column("library_facts", JSON, nullable=True),
+    # When the operation's summary was queued (a run never queues a second one).
+    Column("summary_queued_at", UTCDateTime, nullable=True),
+    # History (per user, per library, everyone's), newest first: each query one index range in
+    # its ORDER BY (created_at, id); App Home's waiting approvals and the sweeps by state.
+    Index("ix_operations_user_time", "user_id", "created_at", "id"),
+    Index("ix_operations_library_time", "library_id", "created_at", "id"),
+    Index("ix_operations_time", "created_at", "id"),
+    Index("ix_operations_state_time", "state", "created_at"),
     Index("ix_operations_state_run_at", "state", "run_at"),
-    Index("ix_operations_library_created", "library_id", "created_at"),
 )
 
 #: The batch journal (bot/core/journal.py): each add/remove batch, recorded before it is sent.
@@ -126,6 +135,8 @@ batches = Table(
     Column("error", Text, nullable=True),
     Column("started_at", UTCDateTime, nullable=False),
     Column("finished_at", UTCDateTime, nullable=True),
+    # The prune takes old batches in started_at order.
+    Index("ix_operation_batches_started", "started_at"),
 )
 
 #: The outbox (docs/SPEC.md §12, bot/core/delivery/outbox.py): Slack calls owed.
@@ -157,7 +168,13 @@ outbox = Table(
     Column("result_channel", String(64), nullable=True),
     Column("result_ts", String(32), nullable=True),
     Column("error", Text, nullable=True),
-    Index("ix_outbox_state_due", "state", "due_at"),
+    # Set when the holder of the claim starts its Slack call: a claim taken over after that
+    # may have posted (its answer is lost); one taken over before it had posted nothing.
+    Column("calling_at", UTCDateTime, nullable=True),
+    # The due entries in delivery order (due_at, id): the claim reads the first ones only.
+    Index("ix_outbox_state_due", "state", "due_at", "id"),
+    # The prune takes finished entries in updated_at order.
+    Index("ix_outbox_state_updated", "state", "updated_at"),
     Index("ix_outbox_lane", "lane", "id"),
     Index("ix_outbox_operation", "operation_id"),
     Index("ix_outbox_home", "kind", "user_id"),  # a user's Home publishes (bot.core.home)

@@ -195,7 +195,7 @@ def build_services(settings: Settings, policy: Policy | PolicyHolder | None = No
         schedule_grace=settings.schedule_grace,
         schedule_horizon=settings.schedule_horizon,
     )
-    outbox = Outbox(store)
+    outbox = Outbox(store, lease_seconds=settings.outbox_lease)
     ui_pool = ThreadPoolExecutor(max_workers=UI_THREADS, thread_name_prefix="addtolib-ui")
     directory = LibraryDirectory(
         uplynk.find_libraries,
@@ -220,7 +220,6 @@ def build_services(settings: Settings, policy: Policy | PolicyHolder | None = No
         outbox,
         delivery_client(settings.slack_bot_token, settings.slack_api_url),
         Renderer(
-            uplynk,
             lambda op: workflow.approvals.approvers_of([op]).get(op.id, []),
             approval_view=workflow.approvals.view,
             home=home,
@@ -228,6 +227,8 @@ def build_services(settings: Settings, policy: Policy | PolicyHolder | None = No
         timeout=settings.delivery_timeout,
         pacer=Pacer(rate=settings.post_rate),
         backoff_base=settings.delivery_backoff,
+        retention_days=settings.retention_days,
+        prune_every=settings.prune_every,
     )
     return Services(
         ui_pool=ui_pool,

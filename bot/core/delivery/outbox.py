@@ -25,7 +25,7 @@ from bot.core.tables import operations, outbox
 if TYPE_CHECKING:
     from bot.core.store import OperationStore
 
-__all__ = ["KINDS", "Entry", "Outbox", "OutboxStats", "Owed", "insert_owed", "outbox"]
+__all__ = ["KINDS", "SUMMARY", "Entry", "Outbox", "OutboxStats", "Owed", "insert_owed", "outbox"]
 
 #: post: chat.postMessage in a channel; dm: chat.postMessage to a user id; update: chat.update
 #: of a message an earlier entry posted; ephemeral: chat.postEphemeral to one user; home:
@@ -35,6 +35,10 @@ OPEN = ("queued", "sending")
 DONE = ("sent", "skipped", "failed")
 #: An answer lost in transit allows one repeat of the post; a second loss ends it.
 MAX_LOST = 2
+#: The key of an operation's summary: queuing it marks operations.summary_queued_at.
+SUMMARY = "summary"
+#: Seconds a claim lasts unless renewed (the worker renews it while its delivery runs).
+LEASE_SECONDS = 120.0
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,7 @@ class Entry:
     result_channel: str | None = None
     result_ts: str | None = None
     error: str | None = None
+    calling_at: datetime | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Entry:
@@ -105,7 +110,8 @@ class Entry:
 
 @dataclass(frozen=True)
 class OutboxStats:
-    """What /metrics and `check` show: depth, oldest open entry, rows by state."""
+    """What /metrics and `check` show: depth, oldest open entry, and the rows of each state
+    not yet delivered (queued, sending, failed; delivered ones are not counted)."""
 
     depth: int
     oldest_age: float  # seconds; 0 when empty
@@ -115,6 +121,7 @@ class OutboxStats:
 def insert_owed(conn: Connection, entries: Iterable[Owed], now: datetime | None = None) -> int:
     """Insert entries on `conn` (the caller's transaction); returns how many."""
     now = now or _db_now(conn)
+    owed = list(entries)
     rows = [
         {
             "operation_id": e.operation_id,
@@ -135,7 +142,7 @@ def insert_owed(conn: Connection, entries: Iterable[Owed], now: datetime | None 
             "created_at": now,
             "updated_at": now,
         }
-        for e in entries
+        for e in owed
     ]
     inserted = 0
     for row in rows:  # one at a time: ids grow in the order given, which is the lane's order
@@ -144,6 +151,13 @@ def insert_owed(conn: Connection, entries: Iterable[Owed], now: datetime | None 
             continue
         conn.execute(outbox.insert().values(**row))
         inserted += 1
+    summarized = {e.operation_id for e in owed if e.key == SUMMARY and e.operation_id}
+    if summarized:
+        conn.execute(
+            operations.update()
+            .where(operations.c.id.in_(summarized), operations.c.summary_queued_at.is_(None))
+            .values(summary_queued_at=now)
+        )
     return inserted
 
 
@@ -158,9 +172,9 @@ def _db_now(conn: Connection) -> datetime:
 class Outbox:
     """Claim, complete and reschedule outbox entries; every change is a compare-and-set."""
 
-    # A claim outlives a slow delivery (a summary looks its library up in Uplynk, then waits
-    # for Slack): a live sender's entry is never taken over by another instance.
-    def __init__(self, store: OperationStore, lease_seconds: float = 120.0) -> None:
+    # The claim's holder renews it while its delivery runs (DeliveryWorker), so a slow Slack
+    # call never lets another instance take a live sender's entry over.
+    def __init__(self, store: OperationStore, lease_seconds: float = LEASE_SECONDS) -> None:
         self.store = store
         self.lease = timedelta(seconds=lease_seconds)
 
@@ -187,22 +201,31 @@ class Outbox:
             earlier.c.id < outbox.c.id,
             earlier.c.state.in_(OPEN),
         )
+        heads = or_(outbox.c.lane.is_(None), ~blocked)
         with self.store._connect(begin=False) as conn:
             now = _db_now(conn)
-            query = (
-                select(outbox)
-                .where(self._due(now), or_(outbox.c.lane.is_(None), ~blocked))
-                .order_by(outbox.c.due_at, outbox.c.id)
-                .limit(limit)
-            )
-            rows = conn.execute(query).mappings().all()
-        return [Entry.from_row(r) for r in rows]
+            # Two index ranges of ix_outbox_state_due, not one OR over the whole table.
+            queued = and_(outbox.c.state == "queued", outbox.c.due_at <= now)
+            expired = and_(outbox.c.state == "sending", outbox.c.lease_until < now)
+            rows = [
+                row
+                for due in (queued, expired)
+                for row in conn.execute(
+                    select(outbox)
+                    .where(due, heads)
+                    .order_by(outbox.c.due_at, outbox.c.id)
+                    .limit(limit)
+                ).mappings()
+            ]
+        rows.sort(key=lambda r: (r["due_at"], r["id"]))
+        return [Entry.from_row(r) for r in rows[:limit]]
 
     def claim(self, entry_id: int) -> Entry | None:
         """Take an entry for delivery with a lease; None if another sender has it or it is done.
 
-        Reclaiming an entry whose lease ran out counts its lost answer (the post may have
-        landed), so a post is repeated at most once.
+        Reclaiming an entry whose lease ran out while its Slack call was under way
+        (calling_at set) counts a lost answer (the post may have landed), so a post is repeated
+        at most once; one whose holder died before calling lost nothing.
         """
         token = uuid.uuid4().hex
         with self.store._connect(begin=True) as conn:
@@ -215,7 +238,12 @@ class Outbox:
                     lease_token=token,
                     lease_until=now + self.lease,
                     attempts=outbox.c.attempts + 1,
-                    lost=outbox.c.lost + case((outbox.c.state == "sending", 1), else_=0),
+                    lost=outbox.c.lost
+                    + case(
+                        (and_(outbox.c.state == "sending", outbox.c.calling_at.is_not(None)), 1),
+                        else_=0,
+                    ),
+                    calling_at=None,
                     updated_at=now,
                 )
                 .returning(*outbox.c)
@@ -229,6 +257,34 @@ class Outbox:
             and_(outbox.c.state == "queued", outbox.c.due_at <= now),
             and_(outbox.c.state == "sending", outbox.c.lease_until < now),
         )
+
+    # -- holding the claim (fenced by the lease token) ------------------------------------
+
+    def renew(self, entry: Entry) -> bool:
+        """Extend the claim by a lease; False if it was taken over (or finished)."""
+        return self._hold(entry)
+
+    def calling(self, entry: Entry) -> bool:
+        """The fence before a Slack call: True if the claim is still ours, now marked as
+        calling (a takeover from here on counts a lost answer); False: post nothing."""
+        return self._hold(entry, calling=True)
+
+    def _hold(self, entry: Entry, calling: bool = False) -> bool:
+        with self.store._connect(begin=True) as conn:
+            now = _db_now(conn)
+            values: dict[str, Any] = {"lease_until": now + self.lease}
+            if calling:
+                values["calling_at"] = now
+            stmt = (
+                outbox.update()
+                .where(
+                    outbox.c.id == entry.id,
+                    outbox.c.state == "sending",
+                    outbox.c.lease_token == entry.lease_token,
+                )
+                .values(**values)
+            )
+            return conn.execute(stmt).rowcount == 1
 
     # -- finishing (fenced by the lease token) ---------------------------------------------
 
@@ -290,7 +346,7 @@ class Outbox:
 
     def _finish(self, conn: Connection, entry: Entry, **values: Any) -> bool:
         values.setdefault("updated_at", _db_now(conn))
-        values.update(lease_token=None, lease_until=None)
+        values.update(lease_token=None, lease_until=None, calling_at=None)
         stmt = (
             outbox.update()
             .where(
@@ -369,10 +425,16 @@ class Outbox:
             return conn.execute(query).scalar()
 
     def stats(self) -> OutboxStats:
+        """Cheap at any size: only the rows not delivered are counted (an index range of
+        ix_outbox_state_due); delivered ones, the bulk of the table, are never scanned."""
         with self.store._connect(begin=False) as conn:
             now = _db_now(conn)
             counts = dict(
-                conn.execute(select(outbox.c.state, func.count()).group_by(outbox.c.state)).all()
+                conn.execute(
+                    select(outbox.c.state, func.count())
+                    .where(outbox.c.state.in_((*OPEN, "failed")))
+                    .group_by(outbox.c.state)
+                ).all()
             )
             oldest = conn.execute(
                 select(func.min(outbox.c.created_at)).where(outbox.c.state.in_(OPEN))
@@ -402,15 +464,6 @@ class Outbox:
                 f"{last.template} to {last.channel or last.user_id}: {last.error}"
             )
         return found
-
-    def prune(self, older_than: timedelta = timedelta(days=7)) -> int:
-        """Forget delivered and skipped entries older than that (failed ones stay for check)."""
-        with self.store._connect(begin=True) as conn:
-            cutoff = _db_now(conn) - older_than
-            stmt = outbox.delete().where(
-                outbox.c.state.in_(("sent", "skipped")), outbox.c.updated_at < cutoff
-            )
-            return conn.execute(stmt).rowcount
 
 
 def outbox_stats(store: OperationStore) -> OutboxStats:

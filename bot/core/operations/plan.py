@@ -175,6 +175,13 @@ class Planning(UseCase):
             "present_ids": present,
             "missing_ids": missing,
             "asset_titles": {a: assets[a].desc for a in [*new, *present] if assets[a].desc},
+            # What the summary shows of the library, so that its delivery never asks Uplynk.
+            "library_facts": {
+                "desc": library.desc,
+                "allow_copy": library.allow_copy,
+                "is_ad": library.is_ad,
+                "created": library.created,
+            },
         }
         if existing is None:
             operation = self.store.create(

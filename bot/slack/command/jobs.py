@@ -11,6 +11,7 @@ from bot.core.parsing import USAGE, AddCommand, HistoryCommand
 from bot.slack import blocks, replies
 from bot.slack.approvals import blocks as approval_blocks
 from bot.slack.approvals import jobs as approval_jobs
+from bot.slack.delivery.owing import summarized
 from bot.slack.wiring import Services
 from bot.uplynk.errors import UplynkError
 
@@ -143,7 +144,7 @@ def retry(services: Services, respond: replies.Respond, operation_id: str, user_
         return
     if _stopped_for_restart(respond, executed, replace=False):
         return
-    if operation is not None and operation.state == State.INTERRUPTED and not operation.summary_ts:
+    if operation is not None and operation.state == State.INTERRUPTED and not summarized(operation):
         # Cut off by a crash, it was never reported: the outcome replaces the clicked DM; the
         # summary and the thread's events were queued with the outcome (bot.slack.delivery.owing).
         replies.ephemeral(respond, blocks.outcome(executed.operation), replace=True)

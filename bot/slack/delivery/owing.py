@@ -8,7 +8,7 @@ from typing import Any
 
 from bot.core.approvals.outcomes import ApprovalView
 from bot.core.approvals.rules import REQUEST_KEY
-from bot.core.delivery.outbox import Entry, Owed
+from bot.core.delivery.outbox import SUMMARY, Entry, Owed
 from bot.core.home import home_refresh
 from bot.core.operation import Operation
 from bot.slack import blocks
@@ -74,7 +74,7 @@ class Owing:
                     f"\nAdded now: {blocks.id_list(facts['added_now'], 50, operation.asset_titles)}"
                 )
             entries = self.thread(operation, text)
-            if facts.get("was") == "interrupted" and not operation.summary_ts:
+            if facts.get("was") == "interrupted" and not summarized(operation):
                 # Cut off by a crash, it was never reported: report it as a first run would be.
                 entries = self._summary(operation) + self.thread(operation, text, details=True)
             return entries
@@ -91,7 +91,7 @@ class Owing:
             text = f"Resumed automatically after a restart: {_counts(facts)}"
             dm = Owed("dm", "resumed", channel=operation.user_id, operation_id=operation.id)
             entries = [dm, *self.thread(operation, text)]
-            if not operation.summary_ts:
+            if not summarized(operation):
                 # Cut off before its report: report it as a first run would be.
                 details = self.thread(operation, text, details=True)
                 entries = [*self._summary(operation), dm, *details]
@@ -224,7 +224,7 @@ class Owing:
                 "summary",
                 channel=operation.channel_id,
                 operation_id=operation.id,
-                key="summary",
+                key=SUMMARY,
                 # Not in that channel (a DM, a private channel): the response_url still reaches it.
                 fallback_url=operation.response_url,
             )
@@ -294,6 +294,12 @@ def problem_notice(entry: Entry, operation: Operation | None, reason: str) -> li
             args={"text": text},
         )
     ]
+
+
+def summarized(operation: Operation) -> bool:
+    """Whether a summary was queued for it already (queued, sent, or sent through the
+    response_url, which records no ts): a run never queues a second one."""
+    return bool(operation.summary_queued_at or operation.summary_ts)
 
 
 def _undone_text(facts: dict[str, Any], titles: dict[str, str]) -> str:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -13,32 +10,27 @@ from bot.core.delivery.outbox import Entry
 from bot.core.operation import Operation
 from bot.slack import blocks
 from bot.slack.approvals import blocks as approval_blocks
-from bot.uplynk.client import UplynkClient
-from bot.uplynk.errors import UplynkError
 from bot.uplynk.models import Library
 
-log = logging.getLogger(__name__)
-
 APPROVAL_TEMPLATES = ("approval_request", "approval_status", "approval_closed")
-LIBRARY_CACHE_SECONDS = 60
 
 
 class Renderer:
-    """Turns an outbox entry and its operation (as stored now) into chat.* arguments."""
+    """Turns an outbox entry and its operation (as stored now) into chat.* arguments.
+
+    Only the database is read: nothing here calls Slack or Uplynk (docs/SPEC.md §16), so a
+    claimed entry's delivery never waits on Uplynk.
+    """
 
     def __init__(
         self,
-        uplynk: UplynkClient | None,
         approvers_of: Callable[[Operation], list[str]] | None = None,
         approval_view: Callable[[Operation], ApprovalView] | None = None,
         home: Callable[[str], dict[str, Any]] | None = None,
     ):
-        self.uplynk = uplynk
         self.home = home  # user id -> the App Home view (bot.slack.home.publish.HomeRenderer)
         self.approvers_of = approvers_of or (lambda operation: [])
         self.approval_view = approval_view
-        self._libraries: dict[str, tuple[float, Library]] = {}
-        self._lock = threading.Lock()
 
     def __call__(self, entry: Entry, operation: Operation | None) -> dict[str, Any]:
         template, args = entry.template, entry.args
@@ -55,7 +47,7 @@ class Renderer:
         if operation is None:
             raise LookupError(f"operation {entry.operation_id} of outbox entry {entry.id} is gone")
         if template == "summary":
-            library = self.library(operation.library_id)
+            library = stored_library(operation)
             return blocks.summary(operation, library, self.approvers_of(operation)).kwargs()
         if template == "notify_parent":
             return blocks.notify_parent(operation).kwargs()
@@ -77,19 +69,17 @@ class Renderer:
             return approval_blocks.approval_closed(view).kwargs()
         raise LookupError(f"unknown outbox template {template!r}")
 
-    def library(self, library_id: str | None) -> Library | None:
-        """The library's facts for a summary (briefly cached: 30 summaries, one look-up)."""
-        if not library_id or self.uplynk is None:
-            return None
-        with self._lock:
-            cached = self._libraries.get(library_id)
-        if cached and time.monotonic() - cached[0] < LIBRARY_CACHE_SECONDS:
-            return cached[1]
-        try:
-            library = self.uplynk.get_library(library_id)
-        except UplynkError as exc:
-            log.warning("summary without library facts (%s): %s", library_id, exc)
-            return None
-        with self._lock:
-            self._libraries[library_id] = (time.monotonic(), library)
-        return library
+
+def stored_library(operation: Operation) -> Library | None:
+    """The library's facts as the preview looked them up (operations.library_facts); None for
+    an operation previewed before they were stored (its summary shows the name only)."""
+    facts = operation.library_facts
+    if not facts or not operation.library_id:
+        return None
+    return Library(
+        id=operation.library_id,
+        desc=str(facts.get("desc") or operation.library_name or ""),
+        allow_copy=bool(facts.get("allow_copy", False)),
+        is_ad=bool(facts.get("is_ad", False)),
+        created=str(facts.get("created") or ""),
+    )

@@ -16,10 +16,12 @@ from datetime import UTC, datetime
 from typing import Any, TypeGuard
 
 import requests
+import urllib3
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot import metrics
+from bot.core import retention
 from bot.core.delivery.outbox import MAX_LOST, Entry, Outbox, Owed
 from bot.core.operation import Operation
 from bot.slack.delivery.owing import NOTIFY, problem_notice
@@ -36,9 +38,11 @@ TRANSIENT_ERRORS = frozenset(
 FALLBACK_ERRORS = frozenset({"not_in_channel", "channel_not_found"})
 #: The message an entry posts is recorded on the operation under these columns.
 RECORDED = {"summary": ("summary_channel", "summary_ts"), NOTIFY: ("notify_channel", "notify_ts")}
+#: The reason recorded for an answer lost on the requester's response_url.
+RESPONSE_URL_LOST = "answer lost on the response_url"
 BACKOFF_BASE = 1.0
 BACKOFF_CAP = 30.0
-HTTP_TIMEOUT = 10.0  # well inside the claim's lease, so a slow call is never taken over
+HTTP_TIMEOUT = 10.0  # seconds a Slack call may take (its claim is renewed meanwhile)
 STATS_EVERY = 5.0  # seconds between refreshes of the outbox gauges
 
 
@@ -48,6 +52,10 @@ class Lost(Exception):
 
 class NotSent(Exception):
     """The request certainly did not reach Slack (connection refused, name lookup...)."""
+
+
+class TakenOver(Exception):
+    """The claim is no longer ours: another instance delivers the entry; post nothing."""
 
 
 def delivery_client(token: str | None, base_url: str) -> WebClient:
@@ -79,10 +87,14 @@ class DeliveryWorker:
         threads: int = 4,
         poll: float = 1.0,
         on_failure: Callable[[Entry, Operation | None, str], list[Owed]] = problem_notice,
+        retention_days: float | None = None,
+        prune_every: float = 3600.0,
     ):
         self.outbox = outbox
         self.store = outbox.store
         self.client = client
+        # response_url posts wait as long as Web API calls.
+        self.http_timeout = float(client.timeout or HTTP_TIMEOUT)
         self.render = render
         self.timeout = timeout
         self.pacer = pacer or Pacer()
@@ -90,16 +102,23 @@ class DeliveryWorker:
         self.threads = threads
         self.poll = poll
         self.on_failure = on_failure
+        self.retention_days = retention_days  # None: never prune (docs/SPEC.md §16)
+        self.prune_every = prune_every
         self.results: Counter[str] = Counter()  # deliveries by result, for /metrics
         self._inflight: set[int] = set()  # claimed here (or being claimed), not finished
+        self._claims: dict[int, Entry] = {}  # claimed here, being delivered: renewed
         self._finished = 0  # deliveries finished here, so wait_idle notices one in between
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="addtolib-deliver")
         self._thread: threading.Thread | None = None
+        self._renewer: threading.Thread | None = None
+        self._renewer_stop = threading.Event()
         self._http = requests.Session()
         self._stats_at = 0.0
+        self._pruned_at: float | None = None
+        self._pruning = threading.Lock()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -107,6 +126,10 @@ class DeliveryWorker:
         self.store.enqueue_listeners.append(self.wake)
         self._thread = threading.Thread(target=self._run, name="addtolib-delivery", daemon=True)
         self._thread.start()
+        self._renewer = threading.Thread(
+            target=self._renew_claims, name="addtolib-delivery-claims", daemon=True
+        )
+        self._renewer.start()
         return self
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -118,6 +141,9 @@ class DeliveryWorker:
         if self._thread is not None:
             self._thread.join(timeout)
         self._pool.shutdown(wait=True, cancel_futures=True)
+        self._renewer_stop.set()  # after the pool: claims in flight stay renewed to the end
+        if self._renewer is not None:
+            self._renewer.join(timeout)
 
     def wake(self) -> None:
         self._wake.set()
@@ -174,6 +200,7 @@ class DeliveryWorker:
                 continue  # another instance took it
             self.pacer.take(channel)
             self._pool.submit(self._deliver, claimed)
+        self._prune_if_due()
         if time.monotonic() - self._stats_at >= STATS_EVERY:
             self._stats_at = time.monotonic()
             stats = self.outbox.stats()
@@ -183,6 +210,40 @@ class DeliveryWorker:
             soonest = min(soonest, (due - datetime.now(UTC)).total_seconds())
         return max(0.01, soonest)
 
+    def _renew_claims(self) -> None:
+        """Renew the claims of the deliveries running here, three times a lease: a slow
+        Slack call (or response_url) keeps its entry; another instance never takes it over."""
+        every = self.outbox.lease.total_seconds() / 3
+        while not self._renewer_stop.wait(every):
+            with self._lock:
+                held = list(self._claims.values())
+            for entry in held:
+                try:
+                    if not self.outbox.renew(entry):
+                        log.warning("outbox entry %s: claim taken over; not posting", entry.id)
+                except Exception:  # the database is away: the next round tries again
+                    log.exception("could not renew the claim on outbox entry %s", entry.id)
+
+    def _prune_if_due(self) -> None:
+        """Retention (docs/SPEC.md §16), every `prune_every` s, on a thread of its own."""
+        if self.retention_days is None:
+            return
+        now = time.monotonic()
+        if self._pruned_at is not None and now - self._pruned_at < self.prune_every:
+            return
+        if not self._pruning.acquire(blocking=False):
+            return  # the last prune is still running
+        self._pruned_at = now
+        threading.Thread(target=self._prune, name="addtolib-prune", daemon=True).start()
+
+    def _prune(self) -> None:
+        try:
+            retention.prune(self.store, self.retention_days or 0)
+        except Exception:
+            log.exception("pruning old outbox entries and journal batches failed")
+        finally:
+            self._pruning.release()
+
     def _free(self) -> int:
         with self._lock:
             return self.threads - len(self._inflight)
@@ -191,8 +252,13 @@ class DeliveryWorker:
 
     def _deliver(self, entry: Entry) -> None:
         called = False
+        with self._lock:
+            self._claims[entry.id] = entry
         try:
             called = self._attempt(entry)
+        except TakenOver:
+            log.warning("outbox entry %s: its claim was taken over; posted nothing", entry.id)
+            self._count("taken_over")
         except Exception:
             log.exception("delivery of outbox entry %s failed unexpectedly", entry.id)
             try:
@@ -203,6 +269,7 @@ class DeliveryWorker:
             if not called:
                 self.pacer.refund(_pace_key(entry))
             with self._lock:
+                self._claims.pop(entry.id, None)
                 self._inflight.discard(entry.id)
                 self._finished += 1
             self.wake()
@@ -241,6 +308,7 @@ class DeliveryWorker:
             return False
         if entry.args.get("via_response_url") and self._via_response_url(entry, operation, message):
             return True
+        self._fence(entry)
         try:
             answer = self._call(entry, message, thread_ts, target)
         except SlackApiError as exc:
@@ -288,6 +356,12 @@ class DeliveryWorker:
             raise NotSent(f"unreadable answer: {exc}") from exc
         return dict(answer.data) if isinstance(answer.data, dict) else {}
 
+    def _fence(self, entry: Entry) -> None:
+        """Before any call that may post: the claim must still be ours (a compare-and-set that
+        also marks the call as started); raises TakenOver otherwise."""
+        if not self.outbox.calling(entry):
+            raise TakenOver(f"outbox entry {entry.id}")
+
     def _target(self, entry: Entry, operation: Operation | None) -> tuple[str, str] | None:
         """(channel, ts) of the message an update changes: the one its target entry posted
         (the lane delivered that entry first), or the operation's recorded thread parent."""
@@ -302,17 +376,38 @@ class DeliveryWorker:
 
     def _via_response_url(self, entry: Entry, operation: Operation | None, message: dict) -> bool:
         """Replace the requester's own message on their response_url while it lasts (a
-        notice owed by DM otherwise); True if that delivered it. A used-up or expired URL,
-        or one that does not answer, leaves the direct message to send."""
+        notice owed by DM otherwise); True if that settled it. A used-up or expired URL, or
+        one that could not be reached, leaves the direct message to send.
+
+        An answer lost on the response_url (the notice may have arrived) is never followed by
+        the direct message: the notice is repeated on the response_url only, where a repeat
+        replaces the message rather than adding one.
+        """
         url = operation.response_url if operation else None
         if not url:
             return False
+        lost_there = bool(entry.lost) and (entry.error or "").startswith(RESPONSE_URL_LOST)
+        if entry.lost and not lost_there:
+            return False  # the direct message's answer was lost: repeat that, nothing else
         body = {"response_type": "ephemeral", "replace_original": True, **message}
+        self._fence(entry)
         try:
-            answer = self._http.post(url, json=body, timeout=HTTP_TIMEOUT)
+            answer = self._http.post(url, json=body, timeout=self.http_timeout)
         except requests.RequestException as exc:
-            log.info("outbox entry %s: response_url failed (%s); direct message", entry.id, exc)
-            return False
+            if _surely_unsent(exc) and not lost_there:
+                log.info(
+                    "outbox entry %s: response_url unreachable (%s); direct message", entry.id, exc
+                )
+                return False
+            self._retry(entry, f"{RESPONSE_URL_LOST}: {type(exc).__name__}", lost=True)
+            return True
+        if answer.status_code != 200 and lost_there:
+            reason = (
+                f"{RESPONSE_URL_LOST}, then it answered {answer.status_code}; not sent by "
+                "direct message as well (the first may have arrived)"
+            )
+            self._fail(entry, operation, reason)
+            return True
         if answer.status_code != 200:
             log.info(
                 "outbox entry %s: response_url answered %s; direct message",
@@ -355,13 +450,14 @@ class DeliveryWorker:
         """Not in the channel: post through the command's response_url (docs/SPEC.md §12)."""
         body = {"response_type": "in_channel", "replace_original": False, **message}
         assert entry.fallback_url is not None  # _slack_error falls back only with one
+        self._fence(entry)
         try:
-            answer = self._http.post(entry.fallback_url, json=body, timeout=HTTP_TIMEOUT)
-        except requests.ConnectionError as exc:
-            self._retry(entry, f"{error}; response_url unreachable: {type(exc).__name__}")
-            return
-        except requests.Timeout:
-            self._retry(entry, f"{error}; response_url answer lost", lost=True)
+            answer = self._http.post(entry.fallback_url, json=body, timeout=self.http_timeout)
+        except requests.RequestException as exc:
+            if _surely_unsent(exc):
+                self._retry(entry, f"{error}; response_url unreachable: {type(exc).__name__}")
+            else:
+                self._retry(entry, f"{error}; response_url answer lost", lost=True)
             return
         if answer.status_code == 200:
             log.info("outbox entry %s: %s, delivered through the response_url", entry.id, error)
@@ -411,6 +507,17 @@ class DeliveryWorker:
         with self._lock:
             self.results[result] += 1
         metrics.DELIVERIES.labels(result).inc()
+
+
+def _surely_unsent(exc: requests.RequestException) -> bool:
+    """Connecting failed (refused, no such host, connect timeout): nothing reached the far end.
+    Any other failure (a read timeout, a dropped connection) may follow a delivered request."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    if not isinstance(exc, requests.ConnectionError):
+        return False
+    reason = getattr(exc.args[0] if exc.args else None, "reason", None)
+    return isinstance(reason, urllib3.exceptions.NewConnectionError)
 
 
 def _has_thread(operation: Operation | None, channel: str | None) -> TypeGuard[Operation]:
