@@ -333,7 +333,9 @@ def test_a_protected_add_approved_before_its_time_runs_at_the_time(protected: Bo
     assets = free_assets(bot.simulator, AD_BREAKS, 2)
     at = moment(AHEAD + 4)
     operation_id, key, preview = schedule(bot, f"{AD_BREAKS} {' '.join(assets)} at {typed(at)} UTC")
-    assert "Schedule: add 2 assets" in text_of(preview)
+    # A protected add's button asks for approval (docs/SPEC.md §7); the preview says when.
+    assert "Request approval" in text_of(preview)
+    assert f"<!date^{int(at.timestamp())}^" in text_of(preview)
     bot.reply(key, "Waiting for approval")
     _, approve_key = bot.click("addtolib_approve", operation_id, user_id=LEAD)
     answer = text_of(bot.reply(approve_key, "Your approval is recorded"))
