@@ -21,6 +21,7 @@ from bot.core.operation import Operation
 from bot.core.policy import Policy, UsergroupCache
 from bot.core.policy_holder import PolicyHolder
 from bot.core.seen_events import SeenEvents
+from bot.core.steps import WorkflowSteps
 from bot.core.store import OperationStore
 from bot.core.workflow import Workflow
 from bot.slack.delivery.owing import Owing, approval_recipients
@@ -58,6 +59,7 @@ class Services:
     directory: LibraryDirectory | None = None
     draining: threading.Event = field(default_factory=threading.Event)
     seen_events: SeenEvents | None = None  # each Slack event_id handled once (docs/SPEC.md §14)
+    steps: WorkflowSteps | None = None  # Workflow Builder step executions (docs/SPEC.md §13)
 
     def refresh_home(self, *user_ids: str) -> None:
         """Publish these users' App Homes again (paced, coalesced: bot.core.home)."""
@@ -177,6 +179,8 @@ def build_services(settings: Settings, policy: Policy | None = None) -> Services
         lookup_threads=settings.workers + UI_THREADS,
     )
     outbox = Outbox(store)
+    steps = WorkflowSteps(store)
+    store.finish_listeners.append(steps.settle)  # an operation's end completes its step
     ui_pool = ThreadPoolExecutor(max_workers=UI_THREADS, thread_name_prefix="addtolib-ui")
     directory = LibraryDirectory(
         uplynk.find_libraries,
@@ -205,13 +209,16 @@ def build_services(settings: Settings, policy: Policy | None = None) -> Services
             lambda op: workflow.approvals.approvers_of([op]).get(op.id, []),
             approval_view=workflow.approvals.view,
             home=home,
+            step=steps.get,
         ),
         timeout=settings.delivery_timeout,
+        on_completed=steps.completed,
     )
     return Services(
         ui_pool=ui_pool,
         directory=directory,
         seen_events=SeenEvents(store),
+        steps=steps,
         settings=settings,
         client=client,
         store=store,

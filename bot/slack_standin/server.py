@@ -32,7 +32,7 @@ RESPONSE_URL_MAX_USES = 5
 MAX_BODY = 10 * 1024 * 1024
 
 # Form fields that slack_sdk sends as JSON strings.
-_JSON_FIELDS = ("blocks", "attachments", "metadata", "view", "unfurls")
+_JSON_FIELDS = ("blocks", "attachments", "metadata", "view", "unfurls", "outputs")
 
 _TS_BASE_US = 1_700_000_000_000_000
 
@@ -114,6 +114,9 @@ class SlackStandIn:
         self.socket_mode = SocketModeStandIn(host)  # off until socket_mode.enable(app_token)
         # conversations.info knows these channels only (channel id -> its "channel" object).
         self._channels: dict[str, dict[str, Any]] = {}
+        # Workflow Builder step executions: execution id -> its token, and how each ended.
+        self._executions: dict[str, str] = {}
+        self.completions: dict[str, SlackCall] = {}
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -246,6 +249,16 @@ class SlackStandIn:
                 "is_member": is_member,
             }
 
+    def start_execution(self, execution_id: str, token: str) -> None:
+        """A step execution Workflow Builder started: its `bot_access_token` is accepted
+        until the execution is completed (Slack revokes it then)."""
+        with self._cond:
+            self._executions[execution_id] = token
+
+    def execution_token_ok(self, token: str | None) -> bool:
+        with self._cond:
+            return bool(token) and token in self._executions.values()
+
     def set_usergroup(self, usergroup: str, users: Iterable[str]) -> None:
         with self._cond:
             self._usergroups[usergroup] = list(users)
@@ -372,7 +385,10 @@ class SlackStandIn:
             body = self.socket_mode.connections_open(token)
             self._record(SlackCall(method, payload, error=body.get("error"), token=token))
             return 200, body
-        if self.token is not None and token != self.token:
+        if token and token.startswith("xwfp-") and not self.execution_token_ok(token):
+            self._record(SlackCall(method, payload, error="token_revoked", token=token))
+            return 200, {"ok": False, "error": "token_revoked"}
+        if self.token is not None and token != self.token and not self.execution_token_ok(token):
             self._record(SlackCall(method, payload, error="invalid_auth", token=token))
             return 200, {"ok": False, "error": "invalid_auth"}
         with self._cond:  # answer and record atomically: recorded order == ts order
@@ -569,6 +585,32 @@ class SlackStandIn:
     def _m_views_publish(self, payload: dict[str, Any]) -> tuple[dict[str, Any], None]:
         return self.views.publish(payload), None
 
+    def _m_complete(self, payload: dict[str, Any], success: bool) -> tuple[dict[str, Any], None]:
+        """functions.completeSuccess / completeError: once per execution. A second completion
+        (or an unknown id) answers `function_execution_not_found`, as Slack does
+        (docs.slack.dev/reference/methods/functions.completeError)."""
+        execution_id = payload.get("function_execution_id")
+        if not execution_id:
+            return {"ok": False, "error": "invalid_arguments"}, None
+        if success and not isinstance(payload.get("outputs"), dict):
+            return {"ok": False, "error": "invalid_arguments"}, None
+        if not success and not str(payload.get("error") or "").strip():
+            return {"ok": False, "error": "invalid_arguments"}, None
+        with self._cond:
+            if execution_id not in self._executions or execution_id in self.completions:
+                return {"ok": False, "error": "function_execution_not_found"}, None
+            self._executions.pop(execution_id)  # its token is revoked with the completion
+            self.completions[execution_id] = SlackCall(
+                "functions.completeSuccess" if success else "functions.completeError", payload
+            )
+        return {"ok": True}, None
+
+    def _m_complete_success(self, payload: dict[str, Any]) -> tuple[dict[str, Any], None]:
+        return self._m_complete(payload, True)
+
+    def _m_complete_error(self, payload: dict[str, Any]) -> tuple[dict[str, Any], None]:
+        return self._m_complete(payload, False)
+
 
 _METHODS: dict[str, Callable[[SlackStandIn, dict[str, Any]], tuple[dict[str, Any], Any]]] = {
     "auth.test": SlackStandIn._m_auth_test,
@@ -584,6 +626,8 @@ _METHODS: dict[str, Callable[[SlackStandIn, dict[str, Any]], tuple[dict[str, Any
     "views.push": SlackStandIn._m_views_push,
     "views.update": SlackStandIn._m_views_update,
     "views.publish": SlackStandIn._m_views_publish,
+    "functions.completeSuccess": SlackStandIn._m_complete_success,
+    "functions.completeError": SlackStandIn._m_complete_error,
 }
 
 
