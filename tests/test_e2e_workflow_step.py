@@ -210,6 +210,21 @@ def test_nothing_to_add_completes_at_once_with_zero_added(start) -> None:
     assert patches(bot.simulator) == []
 
 
+def test_a_lapsed_execution_token_leaves_the_completion_to_the_bot_token(start) -> None:
+    bot = start()
+    run = Run(bot, MARKETING, " ".join(free_assets(bot.simulator, MARKETING, 1)))
+    run.send()
+    preview = run.dm("Marketing Library")
+    bot.slack.revoke_token(run.execution_id)  # a slow approval outlives it (SPEC 13)
+    click_dm(bot, preview, "addtolib_confirm")
+    done = run.completion()
+    assert done.method == "functions.completeSuccess"
+    assert done.token == bot.env["SLACK_BOT_TOKEN"]
+    refused = [c for c in run.completions() if not c.ok]
+    assert [c.error for c in refused] == ["token_revoked"]
+    assert refused[0].token == run.token
+
+
 @pytest.mark.parametrize("case", ["no_right", "bad_library", "bad_ids"])
 def test_input_errors_end_the_step_and_tell_the_requester(start, case: str) -> None:
     bot = start()

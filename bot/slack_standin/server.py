@@ -117,6 +117,7 @@ class SlackStandIn:
         # Workflow Builder step executions: execution id -> its token, and how each ended.
         self._executions: dict[str, str] = {}
         self.completions: dict[str, SlackCall] = {}
+        self._revoked: set[str] = set()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -255,9 +256,17 @@ class SlackStandIn:
         with self._cond:
             self._executions[execution_id] = token
 
+    def revoke_token(self, execution_id: str) -> None:
+        """Let the execution's token lapse (Slack revokes it after about 15 minutes) while
+        the execution itself stays open: the app's bot token still completes it."""
+        with self._cond:
+            token = self._executions.get(execution_id)
+            if token:
+                self._revoked.add(token)
+
     def execution_token_ok(self, token: str | None) -> bool:
         with self._cond:
-            return bool(token) and token in self._executions.values()
+            return bool(token) and token in self._executions.values() and token not in self._revoked
 
     def set_usergroup(self, usergroup: str, users: Iterable[str]) -> None:
         with self._cond:
