@@ -34,6 +34,8 @@ HELP = f"""Console words:
   shortcut             the global shortcut: the modal as a form (library, assets, channel)
   shortcut message T   the message shortcut on a message whose text is T
   home                 open the app's Home tab (what waits for you, your recent operations)
+  workflow LIB IDS [as U0X]  Workflow Builder runs the step "Add assets to a library" for you
+                       (or for U0X): the preview comes by DM; the outputs show when it ends
   demo                 the demo libraries and assets
   quit                 leave (Ctrl-D too)"""
 
@@ -174,6 +176,8 @@ class Console:
             opened = self.session.opened_by_click()  # the Home's `Add assets`
             if opened is not None:
                 ModalForm(self).fill(opened)
+        elif word == "workflow":
+            self.workflow(rest)
         elif word == "home":
             self.show(self.session.home())
             self.settle()
@@ -254,6 +258,23 @@ class Console:
         library = " ".join(words[1:]) or BULK_LIBRARY
         self.screen.info(f'(sending /addtolib "{library}" with {len(ids)} simulator clip ids)')
         self.send(f'"{library}" ' + " ".join(ids))
+
+    def workflow(self, rest: str) -> None:
+        words = shlex.split(rest) if rest.count('"') % 2 == 0 else rest.split()
+        requester = self.session.user
+        if len(words) >= 2 and words[-2] == "as":
+            requester = words[-1]
+            words = words[:-2]
+            if not USER_ID.fullmatch(requester):
+                self.screen.info(f"as wants a Slack user id like {DEMO_ADMIN}.")
+                return
+        if len(words) < 2:
+            self.screen.info(
+                'workflow LIBRARY ASSETS [as U0X], e.g. workflow "Marketing Library" …'
+            )
+            return
+        self.show(self.session.workflow(words[0], " ".join(words[1:]), requester))
+        self.settle()
 
     def demo(self) -> str:
         if self.world.simulator is None:
