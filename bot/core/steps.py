@@ -169,21 +169,25 @@ class WorkflowSteps:
             "state": "open",
             "created_at": now,
         }
+        self.forget_old_tokens()
         try:
             with self.store.connection() as conn:
-                # Tokens past their life are kept by nobody (docs/SPEC.md §13).
-                conn.execute(
-                    workflow_steps.update()
-                    .where(
-                        workflow_steps.c.token.is_not(None),
-                        workflow_steps.c.created_at < now - TOKEN_LIFE,
-                    )
-                    .values(token=None)
-                )
                 conn.execute(workflow_steps.insert().values(**row))
         except IntegrityError:
             return False
         return True
+
+    def forget_old_tokens(self) -> int:
+        """Tokens past their life are kept by nobody (docs/SPEC.md §13)."""
+        with self.store.connection() as conn:
+            return conn.execute(
+                workflow_steps.update()
+                .where(
+                    workflow_steps.c.token.is_not(None),
+                    workflow_steps.c.created_at < datetime.now(UTC) - TOKEN_LIFE,
+                )
+                .values(token=None)
+            ).rowcount
 
     def link(self, execution_id: str, operation_id: str) -> None:
         """The operation this execution made."""
@@ -264,6 +268,7 @@ class WorkflowSteps:
     def sweep(self) -> int:
         """Finish the open steps whose operations ended by a path that reported no single
         operation (a bulk expiry, a crash between the two writes): the heartbeat's catch-all."""
+        self.forget_old_tokens()
         query = (
             select(operations)
             .join(workflow_steps, workflow_steps.c.operation_id == operations.c.id)
