@@ -6,7 +6,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from bot.core.outcomes import NeedsPick, Planned, Refused, Requester
+from bot.core.outcomes import NeedsPick, Refused, Requester
 from bot.core.parsing import ParseError
 from bot.core.steps import requester_of, step_command
 from bot.slack import blocks
@@ -80,12 +80,10 @@ def _plan(
         return
     if isinstance(result, NeedsPick):
         said = blocks.pick_library(result.operation, result.name, result.candidates)
-    elif isinstance(result, Planned):
+    else:
         said = blocks.preview(result.operation, result.library, command.duplicates)
-    else:  # pragma: no cover - plan() answers one of the three
-        raise TypeError(type(result).__name__)
-    _dm(services, requester, said, operation.id)
-    fresh = services.store.get(operation.id)
+    _dm(services, requester, said, result.operation.id)
+    fresh = services.store.get(result.operation.id)
     if fresh is not None:  # nothing new to add: it ended `done` before the step knew it
         steps.settle(fresh)
 
