@@ -176,8 +176,8 @@ def test_happy_path_fast_ack_dm_preview_one_patch_one_completion_with_the_token(
         lambda c: c.method == "chat.postMessage" and c.payload.get("channel") == SUMMARY_CHANNEL
     )
     assert operation_id in dump(summary) and "3 assets added" in summary.text
-    # Once completed, the token is forgotten.
-    assert _stored_token(bot, run.execution_id) is None
+    # Once Slack took the completion, the token is forgotten.
+    bot.slack.wait_until(lambda: _stored_token(bot, run.execution_id) is None)
     assert len(run.completions()) == 1
     slack_accepted_everything(bot)
     assert run.token not in bot.process.output()
