@@ -11,6 +11,8 @@ from bot.jsonlog import JsonFormatter
 PATTERNS = [
     re.compile(r"xox[abposr]-[A-Za-z0-9-]+"),
     re.compile(r"xapp-[A-Za-z0-9-]+"),
+    # A Workflow Builder execution's bot_access_token (function_executed, docs/SPEC.md §13).
+    re.compile(r"xwfp-[A-Za-z0-9-]+"),
     re.compile(r"(?<=[?&]sig=)[0-9a-fA-F]+"),
     re.compile(r"(?<=[?&]msg=)[A-Za-z0-9%+/=]+"),
     # A response_url is a bearer credential for 30 minutes; slack_sdk's webhook client logs

@@ -59,6 +59,7 @@ def start_heartbeat(services: Services, *, sweep_now: bool = False) -> None:
         # Off the heartbeat thread: slow Slack calls must never delay lease renewals.
         on_interrupted=lambda operations: services.submit(report_interrupted, operations),
         on_expired=lambda events: services.submit(report_expired, events),
+        after_sweep=services.steps.sweep if services.steps is not None else None,
     ).start(sweep_now=sweep_now)
 
 

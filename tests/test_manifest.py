@@ -8,6 +8,8 @@ from pathlib import Path
 import yaml
 from slack_sdk import WebClient
 
+from bot.core import steps
+
 ROOT = Path(__file__).resolve().parent.parent
 BOT = ROOT / "bot"
 
@@ -41,6 +43,9 @@ METHOD_SCOPES: dict[str, set[str]] = {
     "views.open": set(),
     "views.publish": set(),
     "views.update": set(),
+    # Completing a Workflow Builder step: "Bot tokens: No scope required" on both pages.
+    "functions.completeSuccess": set(),
+    "functions.completeError": set(),
 }
 # conversations.info needs every one of these, so that public and private channels both work.
 NEEDS_ALL = {"conversations.info"}
@@ -134,5 +139,39 @@ def test_the_home_tab_is_on_and_app_home_opened_reaches_the_events_url() -> None
     assert events["request_url"].endswith("/slack/events")
     assert "app_home_opened" in events["bot_events"]
     source = "\n".join(path.read_text() for path in (BOT / "slack").rglob("*.py"))
-    for event in events["bot_events"]:
+    # function_executed is matched by Bolt's app.function (the step's test checks that).
+    for event in set(events["bot_events"]) - {"function_executed"}:
         assert f'"{event}"' in source, f"no listener for {event}"
+
+
+def test_the_workflow_step_is_declared_as_the_code_reads_and_completes_it() -> None:
+    """SPEC 13: the function's callback id, inputs and outputs are the ones bot.core.steps uses;
+    an org-ready app whose functions run on this server (function_runtime: remote)."""
+    app = manifest()
+    functions = app["functions"]
+    assert list(functions) == [steps.CALLBACK_ID]
+    assert 0 < len(steps.CALLBACK_ID) <= CALLBACK_ID_MAX
+    step = functions[steps.CALLBACK_ID]
+    assert len(step["title"]) > 0 and len(step.get("description", "")) <= DESCRIPTION_MAX
+    inputs = step["input_parameters"]
+    assert tuple(inputs["properties"]) == steps.INPUTS
+    assert set(inputs["required"]) == {"library", "asset_ids", "requester"}
+    types = {name: spec["type"] for name, spec in inputs["properties"].items()}
+    assert types == {
+        "library": "string",
+        "asset_ids": "string",
+        "requester": "slack#/types/user_id",
+        "channel": "slack#/types/channel_id",
+    }
+    outputs = step["output_parameters"]
+    assert tuple(outputs["properties"]) == steps.OUTPUTS
+    assert set(outputs["required"]) == set(steps.OUTPUTS)
+    assert outputs["properties"]["operation_id"]["type"] == "string"
+    assert {outputs["properties"][n]["type"] for n in steps.OUTPUTS[1:]} == {"integer"}
+    settings = app["settings"]
+    assert settings["function_runtime"] == "remote"
+    assert settings["org_deploy_enabled"] is True
+    assert "function_executed" in settings["event_subscriptions"]["bot_events"]
+    assert settings["event_subscriptions"]["request_url"].endswith("/slack/events")
+    source = "\n".join(path.read_text() for path in (BOT / "slack").rglob("*.py"))
+    assert "app.function(STEP)" in source

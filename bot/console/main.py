@@ -37,6 +37,8 @@ HELP = f"""Console words:
   home                 open the app's Home tab (what waits for you, your recent operations)
   wait [90m]           move the clock on (90m, 2h, 3d), or to the next scheduled add, and
                        watch what comes due run (/addtolib LIBRARY ASSETS at 09:00 / in 2h)
+  workflow LIB IDS [as U0X]  Workflow Builder runs the step "Add assets to a library" for you
+                       (or for U0X): the preview comes by DM; the outputs show when it ends
   demo                 the demo libraries and assets
   quit                 leave (Ctrl-D too)"""
 
@@ -178,6 +180,8 @@ class Console:
             opened = self.session.opened_by_click()  # the Home's `Add assets`
             if opened is not None:
                 ModalForm(self).fill(opened)
+        elif word == "workflow":
+            self.workflow(rest)
         elif word == "home":
             self.show(self.session.home())
             self.settle()
@@ -288,6 +292,22 @@ class Console:
         )
         if services.scheduler is not None:
             services.scheduler.look()  # what came due is claimed and handed to the work pool
+
+    def workflow(self, rest: str) -> None:
+        words = shlex.split(rest) if rest.count('"') % 2 == 0 else rest.split()
+        requester = self.session.user
+        if len(words) >= 2 and words[-2] == "as":
+            requester = words[-1]
+            words = words[:-2]
+            if not USER_ID.fullmatch(requester):
+                self.screen.info(f"as wants a Slack user id like {DEMO_ADMIN}.")
+                return
+        if len(words) < 2:
+            self.screen.info(
+                'workflow LIBRARY ASSETS [as U0X], e.g. workflow "Marketing Library" …'
+            )
+            return
+        self.show(self.session.workflow(words[0], " ".join(words[1:]), requester))
         self.settle()
 
     def demo(self) -> str:

@@ -17,7 +17,13 @@ from slack_sdk.signature import SignatureVerifier
 
 from bot.slack.wiring import Services
 from bot.slack_standin import BOT_ID, BOT_USER_ID, SlackCall, SlackStandIn
-from bot.slack_standin.events import app_home_opened, event_callback
+from bot.slack_standin.events import (
+    app_home_opened,
+    event_callback,
+    function_executed,
+    new_execution_id,
+    new_execution_token,
+)
 
 TEAM_ID = "T0DEMO"
 TEAM_DOMAIN = "demo"
@@ -27,6 +33,7 @@ COMMAND = "/addtolib"
 PROGRESS = re.compile(r"[▓░]+ (\d+)/(\d+)")
 MESSAGE_METHODS = ("response_url", "chat.postMessage", "chat.postEphemeral", "chat.update")
 HOME_METHOD = "views.publish"
+STEP_METHODS = ("functions.completeSuccess", "functions.completeError")
 
 
 @dataclass(eq=False)
@@ -143,6 +150,22 @@ class Session:
         if response.status != 200:
             return [Note(f"Slack got HTTP {response.status} from the app: {response.body}")]
         return []
+
+    def workflow(self, library: str, assets: str, requester: str) -> list[Shown | Note]:
+        """Workflow Builder runs the step addtolib_add_assets (docs/SPEC.md §13): Slack's
+        function_executed event, signed, with the inputs and a fresh execution token."""
+        execution_id, token = new_execution_id(), new_execution_token()
+        self.standin.start_execution(execution_id, token)
+        inputs = {"library": library, "asset_ids": assets, "requester": requester}
+        if self.channel[:1] in "CG":
+            inputs["channel"] = self.channel
+        event = function_executed(inputs, execution_id=execution_id, token=token)
+        body = json.dumps(event_callback(event, team_id=TEAM_ID))
+        response = self.app.dispatch(BoltRequest(body=body, headers=self._signed(body, "json")))
+        if response.status != 200:
+            return [Note(f"Slack got HTTP {response.status} from the app: {response.body}")]
+        shown = ", ".join(f"{k}={v!r}" for k, v in inputs.items())
+        return [Note(f"Workflow Builder ran the step {execution_id} ({shown}).")]
 
     def opened_by_click(self) -> dict[str, Any] | None:
         """The modal the last Home click opened (its `Add assets`), once."""
@@ -288,6 +311,8 @@ class Session:
     def _event(self, call: SlackCall) -> Shown | Progress | Note | None:
         if call.method == HOME_METHOD:
             return self._published(call)
+        if call.method in STEP_METHODS:
+            return _completion(call)
         if call.method not in MESSAGE_METHODS and call.method != "chat.delete":
             return None
         where = f"#{self.channel_name(call.channel)}" if call.channel else "response_url"
@@ -523,3 +548,15 @@ class ModalSession:
             return json.loads(response.body) if response.body else {}
         except ValueError:
             return {}
+
+
+def _completion(call: SlackCall) -> Note:
+    """How Workflow Builder took the step's completion (its outputs, or its error)."""
+    execution = call.payload.get("function_execution_id")
+    if call.rejected:
+        return Note(f"Workflow Builder refused {call.method} for {execution}: {call.error}")
+    if call.method == "functions.completeSuccess":
+        outputs = call.payload.get("outputs") or {}
+        shown = ", ".join(f"{k}={v}" for k, v in outputs.items())
+        return Note(f"Workflow Builder: step {execution} completed; outputs: {shown}")
+    return Note(f"Workflow Builder: step {execution} failed: {call.payload.get('error')}")

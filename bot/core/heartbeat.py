@@ -28,11 +28,14 @@ class Heartbeat:
         lease_seconds: float,
         on_interrupted: Callable[[list[Operation]], object],
         on_expired: Callable[[list[ApprovalEvent]], object] | None = None,
+        after_sweep: Callable[[], object] | None = None,
     ):
         self.workflow = workflow
         self.lease = timedelta(seconds=lease_seconds)
         self.on_interrupted = on_interrupted
         self.on_expired = on_expired
+        # E.g. completing the Workflow Builder steps of operations a bulk expiry ended.
+        self.after_sweep = after_sweep
         self._stop = threading.Event()
         # Cleared while shutting down: keep our own leases, but take over nobody's work.
         self._sweeping = threading.Event()
@@ -69,6 +72,8 @@ class Heartbeat:
         expired = self.workflow.approvals.expire_stale()  # approval requests past their TTL
         if expired and self.on_expired is not None:
             self.on_expired(expired)
+        if self.after_sweep is not None:
+            self.after_sweep()
         if found:
             self.on_interrupted(found)
         return found

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import uuid
@@ -39,6 +40,8 @@ from bot.core.operation import (
     check_transition,
 )
 from bot.core.tables import UTCDateTime, operations
+
+log = logging.getLogger(__name__)
 
 __all__ = ["OperationStore", "db_now", "normalize_url"]
 
@@ -187,6 +190,10 @@ class OperationStore:
         self._lock = threading.RLock() if _is_memory_sqlite(self.url) else None
         # Called after a commit that queued outbox entries (the delivery worker wakes up).
         self.enqueue_listeners: list[Any] = []
+        # Called with the fresh Operation after a transition into a terminal state commits
+        # (a Workflow Builder step is completed, docs/SPEC.md §13); a listener's failure is
+        # logged, never raised: the transition is made.
+        self.finish_listeners: list[Any] = []
 
     def __repr__(self) -> str:
         return f"OperationStore({self.url.render_as_string(hide_password=True)!r})"
@@ -323,6 +330,7 @@ class OperationStore:
         handed_back = states in ([State.UNDONE], [State.UNDOING]) and to_state != State.UNDONE
         if moved is not None and to_state in TERMINAL and not handed_back:
             metrics.operation_finished(to_state)
+            self._finished(moved)
         return moved
 
     def update(
@@ -466,6 +474,13 @@ class OperationStore:
             opener = self.engine.begin if begin else self.engine.connect
             with opener() as conn:
                 yield conn
+
+    def _finished(self, operation: Operation) -> None:
+        for listener in list(self.finish_listeners):
+            try:
+                listener(operation)
+            except Exception:
+                log.exception("after operation %s ended: listener failed", operation.id)
 
     def notify_enqueued(self) -> None:
         for listener in list(self.enqueue_listeners):

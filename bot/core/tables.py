@@ -28,6 +28,7 @@ __all__ = [
     "operations",
     "outbox",
     "slack_events",
+    "workflow_steps",
 ]
 
 
@@ -210,4 +211,25 @@ slack_events = Table(
     metadata,
     Column("event_id", String(64), primary_key=True),
     Column("seen_at", UTCDateTime, nullable=False, index=True),
+)
+
+# One row per Workflow Builder step execution (docs/SPEC.md §13): the primary key is the
+# compare-and-set that makes one function_execution_id one operation, however often Slack
+# delivers the event. `token` (the execution's bot_access_token) is cleared when the step is
+# completed; `state`: open -> finished (completion owed, in the outbox) -> completed.
+workflow_steps = Table(
+    "workflow_steps",
+    metadata,
+    Column("execution_id", String(64), primary_key=True),
+    Column("operation_id", String(32), nullable=True, index=True),
+    Column("requester", String(64), nullable=False),
+    Column("inputs", JSON, nullable=False),
+    Column("token", Text, nullable=True),
+    Column("state", String(16), nullable=False, index=True),
+    Column("success", Integer, nullable=True),  # 1: completeSuccess, 0: completeError
+    Column("outputs", JSON, nullable=True),
+    Column("reason", Text, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime, nullable=True),
+    Column("completed_at", UTCDateTime, nullable=True),
 )

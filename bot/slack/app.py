@@ -8,6 +8,7 @@ from typing import Any
 
 from slack_bolt import App, BoltContext, BoltRequest, BoltResponse, Respond
 
+from bot.core.steps import CALLBACK_ID as STEP
 from bot.slack import blocks, payload_shapes
 from bot.slack.approvals import blocks as approval_blocks
 from bot.slack.approvals import listeners as approval_listeners
@@ -17,6 +18,7 @@ from bot.slack.home import listeners as home_listeners
 from bot.slack.modal import listeners as modal_listeners
 from bot.slack.modal import views
 from bot.slack.wiring import Services
+from bot.slack.workflow_step import listeners as step_listeners
 
 
 def build_app(services: Services) -> App:
@@ -119,6 +121,7 @@ def build_app(services: Services) -> App:
     app.view_closed(views.PREVIEW)(modal_listeners.on_closed)
     app.event("app_home_opened")(home_listeners.on_home_opened)
     app.action(home_blocks.ADD)(home_listeners.on_add)
+    app.function(STEP)(step_listeners.on_function_executed)  # acknowledges by itself
     return app
 
 

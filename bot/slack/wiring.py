@@ -25,6 +25,7 @@ from bot.core.policy_holder import PolicyHolder
 from bot.core.schedule.runner import ScheduleRunner
 from bot.core.schedule.zones import UserZones
 from bot.core.seen_events import SeenEvents
+from bot.core.steps import WorkflowSteps
 from bot.core.store import OperationStore
 from bot.core.workflow import Workflow
 from bot.slack.delivery.owing import Owing, approval_recipients
@@ -64,6 +65,7 @@ class Services:
     directory: LibraryDirectory | None = None
     draining: threading.Event = field(default_factory=threading.Event)
     seen_events: SeenEvents | None = None  # each Slack event_id handled once (docs/SPEC.md §14)
+    steps: WorkflowSteps | None = None  # Workflow Builder step executions (docs/SPEC.md §13)
 
     def refresh_home(self, *user_ids: str) -> None:
         """Publish these users' App Homes again (paced, coalesced: bot.core.home)."""
@@ -196,6 +198,8 @@ def build_services(settings: Settings, policy: Policy | PolicyHolder | None = No
         schedule_horizon=settings.schedule_horizon,
     )
     outbox = Outbox(store, lease_seconds=settings.outbox_lease)
+    steps = WorkflowSteps(store)
+    store.finish_listeners.append(steps.settle)  # an operation's end completes its step
     ui_pool = ThreadPoolExecutor(max_workers=UI_THREADS, thread_name_prefix="addtolib-ui")
     directory = LibraryDirectory(
         uplynk.find_libraries,
@@ -223,17 +227,20 @@ def build_services(settings: Settings, policy: Policy | PolicyHolder | None = No
             lambda op: workflow.approvals.approvers_of([op]).get(op.id, []),
             approval_view=workflow.approvals.view,
             home=home,
+            step=steps.get,
         ),
         timeout=settings.delivery_timeout,
         pacer=Pacer(rate=settings.post_rate),
         backoff_base=settings.delivery_backoff,
         retention_days=settings.retention_days,
         prune_every=settings.prune_every,
+        on_completed=steps.completed,
     )
     return Services(
         ui_pool=ui_pool,
         directory=directory,
         seen_events=SeenEvents(store),
+        steps=steps,
         settings=settings,
         client=client,
         store=store,

@@ -20,7 +20,17 @@ from slack_sdk.signature import SignatureVerifier
 from bot.slack_standin.server import TEAM_ID
 from bot.slack_standin.socket_mode import APP_ID, Envelope, SocketModeStandIn
 
-__all__ = ["app_home_opened", "event_callback", "new_event_id", "send_event", "send_socket_event"]
+__all__ = [
+    "app_home_opened",
+    "event_callback",
+    "function_executed",
+    "new_event_id",
+    "send_event",
+    "send_socket_event",
+]
+
+#: The custom step manifest.yml declares (docs/SPEC.md §13).
+STEP_CALLBACK_ID = "addtolib_add_assets"
 
 
 def new_event_id() -> str:
@@ -40,6 +50,48 @@ def app_home_opened(user: str, tab: str = "home", view: dict | None = None) -> d
     if view is not None:
         event["view"] = view
     return event
+
+
+def function_executed(
+    inputs: dict[str, Any],
+    *,
+    execution_id: str | None = None,
+    token: str | None = None,
+    callback_id: str = STEP_CALLBACK_ID,
+) -> dict[str, Any]:
+    """The `function_executed` event of Workflow Builder running the app's custom step: the
+    inputs, the execution's id and its short-lived `bot_access_token` (docs.slack.dev, "Custom
+    steps": events/function_executed). Register the token with the stand-in's
+    `start_execution` so that it is accepted."""
+    return {
+        "type": "function_executed",
+        "function": {
+            "id": "Fn0ADDASSETS",
+            "callback_id": callback_id,
+            "title": "Add assets to a library",
+            "description": "Add Uplynk assets to a library, after the requester confirms",
+            "type": "app",
+            "app_id": APP_ID,
+            "date_created": 1_700_000_000,
+            "date_updated": 1_700_000_000,
+            "date_deleted": 0,
+        },
+        "inputs": inputs,
+        "function_execution_id": execution_id or new_execution_id(),
+        "workflow_execution_id": "Wf" + uuid.uuid4().hex[:10].upper(),
+        "event_ts": f"{time.time():.6f}",
+        "bot_access_token": token or new_execution_token(),
+    }
+
+
+def new_execution_id() -> str:
+    """An id shaped like Slack's function execution ids (`Fx` and letters/digits)."""
+    return "Fx" + uuid.uuid4().hex[:10].upper()
+
+
+def new_execution_token() -> str:
+    """A workflow-scoped bot token shaped like Slack's (`xwfp-`)."""
+    return "xwfp-" + uuid.uuid4().hex + "-" + uuid.uuid4().hex[:12]
 
 
 def event_callback(

@@ -34,7 +34,7 @@ RESPONSE_URL_MAX_USES = 5
 MAX_BODY = 10 * 1024 * 1024
 
 # Form fields that slack_sdk sends as JSON strings.
-_JSON_FIELDS = ("blocks", "attachments", "metadata", "view", "unfurls")
+_JSON_FIELDS = ("blocks", "attachments", "metadata", "view", "unfurls", "outputs")
 
 _TS_BASE_US = 1_700_000_000_000_000
 
@@ -119,6 +119,10 @@ class SlackStandIn:
         self._channels: dict[str, dict[str, Any]] = {}
         # users.info answers each user with this time zone (IANA name); others get "UTC".
         self._zones: dict[str, str] = {}
+        # Workflow Builder step executions: execution id -> its token, and how each ended.
+        self._executions: dict[str, str] = {}
+        self.completions: dict[str, SlackCall] = {}
+        self._revoked: set[str] = set()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -259,6 +263,24 @@ class SlackStandIn:
         with self._cond:
             self._zones[user_id] = tz
 
+    def start_execution(self, execution_id: str, token: str) -> None:
+        """A step execution Workflow Builder started: its `bot_access_token` is accepted
+        until the execution is completed (Slack revokes it then)."""
+        with self._cond:
+            self._executions[execution_id] = token
+
+    def revoke_token(self, execution_id: str) -> None:
+        """Let the execution's token lapse (Slack revokes it after about 15 minutes) while
+        the execution itself stays open: the app's bot token still completes it."""
+        with self._cond:
+            token = self._executions.get(execution_id)
+            if token:
+                self._revoked.add(token)
+
+    def execution_token_ok(self, token: str | None) -> bool:
+        with self._cond:
+            return bool(token) and token in self._executions.values() and token not in self._revoked
+
     def set_usergroup(self, usergroup: str, users: Iterable[str]) -> None:
         with self._cond:
             self._usergroups[usergroup] = list(users)
@@ -385,7 +407,10 @@ class SlackStandIn:
             body = self.socket_mode.connections_open(token)
             self._record(SlackCall(method, payload, error=body.get("error"), token=token))
             return 200, body
-        if self.token is not None and token != self.token:
+        if token and token.startswith("xwfp-") and not self.execution_token_ok(token):
+            self._record(SlackCall(method, payload, error="token_revoked", token=token))
+            return 200, {"ok": False, "error": "token_revoked"}
+        if self.token is not None and token != self.token and not self.execution_token_ok(token):
             self._record(SlackCall(method, payload, error="invalid_auth", token=token))
             return 200, {"ok": False, "error": "invalid_auth"}
         with self._cond:  # answer and record atomically: recorded order == ts order
@@ -592,6 +617,32 @@ class SlackStandIn:
     def _m_views_publish(self, payload: dict[str, Any]) -> tuple[dict[str, Any], None]:
         return self.views.publish(payload), None
 
+    def _m_complete(self, payload: dict[str, Any], success: bool) -> tuple[dict[str, Any], None]:
+        """functions.completeSuccess / completeError: once per execution. A second completion
+        (or an unknown id) answers `function_execution_not_found`, as Slack does
+        (docs.slack.dev/reference/methods/functions.completeError)."""
+        execution_id = payload.get("function_execution_id")
+        if not execution_id:
+            return {"ok": False, "error": "invalid_arguments"}, None
+        if success and not isinstance(payload.get("outputs"), dict):
+            return {"ok": False, "error": "invalid_arguments"}, None
+        if not success and not str(payload.get("error") or "").strip():
+            return {"ok": False, "error": "invalid_arguments"}, None
+        with self._cond:
+            if execution_id not in self._executions or execution_id in self.completions:
+                return {"ok": False, "error": "function_execution_not_found"}, None
+            self._executions.pop(execution_id)  # its token is revoked with the completion
+            self.completions[execution_id] = SlackCall(
+                "functions.completeSuccess" if success else "functions.completeError", payload
+            )
+        return {"ok": True}, None
+
+    def _m_complete_success(self, payload: dict[str, Any]) -> tuple[dict[str, Any], None]:
+        return self._m_complete(payload, True)
+
+    def _m_complete_error(self, payload: dict[str, Any]) -> tuple[dict[str, Any], None]:
+        return self._m_complete(payload, False)
+
 
 _METHODS: dict[str, Callable[[SlackStandIn, dict[str, Any]], tuple[dict[str, Any], Any]]] = {
     "auth.test": SlackStandIn._m_auth_test,
@@ -608,6 +659,8 @@ _METHODS: dict[str, Callable[[SlackStandIn, dict[str, Any]], tuple[dict[str, Any
     "views.push": SlackStandIn._m_views_push,
     "views.update": SlackStandIn._m_views_update,
     "views.publish": SlackStandIn._m_views_publish,
+    "functions.completeSuccess": SlackStandIn._m_complete_success,
+    "functions.completeError": SlackStandIn._m_complete_error,
 }
 
 

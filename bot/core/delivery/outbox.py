@@ -29,8 +29,9 @@ __all__ = ["KINDS", "SUMMARY", "Entry", "Outbox", "OutboxStats", "Owed", "insert
 
 #: post: chat.postMessage in a channel; dm: chat.postMessage to a user id; update: chat.update
 #: of a message an earlier entry posted; ephemeral: chat.postEphemeral to one user; home:
-#: views.publish of user_id's App Home (bot.core.delivery.home_entries: one queued per user).
-KINDS = ("post", "dm", "update", "ephemeral", "home")
+#: views.publish of user_id's App Home (bot.core.delivery.home_entries: one queued per user);
+#: complete: functions.completeSuccess / completeError of a Workflow Builder step (bot.core.steps).
+KINDS = ("post", "dm", "update", "ephemeral", "home", "complete")
 OPEN = ("queued", "sending")
 DONE = ("sent", "skipped", "failed")
 #: An answer lost in transit allows one repeat of the post; a second loss ends it.

@@ -8,6 +8,8 @@ from typing import Any
 from bot.core.approvals.outcomes import ApprovalView
 from bot.core.delivery.outbox import Entry
 from bot.core.operation import Operation
+from bot.core.steps import TEMPLATE as STEP
+from bot.core.steps import Step
 from bot.slack import blocks
 from bot.slack.approvals import blocks as approval_blocks
 from bot.uplynk.models import Library
@@ -27,8 +29,10 @@ class Renderer:
         approvers_of: Callable[[Operation], list[str]] | None = None,
         approval_view: Callable[[Operation], ApprovalView] | None = None,
         home: Callable[[str], dict[str, Any]] | None = None,
+        step: Callable[[str], Step | None] | None = None,
     ):
         self.home = home  # user id -> the App Home view (bot.slack.home.publish.HomeRenderer)
+        self.step = step  # execution id -> its Workflow Builder step (bot.core.steps)
         self.approvers_of = approvers_of or (lambda operation: [])
         self.approval_view = approval_view
 
@@ -44,6 +48,8 @@ class Renderer:
             if self.home is None or not entry.user_id:
                 raise LookupError("no App Home to render")
             return {"view": self.home(entry.user_id)}
+        if template == STEP:
+            return self.completion(args["execution_id"])
         if operation is None:
             raise LookupError(f"operation {entry.operation_id} of outbox entry {entry.id} is gone")
         if template == "summary":
@@ -68,6 +74,18 @@ class Renderer:
                 return blocks.notify_event(approval_blocks.approval_status(view)).kwargs()
             return approval_blocks.approval_closed(view).kwargs()
         raise LookupError(f"unknown outbox template {template!r}")
+
+    def completion(self, execution_id: str) -> dict[str, Any]:
+        """The step's completion as stored now: method, its arguments, the token to use."""
+        step = self.step(execution_id) if self.step is not None else None
+        if step is None or step.success is None:
+            raise LookupError(f"no finished workflow step {execution_id!r}")
+        call: dict[str, Any] = {"function_execution_id": execution_id}
+        if step.success:
+            call.update(method="functions.completeSuccess", outputs=dict(step.outputs or {}))
+        else:
+            call.update(method="functions.completeError", error=step.reason or "failed")
+        return {**call, "token": step.live_token()}
 
 
 def stored_library(operation: Operation) -> Library | None:

@@ -34,6 +34,13 @@ log = logging.getLogger(__name__)
 TRANSIENT_ERRORS = frozenset(
     {"internal_error", "fatal_error", "service_unavailable", "request_timeout", "ratelimited"}
 )
+#: A Workflow Builder step's completion answered with these: the execution's own token is
+#: no longer good (Slack revokes it); the app's bot token completes it instead (docs/SPEC.md §13).
+TOKEN_ERRORS = frozenset(
+    {"invalid_auth", "not_authed", "token_expired", "token_revoked", "account_inactive"}
+)
+#: Slack's answer to completing an execution that is already complete (or unknown): done.
+ALREADY_COMPLETED = "function_execution_not_found"
 #: Errors after which the summary may still reach its channel through the response_url.
 FALLBACK_ERRORS = frozenset({"not_in_channel", "channel_not_found"})
 #: The message an entry posts is recorded on the operation under these columns.
@@ -89,6 +96,7 @@ class DeliveryWorker:
         on_failure: Callable[[Entry, Operation | None, str], list[Owed]] = problem_notice,
         retention_days: float | None = None,
         prune_every: float = 3600.0,
+        on_completed: Callable[[str], object] | None = None,
     ):
         self.outbox = outbox
         self.store = outbox.store
@@ -104,6 +112,8 @@ class DeliveryWorker:
         self.on_failure = on_failure
         self.retention_days = retention_days  # None: never prune (docs/SPEC.md §16)
         self.prune_every = prune_every
+        # A step's completion was taken by Slack: record it (and forget its token).
+        self.on_completed = on_completed or (lambda execution_id: None)
         self.results: Counter[str] = Counter()  # deliveries by result, for /metrics
         self._inflight: set[int] = set()  # claimed here (or being claimed), not finished
         self._claims: dict[int, Entry] = {}  # claimed here, being delivered: renewed
@@ -318,6 +328,8 @@ class DeliveryWorker:
         except NotSent as exc:
             self._retry(entry, f"not reachable: {exc}")
         else:
+            if entry.kind == "complete":
+                self.on_completed(entry.args.get("execution_id") or "")
             self._sent(entry, answer.get("channel") or entry.channel, answer.get("ts"))
         return True
 
@@ -329,6 +341,8 @@ class DeliveryWorker:
         target: tuple[str, str] | None,
     ) -> dict[str, Any]:
         try:
+            if entry.kind == "complete":
+                return self._complete(message)
             if entry.kind == "home":
                 answer = self.client.views_publish(user_id=entry.user_id or "", **message)
             elif entry.kind == "update" and target is not None:
@@ -361,6 +375,33 @@ class DeliveryWorker:
         also marks the call as started); raises TakenOver otherwise."""
         if not self.outbox.calling(entry):
             raise TakenOver(f"outbox entry {entry.id}")
+
+    def _complete(self, message: dict[str, Any]) -> dict[str, Any]:
+        """functions.completeSuccess / completeError of a Workflow Builder step, with the
+        execution's token while it lives, else (or once Slack refuses it) the bot token."""
+        args = dict(message)
+        method, token = args.pop("method"), args.pop("token", None)
+        clients = [self.client]
+        if token:
+            clients.insert(0, delivery_client(token, self.client.base_url))
+        for i, client in enumerate(clients):
+            call = (
+                client.functions_completeSuccess
+                if method == "functions.completeSuccess"
+                else client.functions_completeError
+            )
+            try:
+                answer = call(**args)
+            except SlackApiError as exc:
+                error = (exc.response.data or {}).get("error") if exc.response else None
+                if error == ALREADY_COMPLETED:
+                    return {"ok": True, "already": True}
+                if error in TOKEN_ERRORS and i + 1 < len(clients):
+                    log.info("step completion: the execution's token was refused (%s)", error)
+                    continue
+                raise
+            return dict(answer.data) if isinstance(answer.data, dict) else {}
+        return {}  # pragma: no cover - the loop returns or raises
 
     def _target(self, entry: Entry, operation: Operation | None) -> tuple[str, str] | None:
         """(channel, ts) of the message an update changes: the one its target entry posted

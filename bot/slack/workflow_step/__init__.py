@@ -1,0 +1,1 @@
+"""The Workflow Builder step (docs/SPEC.md §13)."""
