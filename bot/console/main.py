@@ -292,6 +292,7 @@ class Console:
         )
         if services.scheduler is not None:
             services.scheduler.look()  # what came due is claimed and handed to the work pool
+        self.settle()
 
     def workflow(self, rest: str) -> None:
         words = shlex.split(rest) if rest.count('"') % 2 == 0 else rest.split()
