@@ -18,6 +18,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql.dml import Update
 
 from bot.core.delivery.home_entries import insert_home
 from bot.core.tables import operations, outbox
@@ -170,6 +171,15 @@ def _db_now(conn: Connection) -> datetime:
     return datetime.now(UTC)  # SQLite: one file, one host, one clock
 
 
+def _held(entry: Entry) -> Update:
+    """An update of `entry` that only its claim's holder gets through (the lease token)."""
+    return outbox.update().where(
+        outbox.c.id == entry.id,
+        outbox.c.state == "sending",
+        outbox.c.lease_token == entry.lease_token,
+    )
+
+
 class Outbox:
     """Claim, complete and reschedule outbox entries; every change is a compare-and-set."""
 
@@ -276,16 +286,7 @@ class Outbox:
             values: dict[str, Any] = {"lease_until": now + self.lease}
             if calling:
                 values["calling_at"] = now
-            stmt = (
-                outbox.update()
-                .where(
-                    outbox.c.id == entry.id,
-                    outbox.c.state == "sending",
-                    outbox.c.lease_token == entry.lease_token,
-                )
-                .values(**values)
-            )
-            return conn.execute(stmt).rowcount == 1
+            return conn.execute(_held(entry).values(**values)).rowcount == 1
 
     # -- finishing (fenced by the lease token) ---------------------------------------------
 
@@ -348,16 +349,7 @@ class Outbox:
     def _finish(self, conn: Connection, entry: Entry, **values: Any) -> bool:
         values.setdefault("updated_at", _db_now(conn))
         values.update(lease_token=None, lease_until=None, calling_at=None)
-        stmt = (
-            outbox.update()
-            .where(
-                outbox.c.id == entry.id,
-                outbox.c.state == "sending",
-                outbox.c.lease_token == entry.lease_token,
-            )
-            .values(**values)
-        )
-        return conn.execute(stmt).rowcount == 1
+        return conn.execute(_held(entry).values(**values)).rowcount == 1
 
     # -- reading ---------------------------------------------------------------------------
 
