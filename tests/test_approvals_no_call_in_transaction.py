@@ -67,8 +67,8 @@ class Groups:
 
 
 @pytest.fixture
-def groups(database_url: str, store) -> Iterator[Groups]:
-    found = Groups(database_url)
+def groups(migrated_database_url: str, store) -> Iterator[Groups]:
+    found = Groups(migrated_database_url)
     yield found
     found.other.dispose()
 

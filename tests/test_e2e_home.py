@@ -237,9 +237,9 @@ def test_add_assets_on_the_home_opens_the_modal(start) -> None:
     assert {b.get("block_id") for b in opened["blocks"]} >= {"library", "assets", "channel"}
 
 
-def test_150_operations_give_a_valid_home(start, database_url: str) -> None:
+def test_150_operations_give_a_valid_home(start, migrated_database_url: str) -> None:
     bot = start()
-    store = OperationStore(database_url)
+    store = OperationStore(migrated_database_url)
     try:
         for i in range(150):
             store.create(
@@ -274,10 +274,10 @@ def test_150_operations_give_a_valid_home(start, database_url: str) -> None:
     assert len(mine["blocks"]) <= 100 and "… and 140 more" in view_text(mine)
 
 
-def test_a_library_named_promo_channel_pings_nobody(start, database_url: str) -> None:
+def test_a_library_named_promo_channel_pings_nobody(start, migrated_database_url: str) -> None:
     bot = start()
     bot.simulator.catalogue.add_library("Promo <!channel>", PROMO)
-    store = OperationStore(database_url)
+    store = OperationStore(migrated_database_url)
     try:
         store.create(
             user_id=USER,
@@ -314,7 +314,7 @@ def test_a_retried_event_whose_first_delivery_never_arrived_is_handled(start) ->
     assert "Your recent operations" in view_text(home(bot, USER))
 
 
-def test_the_same_event_id_delivered_twice_is_handled_once(start, database_url: str) -> None:
+def test_the_same_event_id_delivered_twice_is_handled_once(start) -> None:
     bot = start()
     event_id = new_event_id()
     open_home(bot, USER, event_id=event_id)
