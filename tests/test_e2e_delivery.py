@@ -168,7 +168,7 @@ def test_posts_owed_during_a_slack_outage_are_delivered_after_it(
 def test_a_new_server_delivers_what_a_stopped_one_left_in_the_outbox(
     start_bot: Callable[..., Bot],
 ) -> None:
-    first = start_bot()
+    first = start_bot(process=True)
     operation_ids = previews(first, 3)
     first.slack.outage(600)
     confirm_at_once([first], operation_ids)
@@ -187,7 +187,7 @@ def test_a_new_server_delivers_what_a_stopped_one_left_in_the_outbox(
 
 
 def test_a_permanent_error_is_recorded_and_not_retried(start_bot: Callable[..., Bot]) -> None:
-    bot = start_bot(**FAST)
+    bot = start_bot(process=True, **FAST)
     (operation_id,) = previews(bot, 1)
     bot.slack.fail("chat.postMessage", "invalid_blocks", channel=CHANNEL)
     bot.click("addtolib_confirm", operation_id)

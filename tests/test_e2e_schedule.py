@@ -70,7 +70,7 @@ def thread_parent(bot: Bot, contains: str) -> SlackCall:
 
 
 def test_runs_on_time_once_with_summary_and_thread_reply(start_bot: Callable[..., Bot]) -> None:
-    bot = start_bot(**FAST)
+    bot = start_bot(process=True, **FAST)  # its own /metrics
     assets = free_assets(bot.simulator, MARKETING, 2)
     at = moment()
     operation_id, key, preview = schedule(bot, f"{MARKETING} {' '.join(assets)} at {typed(at)} UTC")

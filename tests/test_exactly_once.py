@@ -100,7 +100,7 @@ def test_a_run_whose_lease_expires_while_batches_are_slow_then_the_resume_adds_o
 
 def test_resume_does_not_claim_what_someone_else_added_and_undo_leaves_it(start_bot) -> None:
     env = {"UPLYNK_BATCH_SIZE": "100", "ADDTOLIB_LEASE_SECONDS": "2", **SHORT_REQUESTS}
-    alice: Bot = start_bot(**env)
+    alice: Bot = start_bot(process=True, **env)
     assets = bulk_assets(alice, 800)
     alice.simulator.faults.set_latency("add", 0.3)
     _, operation_id = alice.preview(f"{MARKETING} {' '.join(assets)}")
@@ -112,7 +112,9 @@ def test_resume_does_not_claim_what_someone_else_added_and_undo_leaves_it(start_
     assert bobs not in sent_by_first_run
 
     # Bob adds it through an instance whose long lease leaves Alice's job alone meanwhile.
-    bob_bot = start_bot(UPLYNK_BATCH_SIZE="100", ADDTOLIB_LEASE_SECONDS="600", **SHORT_REQUESTS)
+    bob_bot = start_bot(
+        UPLYNK_BATCH_SIZE="100", ADDTOLIB_LEASE_SECONDS="600", process=True, **SHORT_REQUESTS
+    )
     bob_operation, _ = add(bob_bot, f"{MARKETING} {bobs}", user_id=OTHER)
     assert operation(bob_bot, bob_operation).added_ids == [bobs]
     bob_bot.process.stop()
@@ -204,7 +206,7 @@ def test_two_concurrent_picks_give_one_preview_and_one_refusal(bot: Bot) -> None
 
 def test_an_undo_cut_off_by_a_crash_is_finished_by_undo_again(start_bot) -> None:
     env = {"UPLYNK_BATCH_SIZE": "100", "ADDTOLIB_LEASE_SECONDS": "2", **SHORT_REQUESTS}
-    first: Bot = start_bot(**env)
+    first: Bot = start_bot(process=True, **env)
     assets = bulk_assets(first, 600)
     operation_id, _ = add(first, f"{MARKETING} {' '.join(assets)}")
     first.simulator.faults.set_latency("remove", 0.4)
