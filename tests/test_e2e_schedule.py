@@ -29,13 +29,15 @@ from tests.fixtures_bot import (
 )
 
 FAST = {"ADDTOLIB_SCHEDULE_POLL": "0.2"}
-#: How far ahead the tests schedule: enough for a preview and a click on a busy machine.
-AHEAD = 8
+#: How far ahead the tests schedule: enough for a preview and a click on a busy machine (the
+#: bot answers from the test's process: no start-up between the two).
+AHEAD = 4
 
 
 def moment(ahead: float = AHEAD) -> datetime:
-    """A whole second `ahead` seconds from now (UTC)."""
-    return (datetime.now(UTC) + timedelta(seconds=ahead)).replace(microsecond=0)
+    """The first whole second at least `ahead` seconds from now (UTC)."""
+    later = datetime.now(UTC) + timedelta(seconds=ahead)
+    return later.replace(microsecond=0) + timedelta(seconds=1 if later.microsecond else 0)
 
 
 def typed(at: datetime, zone: str = "UTC", date: bool = True) -> str:
