@@ -3,6 +3,7 @@ and retried through the outbox against the stand-in's real per-channel limit and
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import Counter
@@ -85,8 +86,14 @@ def check_threads(bot: Bot, operation_ids: list[str]) -> None:
 
 
 def no_queue_left(bot: Bot) -> None:
-    with opened_store(bot) as store:
-        stats = Outbox(store).stats()
+    def outbox_stats():
+        with opened_store(bot) as store:
+            return Outbox(store).stats()
+
+    # A post Slack has answered is marked sent a moment after: wait for that (a deadline).
+    with contextlib.suppress(TimeoutError):
+        wait_until(lambda: outbox_stats().depth == 0, timeout=10)
+    stats = outbox_stats()
     assert stats.depth == 0 and "failed" not in stats.by_state, stats
 
 
