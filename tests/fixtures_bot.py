@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,10 +13,15 @@ from typing import Any
 
 import pytest
 
+from bot.config import load_settings
 from bot.core.operation import Operation
 from bot.core.store import OperationStore
+from bot.server import start_delivery, start_heartbeat, start_schedule
 from bot.simulator import DEMO_ASSET_IDS, DEMO_LIBRARY_IDS, UplynkSimulator
+from bot.slack.app import build_app
+from bot.slack.wiring import Services, build_services
 from bot.slack_standin import SlackCall, SlackStandIn
+from bot.web import WebServer, make_threaded_server, make_wsgi_app
 from tests.bot_process import BotProcess
 from tests.fixtures_slack import SIGNING_SECRET
 from tests.slack_requests import SlackSender, button_value
@@ -51,11 +58,66 @@ def free_assets(simulator: UplynkSimulator, library_id: str, count: int) -> list
     return found
 
 
+class InProcessBot:
+    """The bot served from the test's own process, wired as `python -m bot serve` wires it
+    (bot.server.start_http): services, heartbeat, delivery, schedules, the WSGI app on a
+    threaded server. No process start-up to pay for; what only a process shows (its log,
+    signals, a crash, /metrics of its own) needs ``start_bot(process=True)``."""
+
+    def __init__(self, env: dict[str, str], host: str = "127.0.0.1") -> None:
+        # Like the subprocess: the environment, then the test's settings (no .env read).
+        settings = load_settings(env={**os.environ, **env}, dotenv=False)
+        self.host = host
+        self.services: Services = build_services(settings)
+        try:
+            start_heartbeat(self.services)
+            start_delivery(self.services)
+            start_schedule(self.services)
+            wsgi = make_wsgi_app(build_app(self.services), ready=self.services.not_ready)
+            self.server: WebServer = make_threaded_server(
+                wsgi,
+                host,
+                0,
+                threads=settings.web_threads,
+                request_timeout=settings.request_timeout,
+            )
+        except BaseException:
+            self.services.close()
+            raise
+        self.port: int = self.server.server_address[1]
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+        self._stopped = False
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def events_url(self) -> str:
+        return f"{self.url}/slack/events"
+
+    @property
+    def alive(self) -> bool:
+        return not self._stopped and self._thread.is_alive()
+
+    def stop(self) -> None:
+        """Stop serving, let the jobs in flight finish their batch, and close the services."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self.server.shutdown()
+        self.server.server_close()
+        self.services.stop_taking_work()
+        self.services.wait_idle(timeout=5)
+        self.services.close()
+
+
 @dataclass
 class Bot:
     """A running bot server plus the two fakes it talks to, and helpers to drive it."""
 
-    process: BotProcess
+    process: BotProcess | InProcessBot
     slack: SlackStandIn
     simulator: UplynkSimulator
     sender: SlackSender
@@ -204,25 +266,35 @@ def start_bot(
     simulator: UplynkSimulator,
     slack: SlackStandIn,
 ) -> Iterator[Callable[..., Bot]]:
-    """Factory: start_bot(**env overrides, gunicorn=False, procfile=False) -> a running Bot."""
+    """Factory: start_bot(**env overrides, gunicorn=False, procfile=False, process=False)
+    -> a running Bot: served in this process, or (process, gunicorn or procfile) a subprocess."""
 
-    started: list[BotProcess] = []
+    started: list[BotProcess | InProcessBot] = []
 
-    def start(gunicorn: bool = False, procfile: bool = False, **overrides: str) -> Bot:
+    def start(
+        gunicorn: bool = False, procfile: bool = False, process: bool = False, **overrides: str
+    ) -> Bot:
         env = {**bot_env, **overrides}
-        process = bot_process(env, gunicorn=gunicorn, procfile=procfile)
-        started.append(process)
-        sender = SlackSender(process.url, SIGNING_SECRET, standin=slack)
-        return Bot(process, slack, simulator, sender, env)
+        server: BotProcess | InProcessBot
+        if process or gunicorn or procfile:
+            server = bot_process(env, gunicorn=gunicorn, procfile=procfile)
+        else:
+            server = InProcessBot(env)
+        started.append(server)
+        sender = SlackSender(server.url, SIGNING_SECRET, standin=slack)
+        return Bot(server, slack, simulator, sender, env)
 
     yield start
-    # Stop the bots before the stand-in and simulator, at once (SIGKILL): tests of shutdown
-    # stop their bot themselves; a graceful stop here would only wait for leftover work.
-    for process in started:
-        process.kill()
+    # Stop the bots before the stand-in and simulator: subprocesses at once (SIGKILL; tests of
+    # shutdown stop their bot themselves, a graceful stop here would only wait for leftovers).
+    for server in started:
+        if isinstance(server, InProcessBot):
+            server.stop()
+        else:
+            server.kill()
 
 
 @pytest.fixture
 def bot(start_bot: Callable[..., Bot]) -> Bot:
-    """A running `python -m bot serve` against the simulator and the Slack stand-in."""
+    """A running bot (served in this process) against the simulator and the Slack stand-in."""
     return start_bot()

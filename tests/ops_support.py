@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from bot.core.journal import BatchJournal
 from bot.core.operation import Operation
 from bot.core.store import OperationStore
 from bot.slack_standin import SlackCall
@@ -100,3 +102,22 @@ def wait_until(condition: Callable[[], object], timeout: float = 15, every: floa
             raise TimeoutError(f"condition not met within {timeout}s")
         time.sleep(every)
     return result
+
+
+# Time as a parameter: a batch cut off by a crash may be answered as late as one Uplynk request
+# can take (connect 3.05 s + UPLYNK_TIMEOUT), so a resumed run waits that long for it first.
+# 3 s instead of production's 30 keeps the wait real and the test short.
+SHORT_REQUESTS = {"UPLYNK_TIMEOUT": "3"}
+
+
+def bulk_assets(bot: Bot, count: int) -> list[str]:
+    """`count` new assets in no library."""
+    assets = [uuid.uuid4().hex for _ in range(count)]
+    for n, asset_id in enumerate(assets):
+        bot.simulator.catalogue.add_asset(f"Bulk asset {n}", id=asset_id)
+    return assets
+
+
+def journal(bot: Bot, operation_id: str, kind: str = "add"):
+    with opened_store(bot) as store:
+        return BatchJournal(store).entries(operation_id, kind)

@@ -337,7 +337,7 @@ def wait_state(bot: Bot, operation_id: str, state: str, timeout: float = 10) -> 
 
 
 def test_a_stopping_instance_answers_the_modal_without_doing_anything(start_bot) -> None:
-    bot: Bot = start_bot(UPLYNK_BATCH_SIZE="100", ADDTOLIB_GRACE_SECONDS="20")
+    bot: Bot = start_bot(UPLYNK_BATCH_SIZE="100", ADDTOLIB_GRACE_SECONDS="20", process=True)
     assets = [f"{n:032x}" for n in range(0xB000, 0xB000 + 600)]
     for n, asset_id in enumerate(assets):
         bot.simulator.catalogue.add_asset(f"Bulk {n}", asset_id)

@@ -70,7 +70,7 @@ def test_concurrency_4_keeps_2_to_4_batches_in_flight_and_sends_each_asset_once(
 
 
 def test_429s_with_retry_after_mid_job_lower_the_limit_and_lose_nothing(start_bot) -> None:
-    bot: Bot = start_bot(UPLYNK_BATCH_SIZE="100", UPLYNK_CONCURRENCY="4")
+    bot: Bot = start_bot(UPLYNK_BATCH_SIZE="100", UPLYNK_CONCURRENCY="4", process=True)
     assets = bulk(bot, 2000)
     _, operation_id = bot.preview(f"{MARKETING} {' '.join(assets)}")
     bot.simulator.faults.set_latency("add", 0.1)

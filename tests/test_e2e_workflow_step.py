@@ -56,9 +56,9 @@ def start(start_bot: Callable[..., Bot], tmp_path: Path) -> Callable[..., Bot]:
     path = tmp_path / "step.toml"
     path.write_text(POLICY)
 
-    def starter(**env: str) -> Bot:
+    def starter(process: bool = False, **env: str) -> Bot:
         env.setdefault("LOG_LEVEL", "DEBUG")  # the token must stay out of even the debug log
-        return start_bot(ADDTOLIB_POLICY=str(path), **env)
+        return start_bot(ADDTOLIB_POLICY=str(path), process=process, **env)
 
     return starter
 
@@ -144,7 +144,7 @@ def slack_accepted_everything(bot: Bot) -> None:
 
 
 def test_happy_path_fast_ack_dm_preview_one_patch_one_completion_with_the_token(start) -> None:
-    bot = start(ADDTOLIB_NOTIFY_CHANNEL="")
+    bot = start(process=True, ADDTOLIB_NOTIFY_CHANNEL="")  # its log is read
     bot.simulator.faults.set_latency("*", 2.5)  # Uplynk is slow: the ack must not wait
     assets = free_assets(bot.simulator, MARKETING, 3)
     run = Run(bot, "Marketing Library", "\n".join(assets), channel=SUMMARY_CHANNEL)
@@ -305,8 +305,8 @@ def test_protected_library_denial_and_approval(start) -> None:
 
 
 def test_duplicates_three_deliveries_and_two_instances_make_one_operation(start) -> None:
-    bot = start()
-    second = start()  # another instance on the same database
+    bot = start(process=True)  # their logs are read
+    second = start(process=True)  # another instance on the same database
     run = Run(bot, MARKETING, " ".join(free_assets(bot.simulator, MARKETING, 2)))
     event_id = new_event_id()
     run.send(event_id=event_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -51,7 +52,12 @@ hostile = st.one_of(
 
 
 def ids(n: int, salt: str = "a") -> list[str]:
-    return [f"{salt}{i:031x}"[-32:] for i in range(n)]
+    return list(_ids(n, salt))
+
+
+@functools.lru_cache(maxsize=8)  # one example builds dozens of messages from the same ids
+def _ids(n: int, salt: str) -> tuple[str, ...]:
+    return tuple(f"{salt}{i:031x}"[-32:] for i in range(n))
 
 
 def operation(name: str, state: str = "done", count: int = 3, errors: tuple = ()) -> Operation:

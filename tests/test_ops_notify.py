@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from bot.core.delivery.outbox import Outbox
 from tests.fixtures_bot import MARKETING, NOTIFY, USER, Bot, free_assets, text_of
 from tests.ops_support import (
@@ -42,7 +44,10 @@ def test_thread_parent_details_and_later_events_reply_in_it(bot: Bot) -> None:
     assert len(replies(bot, parent)) == 2
 
 
-def test_failing_to_post_the_notification_is_reported_and_harmless(bot: Bot) -> None:
+def test_failing_to_post_the_notification_is_reported_and_harmless(
+    start_bot: Callable[..., Bot],
+) -> None:
+    bot = start_bot(process=True)  # its log is read
     bot.slack.fail("chat.postMessage", "not_in_channel", channel=NOTIFY)
     asset = free_assets(bot.simulator, MARKETING, 1)[0]
     _, operation_id = bot.preview(f"{MARKETING} {asset}")

@@ -90,7 +90,7 @@ def preview_text(bot: Bot, user: str, assets: list[str]) -> str:
 def test_a_running_bot_picks_up_an_edit_and_survives_a_broken_one(
     start_bot: Callable[..., Bot], policy_file: Path
 ) -> None:
-    bot = start_bot()
+    bot = start_bot(process=True)
     assets = free_assets(bot.simulator, MARKETING, 1)
     assert "You may not add" in preview_text(bot, NEWCOMER, assets)
     policy_file.write_text(WITH_NEWCOMER)

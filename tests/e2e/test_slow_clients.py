@@ -151,7 +151,7 @@ def check_slow_clients(bot: Bot) -> None:
 def test_serve_answers_while_64_slow_clients_of_every_kind_are_dropped(
     start_bot: Callable[..., Bot],
 ) -> None:
-    check_slow_clients(start_bot(ADDTOLIB_REQUEST_TIMEOUT=str(int(DEADLINE))))
+    check_slow_clients(start_bot(ADDTOLIB_REQUEST_TIMEOUT=str(int(DEADLINE)), process=True))
 
 
 def test_the_procfile_web_command_answers_while_64_slow_clients_are_dropped(

@@ -7,7 +7,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -119,7 +119,10 @@ def send(sender: SlackSender, how: str, body: dict[str, Any]) -> requests.Respon
 
 
 @pytest.mark.reliability
-def test_each_malformed_shape_is_refused_with_400_and_changes_nothing(bot: Bot) -> None:
+def test_each_malformed_shape_is_refused_with_400_and_changes_nothing(
+    start_bot: Callable[..., Bot],
+) -> None:
+    bot = start_bot(process=True)  # its log is read
     asset = free_assets(bot.simulator, MARKETING, 1)[0]
     _, operation_id = bot.preview(f'"Marketing Library" {asset}')
     assert operation_id and stored(bot, operation_id).state == "pending"

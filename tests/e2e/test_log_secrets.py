@@ -38,7 +38,7 @@ def test_debug_logs_of_a_full_run_hold_no_secret(
         return real_verify(msg, sig, key)
 
     monkeypatch.setattr(simulator_server, "verify", recording_verify)
-    bot = start_bot(LOG_LEVEL="DEBUG")
+    bot = start_bot(LOG_LEVEL="DEBUG", process=True)
     sender = bot.sender
 
     # A full add, then its undo.
@@ -66,7 +66,7 @@ def test_debug_logs_of_a_full_run_hold_no_secret(
     )
 
     # Uplynk refusing a wrong API key (401), seen by a second bot.
-    wrong = start_bot(LOG_LEVEL="DEBUG", UPLYNK_API_KEY=WRONG_KEY)
+    wrong = start_bot(LOG_LEVEL="DEBUG", UPLYNK_API_KEY=WRONG_KEY, process=True)
     call, confirm = wrong.preview(f"{MARKETING} {assets[0]}")
     assert not confirm and "refused the bot's credentials (401)" in text_of(call)
 

@@ -17,7 +17,7 @@ def test_sigkill_mid_job_then_the_next_instance_resumes_it_with_nobody_clicking(
     # UPLYNK_TIMEOUT: the resumed run waits up to one request's time (3.05 + 3 s, not 33 s)
     # for the batch the crash cut off in flight.
     env = {"UPLYNK_BATCH_SIZE": "100", "ADDTOLIB_LEASE_SECONDS": "2", "UPLYNK_TIMEOUT": "3"}
-    first: Bot = start_bot(**env)
+    first: Bot = start_bot(process=True, **env)
     assets = [uuid.uuid4().hex for _ in range(COUNT)]
     for n, asset_id in enumerate(assets):
         first.simulator.catalogue.add_asset(f"Bulk asset {n}", id=asset_id)  # in no library

@@ -10,7 +10,7 @@ from tests.fixtures_slack import SIGNING_SECRET
 
 
 def test_json_logs_parse_line_by_line_and_hold_no_secret(start_bot: Callable[..., Bot]) -> None:
-    bot = start_bot(LOG_FORMAT="json", LOG_LEVEL="DEBUG")
+    bot = start_bot(LOG_FORMAT="json", LOG_LEVEL="DEBUG", process=True)
     assets = free_assets(bot.simulator, MARKETING, 2)
     _, operation_id = bot.preview(f'"Marketing Library" {" ".join(assets)}')
     bot.click("addtolib_confirm", operation_id)

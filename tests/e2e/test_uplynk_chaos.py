@@ -56,7 +56,7 @@ def all_operations(bot: Bot) -> list[Operation]:
 
 @pytest.mark.reliability
 def test_random_uplynk_failures_lose_nothing(start_bot: Callable[..., Bot]) -> None:
-    bot = start_bot(UPLYNK_BATCH_SIZE="2")
+    bot = start_bot(UPLYNK_BATCH_SIZE="2", process=True)
     catalogue = bot.simulator.catalogue
     jobs: list[tuple[str, list[str]]] = []
     for n in range(OPERATIONS):
