@@ -13,25 +13,16 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from bot.core.delivery.outbox import Owed, insert_owed
-from bot.core.operation import Operation, State
+from bot.core.operation import TERMINAL, Operation, State
 from bot.core.parsing import AddCommand, LibraryRef, ParseError, parse_asset_list
 from bot.core.store import OperationStore
 from bot.core.tables import operations, workflow_steps
 
 log = logging.getLogger(__name__)
 
-#: The operation states that end a step: `done` completes it, the others fail it.
-ENDS = frozenset(
-    {
-        State.DONE,
-        State.PARTIAL,
-        State.FAILED,
-        State.CANCELLED,
-        State.EXPIRED,
-        State.DENIED,
-        State.REJECTED,
-    }
-)
+#: The operation states that end a step: `done` completes it, the others fail it. Not
+#: `interrupted` (a resume carries on) nor `undone` (it follows `done`, which ended the step).
+ENDS = TERMINAL - {State.UNDONE, State.INTERRUPTED}
 #: Slack revokes an execution's bot_access_token at completion or after about 15 minutes:
 #: past that it is neither used nor kept.
 TOKEN_LIFE = timedelta(minutes=15)
