@@ -88,7 +88,10 @@ def test_a_replaced_web_process_leaves_no_live_gauge_behind(
     _, operation_id = bot.preview(f"{MARKETING} {free_assets(bot.simulator, MARKETING, 1)[0]}")
     bot.click("addtolib_confirm", operation_id)
     wait_until(lambda: scrape(bot, "addtolib_jobs_running") == 1)
-    assert {f"gauge_livesum_{pid}.db" for pid in old} <= {f.name for f in folder.iterdir()}
+    # A process writes its live-gauge file when it first touches a live gauge: the one running
+    # the job has, the other may not have yet (it depends on which process took which request).
+    before = {f.name for f in folder.iterdir()}
+    assert any(f"gauge_livesum_{pid}.db" in before for pid in old), before
 
     for pid in old:  # a crash, not a stop: nothing of theirs runs at exit
         os.kill(pid, signal.SIGKILL)
