@@ -200,9 +200,16 @@ def test_a_permanent_error_is_recorded_and_not_retried(start_bot: Callable[..., 
     bot.click("addtolib_confirm", operation_id)
     # The thread still gets its posts: a failed summary does not block the operation's lane.
     bot.slack.wait_until(lambda: details(bot, operation_id), timeout=30)
-    time.sleep(10 * BACKOFF)  # a retry would have come by now (the first backoff is BACKOFF)
-    tried = [c for c in bot.slack.calls_of("chat.postMessage") if c.channel == CHANNEL]
-    assert [c.error for c in tried] == ["invalid_blocks"]
+
+    def tried() -> list[SlackCall]:
+        return [c for c in bot.slack.calls_of("chat.postMessage") if c.channel == CHANNEL]
+
+    # A retry would have come within 10 backoffs (the first is BACKOFF): watch until then, and
+    # stop at once if one does.
+    deadline = time.monotonic() + 10 * BACKOFF
+    while time.monotonic() < deadline and len(tried()) < 2:
+        time.sleep(0.02)
+    assert [c.error for c in tried()] == ["invalid_blocks"]
     with opened_store(bot) as store:
         box = Outbox(store)
         (summary,) = [e for e in box.entries(operation_id) if e.template == "summary"]
