@@ -50,6 +50,22 @@ channels = ["C0EDIT"]
 """
 
 
+#: The lead who approves Ad Breaks in PROTECTED_POLICY.
+LEAD = "U0LEAD"
+#: USER may add to Marketing and Ad Breaks; Ad Breaks needs one approval by LEAD or an admin.
+PROTECTED_POLICY = f"""
+admins = ["{ADMIN}"]
+
+[[allow]]
+libraries = ["{MARKETING}", "{AD_BREAKS}"]
+users = ["{USER}"]
+
+[[protect]]
+libraries = ["{AD_BREAKS}"]
+approvers = ["{LEAD}"]
+"""
+
+
 def free_assets(simulator: UplynkSimulator, library_id: str, count: int) -> list[str]:
     """Demo assets that exist and are not yet in `library_id`."""
     held = simulator.catalogue.library_assets(library_id)

@@ -15,9 +15,11 @@ from bot.slack_standin import SlackCall
 from tests.fixtures_bot import (
     AD_BREAKS,
     ADMIN,
+    LEAD,
     MARKETING,
     NOTIFY,
     OTHER,
+    PROTECTED_POLICY,
     USER,
     Bot,
     button_value,
@@ -297,24 +299,10 @@ def dump_request(request) -> str:
     return f"{request.query} {request.body} {request.params}"
 
 
-LEAD = "U0LEAD"
-PROTECTED = f"""
-admins = ["{ADMIN}"]
-
-[[allow]]
-libraries = ["{MARKETING}", "{AD_BREAKS}"]
-users = ["{USER}"]
-
-[[protect]]
-libraries = ["{AD_BREAKS}"]
-approvers = ["{LEAD}"]
-"""
-
-
 @pytest.fixture
 def protected(start_bot: Callable[..., Bot], tmp_path: Path) -> Bot:
     path = tmp_path / "protect.toml"
-    path.write_text(PROTECTED)
+    path.write_text(PROTECTED_POLICY)
     return start_bot(ADDTOLIB_POLICY=str(path), ADDTOLIB_APPROVAL_CHANNEL="C0APPROVALS", **FAST)
 
 

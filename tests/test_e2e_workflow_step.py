@@ -20,8 +20,9 @@ from bot.slack_standin.events import (
 )
 from tests.fixtures_bot import (
     AD_BREAKS,
-    ADMIN,
+    LEAD,
     MARKETING,
+    PROTECTED_POLICY,
     USER,
     Bot,
     button_value,
@@ -34,27 +35,14 @@ from tests.fixtures_bot import (
 from tests.fixtures_slack import SIGNING_SECRET
 from tests.fixtures_socket import SocketBot
 
-LEAD = "U0LEAD"
 STRANGER = "U0STRANGER"
 SUMMARY_CHANNEL = "C0MEDIA"
-
-POLICY = f"""
-admins = ["{ADMIN}"]
-
-[[allow]]
-libraries = ["{MARKETING}", "{AD_BREAKS}"]
-users = ["{USER}"]
-
-[[protect]]
-libraries = ["{AD_BREAKS}"]
-approvers = ["{LEAD}"]
-"""
 
 
 @pytest.fixture
 def start(start_bot: Callable[..., Bot], tmp_path: Path) -> Callable[..., Bot]:
     path = tmp_path / "step.toml"
-    path.write_text(POLICY)
+    path.write_text(PROTECTED_POLICY)
 
     def starter(process: bool = False, **env: str) -> Bot:
         env.setdefault("LOG_LEVEL", "DEBUG")  # the token must stay out of even the debug log
@@ -329,7 +317,7 @@ def test_duplicates_three_deliveries_and_two_instances_make_one_operation(start)
 
 def test_socket_mode_happy_path(start_socket_bot: Callable[..., SocketBot], tmp_path) -> None:
     path = tmp_path / "step.toml"
-    path.write_text(POLICY)
+    path.write_text(PROTECTED_POLICY)
     bot = start_socket_bot(ADDTOLIB_POLICY=str(path))
     run = Run(bot, MARKETING, " ".join(free_assets(bot.simulator, MARKETING, 2)))
     envelope = send_socket_event(bot.sm, run.event)
