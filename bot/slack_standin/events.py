@@ -130,7 +130,7 @@ def send_event(
     session: requests.Session | None = None,
 ) -> requests.Response:
     """POST `event` to the app's Events API URL, signed as Slack signs it. `retry_num` adds the
-    retry headers of Slack's redelivery. The response carries `.event_id`."""
+    retry headers of Slack's redelivery."""
     body = event_callback(event, event_id=event_id, team_id=team_id)
     raw = json.dumps(body)
     timestamp = str(int(time.time()))
@@ -144,9 +144,7 @@ def send_event(
         headers["X-Slack-Retry-Num"] = str(retry_num)
         headers["X-Slack-Retry-Reason"] = retry_reason
     poster = session or requests
-    response = poster.post(url, data=raw.encode(), headers=headers, timeout=timeout)
-    response.event_id = body["event_id"]  # type: ignore[union-attr]  # the id sent, for the caller
-    return response
+    return poster.post(url, data=raw.encode(), headers=headers, timeout=timeout)
 
 
 def send_socket_event(
