@@ -55,15 +55,6 @@ def gunicorn_path() -> str:
     return found
 
 
-def procfile_web_argv() -> list[str]:
-    """The Procfile's web command, run with this interpreter (``python`` -> sys.executable)."""
-    for line in (REPO_ROOT / "Procfile").read_text().splitlines():
-        if line.startswith("web:"):
-            argv = shlex.split(line.split(":", 1)[1])
-            return [sys.executable if word == "python" else word for word in argv]
-    raise RuntimeError("the Procfile has no web: line")
-
-
 class BotProcess:
     """A server subprocess: ``python -m bot serve`` by default, or gunicorn.
 
@@ -95,10 +86,12 @@ class BotProcess:
     ) -> None:
         self.host = host
         self.port = port or free_port(host)
+        procfile_env: dict[str, str] = {}
         if argv is not None:
             self.argv = list(argv)
-        elif procfile:
-            self.argv = procfile_web_argv()
+        elif procfile:  # the Procfile's web command, run with this interpreter
+            procfile_env, words = procfile_command("web")
+            self.argv = [sys.executable if word == "python" else word for word in words]
         elif gunicorn:
             self.argv = [
                 gunicorn_path(),
@@ -117,7 +110,7 @@ class BotProcess:
         else:
             self.argv = [sys.executable, "-m", "bot", "serve"]
         base = os.environ if base_env is None else base_env
-        self.env = {**base, "PYTHONUNBUFFERED": "1", "PORT": str(self.port)}
+        self.env = {**base, **procfile_env, "PYTHONUNBUFFERED": "1", "PORT": str(self.port)}
         self.env.update(env or {})
         self.cwd = str(cwd)
         if log_path is None:
